@@ -1,0 +1,60 @@
+"""Every error onsale-obs raises on purpose, so callers can catch one family.
+
+    OnsaleObsError
+    ├── BadInputError          bad spec, file, argument or message (CLI exit code 2)
+    │   └── ScheduleError      an on-sale schedule file or window is invalid
+    ├── SigningKeyError        a signing or verify key is missing or unreadable (exit 2)
+    ├── BackendUnavailableError the mode store cannot be reached (exit 3)
+    └── RevisionConflictError  another publisher took the revision first (retried internally)
+
+Messages are whole sentences that say what was expected; structured attributes (``file``,
+``field``) let tools point at the place.
+"""
+
+from __future__ import annotations
+
+
+class OnsaleObsError(Exception):
+    """Base class of every error raised by onsale-obs."""
+
+    exit_code = 1
+
+
+class BadInputError(OnsaleObsError, ValueError):
+    """Input (a file, a field, an argument or a message) is not what was expected."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = ", ".join(p for p in (file, f"field {field!r}" if field else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ScheduleError(BadInputError):
+    """An on-sale schedule (YAML file or CLI window) is invalid."""
+
+
+class SigningKeyError(OnsaleObsError):
+    """A signing or verify key is missing, unreadable or of the wrong kind."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None) -> None:
+        self.file = file
+        super().__init__(f"{file}: {message}" if file else message)
+
+
+class BackendUnavailableError(OnsaleObsError):
+    """The mode store (sqlite file, Redis server) could not be reached."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(f"{url}: {message}" if url else message)
+
+
+class RevisionConflictError(OnsaleObsError):
+    """Another publisher appended a newer revision first; the caller retries."""

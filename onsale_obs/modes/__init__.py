@@ -1,0 +1,58 @@
+"""Mode broadcasting: which scopes are on sale, signed, versioned and kept current in every service."""
+
+from onsale_obs.modes._backend import Entry, ModeBackend, Snapshot
+from onsale_obs.modes._broadcaster import Broadcaster
+from onsale_obs.modes._history import ModeHistory, windows_from_states
+from onsale_obs.modes._memory import MemoryBackend
+from onsale_obs.modes._model import (
+    GLOBAL_SCOPE,
+    ModeState,
+    OnSaleWindow,
+    event_scope,
+    parse_mode,
+    parse_scope,
+    scope_event,
+)
+from onsale_obs.modes._open import BACKEND_ENV, DEFAULT_BACKEND_URL, open_backend
+from onsale_obs.modes._schedule import Schedule, ScheduledWindow
+from onsale_obs.modes._signing import (
+    REJECT_REASONS,
+    KeyPairFiles,
+    RejectedMessage,
+    Signer,
+    Verifier,
+    generate_key_pair,
+)
+from onsale_obs.modes._sqlite import SqliteBackend
+from onsale_obs.modes._subscriber import ModeSubscriber, Resolution
+
+__all__ = [
+    "BACKEND_ENV",
+    "DEFAULT_BACKEND_URL",
+    "GLOBAL_SCOPE",
+    "REJECT_REASONS",
+    "Broadcaster",
+    "Entry",
+    "KeyPairFiles",
+    "MemoryBackend",
+    "ModeBackend",
+    "ModeHistory",
+    "ModeState",
+    "ModeSubscriber",
+    "OnSaleWindow",
+    "RejectedMessage",
+    "Resolution",
+    "Schedule",
+    "ScheduledWindow",
+    "Signer",
+    "Snapshot",
+    "SqliteBackend",
+    "Verifier",
+    "event_scope",
+    "generate_key_pair",
+    "open_backend",
+    "parse_mode",
+    "parse_scope",
+    "scope_event",
+    "windows_from_states",
+]

@@ -1,0 +1,205 @@
+"""Modes, scopes and the signed, versioned state a scope is in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.types import MODES, SOURCES, Mode, Source
+
+GLOBAL_SCOPE = "global"
+EVENT_PREFIX = "event:"
+#: Event ids travel in baggage, metric labels and Redis keys: keep them short and plain.
+EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A reason is for people; anything longer is a mistake or an attack on the bus.
+MAX_REASON_LENGTH = 500
+
+
+def event_scope(event_id: str) -> str:
+    """Return the scope name of one event (``event:<id>``), validating the id."""
+    if not EVENT_ID_PATTERN.match(event_id):
+        raise BadInputError(
+            f"event id {event_id!r} is invalid; expected 1-128 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit.",
+            field="event",
+        )
+    return EVENT_PREFIX + event_id
+
+
+def parse_scope(text: str) -> str:
+    """Validate a scope written by a person (``global`` or ``event:<id>``) and return it."""
+    if text == GLOBAL_SCOPE:
+        return text
+    if text.startswith(EVENT_PREFIX):
+        return event_scope(text[len(EVENT_PREFIX) :])
+    raise BadInputError(
+        f"scope {text!r} is invalid; expected 'global' or 'event:<id>' (for example event:final-2026).",
+        field="scope",
+    )
+
+
+def scope_event(scope: str) -> str | None:
+    """Return the event id of an ``event:<id>`` scope, or None for ``global``."""
+    return scope[len(EVENT_PREFIX) :] if scope.startswith(EVENT_PREFIX) else None
+
+
+def parse_mode(text: str) -> Mode:
+    """Validate a mode name."""
+    for mode in MODES:
+        if text == mode:
+            return mode
+    raise BadInputError(
+        f"mode {text!r} is unknown; expected one of: {', '.join(MODES)}.", field="mode"
+    )
+
+
+def parse_source(text: str) -> Source:
+    """Validate a state source name."""
+    for source in SOURCES:
+        if text == source:
+            return source
+    raise BadInputError(
+        f"source {text!r} is unknown; expected one of: {', '.join(SOURCES)}.", field="source"
+    )
+
+
+def check_reason(reason: str) -> str:
+    """Reject reasons that are too long to be meant for people."""
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadInputError(
+            f"reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are allowed.",
+            field="reason",
+        )
+    return reason
+
+
+def iso(ts: float | None) -> str | None:
+    """Format epoch seconds as an ISO-8601 UTC timestamp (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ModeState:
+    """The mode one scope is in, from ``since`` until ``until`` (or until the next revision).
+
+    ``revision`` is assigned by the store and strictly increases with every transition of
+    any scope, so it orders the whole history.
+    """
+
+    scope: str
+    mode: Mode
+    revision: int
+    since: float
+    until: float | None = None
+    source: Source = "manual"
+    reason: str = ""
+
+    def is_onsale_at(self, now: float) -> bool:
+        """True while this state puts its scope on sale at ``now`` (expiry honoured)."""
+        return self.mode == "onsale" and (self.until is None or now < self.until)
+
+    def is_expired_at(self, now: float) -> bool:
+        """True once ``until`` has passed: the scope is back to normal."""
+        return self.until is not None and now >= self.until
+
+    def to_payload(self) -> dict[str, Any]:
+        """The fields that are signed, with times as epoch seconds."""
+        return {
+            "v": 1,
+            "scope": self.scope,
+            "mode": self.mode,
+            "revision": self.revision,
+            "since": self.since,
+            "until": self.until,
+            "source": self.source,
+            "reason": self.reason,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of a state (times as ISO-8601 UTC strings)."""
+        return {
+            "scope": self.scope,
+            "event": scope_event(self.scope),
+            "mode": self.mode,
+            "revision": self.revision,
+            "since": iso(self.since),
+            "until": iso(self.until),
+            "source": self.source,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> ModeState:
+        """Build a state from a decoded payload, raising ``BadInputError`` on any bad field."""
+        if not isinstance(payload, dict):
+            raise BadInputError("a mode state must be a JSON object.", field="payload")
+        if payload.get("v") != 1:
+            raise BadInputError(
+                f"unsupported state version {payload.get('v')!r}; expected 1.", field="v"
+            )
+        scope = _field(payload, "scope", str)
+        revision = _field(payload, "revision", int)
+        if isinstance(revision, bool) or revision < 1:
+            raise BadInputError("revision must be a positive integer.", field="revision")
+        since = _number(payload, "since")
+        until_raw = payload.get("until")
+        until = None if until_raw is None else _number(payload, "until")
+        if until is not None and until <= since:
+            raise BadInputError("until must be later than since.", field="until")
+        return cls(
+            scope=parse_scope(scope),
+            mode=parse_mode(_field(payload, "mode", str)),
+            revision=revision,
+            since=since,
+            until=until,
+            source=parse_source(_field(payload, "source", str)),
+            reason=check_reason(_field(payload, "reason", str)),
+        )
+
+
+def _field(payload: dict[str, Any], name: str, kind: type[Any]) -> Any:
+    value = payload.get(name)
+    if not isinstance(value, kind):
+        raise BadInputError(f"{name} must be a {kind.__name__}, got {value!r}.", field=name)
+    return value
+
+
+def _number(payload: dict[str, Any], name: str) -> float:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise BadInputError(f"{name} must be a number of epoch seconds, got {value!r}.", field=name)
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class OnSaleWindow:
+    """A span of time during which one scope was on sale (``end`` None: still on sale)."""
+
+    scope: str
+    start: float
+    end: float | None
+    source: Source
+    reason: str
+    revisions: tuple[int, ...] = field(default=())
+
+    @property
+    def event(self) -> str | None:
+        """The event id, or None for a global on-sale."""
+        return scope_event(self.scope)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of a window."""
+        return {
+            "scope": self.scope,
+            "event": self.event,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "source": self.source,
+            "reason": self.reason,
+            "revisions": list(self.revisions),
+        }

@@ -1,0 +1,172 @@
+"""Distributed mode store on Redis (``redis://host:port/db``).
+
+Layout (``<prefix>`` defaults to ``onsale``):
+
+- ``<prefix>:rev``   counter; publishers ``INCR`` it to reserve a revision before signing;
+- ``<prefix>:log``   stream whose entry ids are ``<revision>-0``: Redis refuses an id that is not
+                     above the top, which makes the append a compare-and-set;
+- ``<prefix>:state`` hash ``scope -> "<revision>\\n<message>"``, the versioned snapshot.
+
+Subscribers read the snapshot and the stream's top id atomically, then ``XREAD`` from the
+last revision they saw. Pub/sub is not used: a subscriber that reconnects, or a Redis that
+restarts (run it with ``appendonly yes``), loses nothing because the stream is resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+import redis.asyncio as aredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from onsale_obs.exceptions import BackendUnavailableError, BadInputError
+from onsale_obs.modes._backend import Entry, Seal, Snapshot
+
+_APPEND = """
+local ok = redis.pcall('XADD', KEYS[1], ARGV[1] .. '-0', 'scope', ARGV[2], 'msg', ARGV[3])
+if type(ok) == 'table' and ok.err then
+  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  local rev = 0
+  if #top > 0 then rev = tonumber(string.match(top[1][1], '^(%d+)')) end
+  if tonumber(redis.call('GET', KEYS[3]) or '0') < rev then redis.call('SET', KEYS[3], rev) end
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\\n' .. ARGV[3])
+return 1
+"""
+
+_SNAPSHOT = """
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local cursor = '0'
+if #top > 0 then cursor = top[1][1] end
+return {cursor, redis.call('HGETALL', KEYS[2])}
+"""
+
+_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Publishers retry a lost revision race this many times before giving up.
+_MAX_APPEND_ATTEMPTS = 20
+
+
+def _revision(stream_id: bytes | str) -> int:
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    return int(text.split("-", 1)[0])
+
+
+class RedisBackend:
+    """Mode store on one Redis database; see the module docstring for the layout."""
+
+    def __init__(
+        self, url: str, *, prefix: str | None = None, connect_timeout: float = 1.0
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise BadInputError(
+                f"{url!r} is not a Redis URL; expected redis://host:port/db.", field="backend"
+            )
+        query = parse_qs(parts.query)
+        self.url = url
+        self.prefix = prefix or query.get("prefix", ["onsale"])[0]
+        self._keys = (f"{self.prefix}:log", f"{self.prefix}:state", f"{self.prefix}:rev")
+        self._connect_timeout = connect_timeout
+        clean_url = parts._replace(query="").geturl()
+        self._client_url = clean_url
+        self._client: redis.Redis = redis.Redis.from_url(
+            clean_url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=connect_timeout + 10.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._aclient: aredis.Redis | None = None
+        self._append = self._client.register_script(_APPEND)
+        self._snapshot = self._client.register_script(_SNAPSHOT)
+
+    def _unavailable(self, exc: BaseException) -> BackendUnavailableError:
+        return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=self.url)
+
+    def append(self, scope: str, seal: Seal) -> int:
+        log, state, rev = self._keys
+        try:
+            for _ in range(_MAX_APPEND_ATTEMPTS):
+                revision = int(self._client.incr(rev))
+                if self._append(keys=[log, state, rev], args=[revision, scope, seal(revision)]):
+                    return revision
+        except _ERRORS as exc:
+            raise self._unavailable(exc) from None
+        raise BackendUnavailableError(
+            f"lost the revision race {_MAX_APPEND_ATTEMPTS} times in a row.", url=self.url
+        )
+
+    def snapshot(self) -> Snapshot:
+        log, state, _ = self._keys
+        try:
+            cursor_id, flat = self._snapshot(keys=[log, state])
+        except _ERRORS as exc:
+            raise self._unavailable(exc) from None
+        latest: dict[str, Entry] = {}
+        for i in range(0, len(flat), 2):
+            scope = flat[i].decode()
+            revision_text, _, message = bytes(flat[i + 1]).partition(b"\n")
+            latest[scope] = Entry(int(revision_text), scope, message)
+        return Snapshot(latest, _revision(cursor_id))
+
+    @staticmethod
+    def _entries(reply: Any) -> list[Entry]:
+        entries: list[Entry] = []
+        for _stream, items in reply or []:
+            for stream_id, fields in items:
+                entries.append(RedisBackend._entry(stream_id, fields))
+        return entries
+
+    @staticmethod
+    def _entry(stream_id: Any, fields: Any) -> Entry:
+        return Entry(_revision(stream_id), bytes(fields[b"scope"]).decode(), bytes(fields[b"msg"]))
+
+    def read(self, after: int, timeout: float) -> list[Entry]:
+        try:
+            reply = self._client.xread(
+                {self._keys[0]: f"{after}-0"}, count=1000, block=max(1, int(timeout * 1000))
+            )
+        except _ERRORS as exc:
+            raise self._unavailable(exc) from None
+        return self._entries(reply)
+
+    async def aread(self, after: int, timeout: float) -> list[Entry]:
+        if self._aclient is None:
+            self._aclient = aredis.Redis.from_url(
+                self._client_url,
+                socket_connect_timeout=self._connect_timeout,
+                socket_timeout=self._connect_timeout + 10.0,
+                retry=Retry(NoBackoff(), 0),
+            )
+        try:
+            reply = await self._aclient.xread(
+                {self._keys[0]: f"{after}-0"}, count=1000, block=max(1, int(timeout * 1000))
+            )
+        except _ERRORS as exc:
+            raise self._unavailable(exc) from None
+        return self._entries(reply)
+
+    def history(self, after: int = 0) -> Iterator[Entry]:
+        start = f"({after}-0" if after else "-"
+        while True:
+            try:
+                items = self._client.xrange(self._keys[0], min=start, max="+", count=1000)
+            except _ERRORS as exc:
+                raise self._unavailable(exc) from None
+            if not items:
+                return
+            for stream_id, fields in items:
+                yield self._entry(stream_id, fields)
+            start = f"({_revision(items[-1][0] or b'0')}-0"
+
+    def inject(self, scope: str, message: bytes) -> int:
+        """Write a raw message as a client without the signing key could (tests, drills)."""
+        return self.append(scope, lambda _revision: message)
+
+    def close(self) -> None:
+        self._client.close()
+        self._aclient = None

@@ -1,0 +1,184 @@
+"""On-sale windows known in advance, loaded from YAML or added from the CLI.
+
+File format::
+
+    onsales:
+      - event: final-2026            # or `scope: global`
+        start: 2026-12-01T10:00:00Z
+        end: 2026-12-01T12:00:00Z    # the expected end; the broadcaster sets `until` to it
+        reason: Cup final general sale
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from onsale_obs.exceptions import ScheduleError
+from onsale_obs.modes._model import GLOBAL_SCOPE, check_reason, event_scope, iso, parse_scope
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledWindow:
+    """One planned on-sale: ``scope`` is on sale from ``start`` until ``end`` (epoch seconds)."""
+
+    scope: str
+    start: float
+    end: float
+    reason: str = ""
+
+    def contains(self, now: float) -> bool:
+        """True while ``now`` is inside the window."""
+        return self.start <= now < self.end
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of a scheduled window."""
+        return {
+            "scope": self.scope,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "reason": self.reason,
+        }
+
+
+class _WindowSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event: str | None = None
+    scope: str | None = None
+    start: datetime
+    end: datetime
+    reason: str = Field(default="", max_length=500)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a time zone, for example 2026-12-01T10:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> _WindowSpec:
+        if (self.event is None) == (self.scope is None):
+            raise ValueError(
+                "give exactly one of 'event' (an event id) or 'scope' (global or event:<id>)"
+            )
+        if self.end <= self.start:
+            raise ValueError("'end' must be later than 'start'")
+        return self
+
+
+class _ScheduleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    onsales: list[_WindowSpec] = Field(default_factory=list)
+
+
+class Schedule:
+    """A set of planned on-sale windows; answers "is this scope on sale at ``now``?"."""
+
+    def __init__(self, windows: Iterable[ScheduledWindow] = ()) -> None:
+        self.windows: tuple[ScheduledWindow, ...] = tuple(
+            sorted(windows, key=lambda w: (w.start, w.scope))
+        )
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def active(self, scope: str, now: float) -> ScheduledWindow | None:
+        """The window that puts ``scope`` on sale at ``now`` (latest end wins), or None."""
+        found = [w for w in self.windows if w.scope == scope and w.contains(now)]
+        return max(found, key=lambda w: w.end) if found else None
+
+    def is_onsale(self, event: str | None, now: float) -> bool:
+        """Effective scheduled mode of a request: its event's window or a global one."""
+        for w in self.windows:
+            if w.contains(now) and (
+                w.scope == GLOBAL_SCOPE or (event is not None and w.scope == "event:" + event)
+            ):
+                return True
+        return False
+
+    def scopes(self) -> set[str]:
+        """Every scope the schedule mentions."""
+        return {w.scope for w in self.windows}
+
+    def with_window(self, window: ScheduledWindow) -> Schedule:
+        """A copy with one more window."""
+        return Schedule((*self.windows, window))
+
+    def without(self, scope: str, start: float | None = None) -> Schedule:
+        """A copy without the windows of ``scope`` (only the one starting at ``start`` if given)."""
+        return Schedule(
+            w
+            for w in self.windows
+            if not (w.scope == scope and (start is None or w.start == start))
+        )
+
+    @classmethod
+    def from_data(cls, data: Any, *, file: str = "<schedule>") -> Schedule:
+        """Validate parsed YAML; errors name the file and the path inside it."""
+        if data is None:
+            return cls()
+        try:
+            spec = _ScheduleSpec.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            raise ScheduleError(f"{err['msg']}.", file=file, field=where) from None
+        windows = []
+        for i, w in enumerate(spec.onsales):
+            try:
+                scope = event_scope(w.event) if w.event is not None else parse_scope(w.scope or "")
+                reason = check_reason(w.reason)
+            except ScheduleError:
+                raise
+            except Exception as exc:
+                raise ScheduleError(str(exc), file=file, field=f"onsales.{i}") from None
+            windows.append(ScheduledWindow(scope, w.start.timestamp(), w.end.timestamp(), reason))
+        return cls(windows)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schedule:
+        """Read a schedule YAML file; a missing file is an empty schedule."""
+        p = Path(path)
+        if not p.exists():
+            return cls()
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ScheduleError(f"is not valid YAML{line}.", file=str(p)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScheduleError(f"cannot be read ({exc}).", file=str(p)) from None
+        return cls.from_data(data, file=str(p))
+
+    def to_data(self) -> dict[str, Any]:
+        """The YAML-ready form of the schedule (round-trips through ``from_data``)."""
+        out = []
+        for w in self.windows:
+            item: dict[str, Any] = (
+                {"scope": w.scope}
+                if w.scope == GLOBAL_SCOPE
+                else {"event": w.scope[len("event:") :]}
+            )
+            item["start"] = datetime.fromtimestamp(w.start, UTC).isoformat().replace("+00:00", "Z")
+            item["end"] = datetime.fromtimestamp(w.end, UTC).isoformat().replace("+00:00", "Z")
+            if w.reason:
+                item["reason"] = w.reason
+            out.append(item)
+        return {"onsales": out}
+
+    def save(self, path: str | Path) -> None:
+        """Write the schedule as YAML, atomically."""
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_data(), sort_keys=False))
+        tmp.replace(p)

@@ -1,0 +1,212 @@
+"""Ed25519 signing of mode states, so only holders of the private key can change a mode.
+
+A message on the bus is a small JSON envelope::
+
+    {"v": 1, "kid": "<key id>", "payload": "<canonical state JSON>", "sig": "<base64 signature>"}
+
+The signature covers the exact payload bytes (including the store-assigned revision), so a
+state cannot be altered or re-numbered without the private key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from onsale_obs.exceptions import BadInputError, SigningKeyError
+from onsale_obs.modes._model import ModeState
+
+#: A signed state is a few hundred bytes; anything far larger is refused before parsing.
+MAX_MESSAGE_BYTES = 4096
+
+RejectReason: TypeAlias = Literal[
+    "malformed", "oversized", "unsigned", "forged", "replayed", "expired"
+]
+REJECT_REASONS: tuple[RejectReason, ...] = (
+    "malformed",
+    "oversized",
+    "unsigned",
+    "forged",
+    "replayed",
+    "expired",
+)
+
+
+class RejectedMessage(Exception):
+    """A message from the bus that a subscriber must not believe."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short, stable id of a public key (first 8 bytes of its SHA-256, hex)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs mode states with an Ed25519 private key."""
+
+    private_key: Ed25519PrivateKey
+
+    @property
+    def kid(self) -> str:
+        """The id of the matching public key."""
+        return key_id(self.private_key.public_key())
+
+    def seal(self, state: ModeState) -> bytes:
+        """Return the signed envelope for ``state``, ready for the bus."""
+        payload = orjson.dumps(state.to_payload(), option=orjson.OPT_SORT_KEYS)
+        sig = self.private_key.sign(payload)
+        return orjson.dumps(
+            {
+                "v": 1,
+                "kid": self.kid,
+                "payload": payload.decode(),
+                "sig": base64.b64encode(sig).decode(),
+            }
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Signer:
+        """Load a PEM (PKCS#8) Ed25519 private key."""
+        data = _read_key_file(path, "signing")
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise SigningKeyError(
+                f"is not a PEM Ed25519 private key ({exc}); make one with 'onsale-obs keys generate'.",
+                file=str(path),
+            ) from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(
+                f"holds a {type(key).__name__}, expected an Ed25519 private key.", file=str(path)
+            )
+        return cls(key)
+
+
+class Verifier:
+    """Checks envelopes against one or more trusted Ed25519 public keys (several during rotation)."""
+
+    def __init__(self, public_keys: list[Ed25519PublicKey]) -> None:
+        if not public_keys:
+            raise SigningKeyError("at least one verify key is required.")
+        self._keys = {key_id(k): k for k in public_keys}
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Ids of the trusted keys."""
+        return tuple(self._keys)
+
+    def open(self, message: bytes) -> ModeState:
+        """Verify and decode one message, raising ``RejectedMessage`` with a reason if it fails."""
+        if len(message) > MAX_MESSAGE_BYTES:
+            raise RejectedMessage("oversized", f"{len(message)} bytes > {MAX_MESSAGE_BYTES}")
+        try:
+            envelope = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            raise RejectedMessage("malformed", f"not JSON ({exc})") from None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("payload"), str):
+            raise RejectedMessage("malformed", "not a signed-state envelope")
+        sig_text = envelope.get("sig")
+        kid = envelope.get("kid")
+        if not sig_text or not isinstance(sig_text, str):
+            raise RejectedMessage("unsigned", "the envelope carries no signature")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise RejectedMessage("forged", f"signed by unknown key {kid!r}")
+        payload = envelope["payload"].encode()
+        try:
+            key.verify(base64.b64decode(sig_text, validate=True), payload)
+        except (InvalidSignature, ValueError):
+            raise RejectedMessage("forged", "signature does not match the payload") from None
+        try:
+            return ModeState.from_payload(orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            raise RejectedMessage("malformed", "signed payload is not JSON") from None
+        except BadInputError as exc:
+            raise RejectedMessage("malformed", str(exc)) from None
+
+    @classmethod
+    def from_files(cls, paths: list[str | os.PathLike[str]]) -> Verifier:
+        """Load PEM Ed25519 public keys (or private keys, whose public half is used)."""
+        keys: list[Ed25519PublicKey] = []
+        for path in paths:
+            data = _read_key_file(path, "verify")
+            try:
+                loaded = serialization.load_pem_public_key(data)
+            except (ValueError, TypeError):
+                try:
+                    private = serialization.load_pem_private_key(data, password=None)
+                except (ValueError, TypeError) as exc:
+                    raise SigningKeyError(
+                        f"is not a PEM Ed25519 public key ({exc}).", file=str(path)
+                    ) from None
+                loaded = private.public_key()  # type: ignore[assignment,unused-ignore]
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise SigningKeyError(
+                    f"holds a {type(loaded).__name__}, expected an Ed25519 public key.",
+                    file=str(path),
+                )
+            keys.append(loaded)
+        return cls(keys)
+
+
+def _read_key_file(path: str | os.PathLike[str], role: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(
+            f"cannot read the {role} key ({exc.strerror or exc}).", file=str(path)
+        ) from None
+
+
+@dataclass(frozen=True)
+class KeyPairFiles:
+    """Where ``generate_key_pair`` wrote the keys."""
+
+    signing_key: Path
+    verify_key: Path
+    kid: str
+
+
+def generate_key_pair(
+    directory: Path, *, name: str = "onsale", overwrite: bool = False
+) -> KeyPairFiles:
+    """Write a new Ed25519 pair: ``<name>-signing.pem`` (mode 0600) and ``<name>-verify.pem``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    signing = directory / f"{name}-signing.pem"
+    verify = directory / f"{name}-verify.pem"
+    if not overwrite:
+        for path in (signing, verify):
+            if path.exists():
+                raise BadInputError(
+                    "already exists; refusing to overwrite a key (pass --force to replace it).",
+                    file=str(path),
+                )
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fd = os.open(signing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    os.chmod(signing, 0o600)
+    verify.write_bytes(public_pem)
+    return KeyPairFiles(signing, verify, key_id(private.public_key()))
