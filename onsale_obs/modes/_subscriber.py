@@ -195,11 +195,33 @@ class ModeSubscriber:
                 store_revision=snapshot.cursor,
                 seen_revision=self._cursor,
             )
-        for entry in sorted(snapshot.latest.values(), key=lambda e: e.revision):
-            self._accept(entry, live=False)
+        unverified = [
+            entry.scope
+            for entry in sorted(snapshot.latest.values(), key=lambda e: e.revision)
+            if not self._accept(entry, live=False)
+        ]
+        if unverified:
+            self._recover_from_log(set(unverified), snapshot.cursor)
         self._cursor = max(self._cursor, snapshot.cursor)
         self._synced = True
         self._publish_view()
+
+    def _recover_from_log(self, scopes: set[str], cursor: int) -> None:
+        """A scope's latest entry did not verify: fall back to its latest entry that does."""
+        best: dict[str, ModeState] = {}
+        for entry in self._backend.history():
+            if entry.revision > cursor or entry.scope not in scopes:
+                continue
+            try:
+                state = self._verifier.open(entry.message)
+            except RejectedMessage:
+                continue
+            if state.scope == entry.scope and state.revision == entry.revision:
+                best[state.scope] = state
+        for scope, state in best.items():
+            current = self._states.get(scope)
+            if current is None or state.revision > current.revision:
+                self._states[scope] = state
 
     def _apply(self, entries: Iterable[Entry]) -> None:
         changed = False
@@ -332,7 +354,8 @@ class ModeSubscriber:
         """Every known scope (stored or scheduled) and whether it is on sale now."""
         now = self._clock()
         view = self._view
-        out = {scope: state.is_onsale_at(now) for scope, state in self._states.items()}
+        # copy first: the background thread may add a scope while a scrape iterates
+        out = {scope: state.is_onsale_at(now) for scope, state in dict(self._states).items()}
         if view.stale and self._schedule is not None:
             for scope in self._schedule.scopes():
                 out[scope] = out.get(scope, False) or self._schedule.active(scope, now) is not None

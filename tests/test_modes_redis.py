@@ -1,0 +1,214 @@
+"""The distributed backend against a real redis-server: ordering, outages and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from onsale_obs.exceptions import BackendUnavailableError, BadInputError
+from onsale_obs.modes import (
+    Broadcaster,
+    ModeHistory,
+    ModeSubscriber,
+    Signer,
+    Verifier,
+    generate_key_pair,
+    open_backend,
+)
+from onsale_obs.modes._redis import RedisBackend
+from onsale_obs.testing import RedisServer, key_pair
+from tests.workers import finish_worker, start_worker
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> bool:
+    """Poll a condition in an integration test (real servers take real time)."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_two_processes_see_every_transition_in_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two subscriber processes receive every one of 30 transitions, in revision order."""
+    keys = generate_key_pair(tmp_path)
+    broadcaster = Broadcaster(open_backend(redis_server.url), Signer.from_file(keys.signing_key))
+    workers = [start_worker(redis_server.url, keys.verify_key, last_revision=30) for _ in range(2)]
+    published = [
+        broadcaster.set(f"event:e{i % 3}", "onsale" if i % 2 == 0 else "normal") for i in range(30)
+    ]
+    expected = [(s.revision, s.scope, s.mode) for s in published]
+    assert [r for r, _, _ in expected] == list(range(1, 31))
+    for worker in workers:
+        assert finish_worker(worker) == expected
+
+
+def test_redis_restart_loses_no_transition(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Kill Redis mid-stream and restart it: subscribers keep serving, recover, miss nothing."""
+    keys = generate_key_pair(tmp_path)
+    signer = Signer.from_file(keys.signing_key)
+    verifier = Verifier.from_files([keys.verify_key])
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+    workers = [
+        start_worker(redis_server.url, keys.verify_key, last_revision=20, timeout=90)
+        for _ in range(2)
+    ]
+    local = ModeSubscriber(
+        open_backend(redis_server.url),
+        verifier,
+        registry=None,
+        poll_timeout=0.2,
+        retry_interval=0.05,
+        stale_after=0.5,
+    ).start()
+    try:
+        for i in range(10):
+            broadcaster.set("event:final", "onsale" if i % 2 == 0 else "normal")
+        assert wait_for(lambda: local.revision == 10)
+        assert local.mode_for("final") == "normal"
+
+        redis_server.kill()
+        with pytest.raises(BackendUnavailableError):
+            broadcaster.set(
+                "event:final", "onsale"
+            )  # the publisher is told; nothing is half-written
+        assert local.mode_for("final") == "normal"  # keeps serving the last known state
+        assert wait_for(lambda: local.stale)
+        assert local.mode_for("final") == "normal"
+
+        redis_server.start()
+        for i in range(10, 20):
+            broadcaster.set(
+                "event:final", "onsale" if i % 2 == 0 else "normal", reason=f"after restart {i}"
+            )
+        assert wait_for(lambda: local.revision == 20)
+        assert not local.stale
+    finally:
+        local.stop()
+    history = ModeHistory(open_backend(redis_server.url), verifier).transitions()
+    assert [s.revision for s in history] == list(range(1, 21))
+    expected = [(s.revision, s.scope, s.mode) for s in history]
+    for worker in workers:
+        assert finish_worker(worker, timeout=90) == expected
+    assert local.states()["event:final"] == history[-1]
+
+
+def test_subscriber_started_while_redis_down_recovers(redis_server: RedisServer) -> None:
+    """A service that starts during an outage answers normal, then catches up when Redis returns."""
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+    broadcaster.set("global", "onsale")
+    redis_server.kill()
+    sub = ModeSubscriber(
+        open_backend(redis_server.url),
+        verifier,
+        registry=None,
+        poll_timeout=0.2,
+        retry_interval=0.05,
+        stale_after=0.3,
+    ).start()
+    try:
+        assert sub.mode_for(None) == "normal"
+        assert wait_for(lambda: sub.stale)
+        redis_server.start()
+        assert wait_for(lambda: sub.mode_for(None) == "onsale")
+    finally:
+        sub.stop()
+
+
+def test_concurrent_publishers_get_unique_revisions(redis_server: RedisServer) -> None:
+    """Publishers racing for revisions never reuse one; the log stays strictly increasing.
+
+    A publisher that loses a race burns the number it reserved, so gaps are allowed.
+    """
+    signer, verifier = key_pair()
+    backends = [open_backend(redis_server.url) for _ in range(4)]
+
+    async def race() -> list[int]:
+        def publish(b: object, n: int) -> list[int]:
+            assert isinstance(b, RedisBackend)
+            return [
+                Broadcaster(b, signer).set("global", "onsale" if i % 2 else "normal").revision
+                for i in range(n)
+            ]
+
+        results = await asyncio.gather(*(asyncio.to_thread(publish, b, 25) for b in backends))
+        return [r for rs in results for r in rs]
+
+    revisions = asyncio.run(race())
+    assert len(set(revisions)) == 100
+    history = ModeHistory(open_backend(redis_server.url), verifier).transitions()
+    assert [s.revision for s in history] == sorted(revisions)
+
+
+def test_async_subscriber_on_redis(redis_server: RedisServer) -> None:
+    """The asyncio task reads the Redis stream without blocking the event loop."""
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+
+    async def scenario() -> tuple[str, int]:
+        sub = ModeSubscriber(
+            open_backend(redis_server.url), verifier, registry=None, poll_timeout=0.2
+        )
+        sub.start_task()
+        ticks = 0
+        try:
+            await asyncio.to_thread(broadcaster.set, "event:final", "onsale")
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                ticks += 1  # the loop keeps running while the task waits on XREAD
+                if sub.mode_for("final") == "onsale":
+                    break
+            return sub.mode_for("final"), ticks
+        finally:
+            await sub.astop()
+
+    mode, ticks = asyncio.run(scenario())
+    assert mode == "onsale"
+    assert ticks >= 1
+
+
+def test_garbage_on_the_bus_is_counted_not_fatal(redis_server: RedisServer) -> None:
+    """Malformed, truncated and forged messages written straight into Redis are rejected and counted."""
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+    sub = ModeSubscriber(open_backend(redis_server.url), verifier, registry=None, poll_timeout=0.1)
+    assert sub.sync()
+    raw = RedisBackend(redis_server.url)
+    good = broadcaster.set("event:final", "onsale")
+    raw.inject("event:final", b"{not json")
+    raw.inject("event:final", signer.seal(good)[:30])
+    raw.inject("event:final", key_pair()[0].seal(good))
+    assert sub.sync(0.5)
+    assert sub.mode_for("final") == "onsale"
+    assert sub.rejected()["malformed"] == 2
+    assert sub.rejected()["forged"] == 1
+    # a new service starting now still finds the last valid state
+    fresh = ModeSubscriber(open_backend(redis_server.url), verifier, registry=None)
+    assert fresh.sync()
+    assert fresh.mode_for("final") == "onsale"
+
+
+def test_unreachable_redis_is_backend_error() -> None:
+    """Nothing listening on the port: a BackendUnavailableError naming the URL, quickly."""
+    backend = open_backend("redis://127.0.0.1:1/0")
+    started = time.monotonic()
+    with pytest.raises(
+        BackendUnavailableError, match=r"redis://127\.0\.0\.1:1/0: cannot reach Redis"
+    ):
+        backend.snapshot()
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("url", ["redis://", "mysql://x", "sqlite://host/x.db", "nonsense"])
+def test_bad_backend_urls(url: str) -> None:
+    """Unsupported or malformed backend URLs are bad input with the expected forms listed."""
+    with pytest.raises(BadInputError, match="expected"):
+        open_backend(url)
