@@ -28,6 +28,8 @@ class BadInputError(OnsaleObsError, ValueError):
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
         self.file = file
         self.field = field
+        #: The message without the file and field prefix.
+        self.detail = message
         where = ", ".join(p for p in (file, f"field {field!r}" if field else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -2,12 +2,14 @@
 
 from onsale_obs.modes._backend import Entry, ModeBackend, Snapshot
 from onsale_obs.modes._broadcaster import Broadcaster
+from onsale_obs.modes._current import VerifiedStates, current_states
 from onsale_obs.modes._history import ModeHistory, windows_from_states
 from onsale_obs.modes._memory import MemoryBackend
 from onsale_obs.modes._model import (
     GLOBAL_SCOPE,
     ModeState,
     OnSaleWindow,
+    check_reason,
     event_scope,
     parse_mode,
     parse_scope,
@@ -47,7 +49,10 @@ __all__ = [
     "Signer",
     "Snapshot",
     "SqliteBackend",
+    "VerifiedStates",
     "Verifier",
+    "check_reason",
+    "current_states",
     "event_scope",
     "generate_key_pair",
     "open_backend",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.modes._backend import ModeBackend
+from onsale_obs.modes._current import current_states
 from onsale_obs.modes._history import ModeHistory
 from onsale_obs.modes._model import ModeState, check_reason, parse_mode, parse_scope
 from onsale_obs.modes._schedule import Schedule
-from onsale_obs.modes._signing import RejectedMessage, Signer, Verifier
+from onsale_obs.modes._signing import Signer, Verifier
 from onsale_obs.types import Clock, Mode, Source
 
 
@@ -19,6 +19,7 @@ from onsale_obs.types import Clock, Mode, Source
 class Broadcaster:
     """Changes modes in a backend. Only holders of the signing key can construct a useful one.
 
+    The schedule runs by calling ``apply_schedule`` periodically (``onsale-obs mode schedule run``).
     Manual changes are overrides: while a scope's latest state is ``manual`` and has not
     expired, the schedule leaves that scope alone. ``clear`` hands the scope back to the
     schedule.
@@ -62,15 +63,7 @@ class Broadcaster:
     def current(self) -> dict[str, ModeState]:
         """The latest verified state of every scope (states that fail verification are skipped)."""
         assert self.verifier is not None
-        out: dict[str, ModeState] = {}
-        for scope, entry in self.backend.snapshot().latest.items():
-            try:
-                state = self.verifier.open(entry.message)
-            except RejectedMessage:
-                continue
-            if state.scope == scope:
-                out[scope] = state
-        return out
+        return current_states(self.backend, self.verifier).states
 
     def clear(self, scope: str, *, schedule: Schedule | None = None, reason: str = "") -> ModeState:
         """End a manual override: the scope follows the schedule again (normal if none)."""
@@ -115,14 +108,6 @@ class Broadcaster:
                     self.set(scope, "normal", source="schedule", reason="removed from the schedule")
                 )
         return changes
-
-    def run_schedule(
-        self, schedule: Schedule, stop: threading.Event, interval: float = 1.0
-    ) -> None:
-        """Apply the schedule every ``interval`` seconds until ``stop`` is set."""
-        while not stop.is_set():
-            self.apply_schedule(schedule)
-            stop.wait(interval)
 
     def history(self) -> ModeHistory:
         """The verified history of this backend."""

@@ -144,7 +144,11 @@ class ModeSubscriber:
         return dict(self._rejected)
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener`` with every state accepted from now on."""
+        """Call ``listener`` with every state accepted from now on.
+
+        That includes the states of the first snapshot (the current state of every scope),
+        then every transition in revision order.
+        """
         self._listeners.append(listener)
 
     # -- keeping the view current ---------------------------------------------------------

@@ -1,0 +1,293 @@
+"""``onsale-obs mode``: read, change and follow which scopes are on sale, and their history."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from onsale_obs.cli._context import load_signer, load_verifier, opened_backend
+from onsale_obs.cli._options import (
+    DEFAULT_SCHEDULE_FILE,
+    SCHEDULE_ENV,
+    BackendOption,
+    EventOption,
+    FormatOption,
+    ForOption,
+    ReasonOption,
+    ScopeFilterOption,
+    ScopeOption,
+    SigningKeyOption,
+    UntilOption,
+    VerifyKeyOption,
+    When,
+    mode_value,
+    parse_since,
+    parse_time,
+)
+from onsale_obs.cli._output import (
+    ONSALE_STYLE,
+    fmt_time,
+    print_json,
+    report_skipped,
+    state_record,
+    states_table,
+    stdout,
+    window_duration,
+    windows_table,
+)
+from onsale_obs.cli._schedule import schedule_app
+from onsale_obs.cli._watch import watch
+from onsale_obs.modes import (
+    DEFAULT_BACKEND_URL,
+    GLOBAL_SCOPE,
+    Broadcaster,
+    ModeHistory,
+    ModeState,
+    Schedule,
+    current_states,
+    event_scope,
+)
+from onsale_obs.types import Mode
+
+mode_app = typer.Typer(
+    name="mode",
+    help="Which scopes (global, event:<id>) are on sale: read, change, follow, history, schedule.",
+    no_args_is_help=True,
+)
+
+
+@mode_app.command("get")
+def get(
+    scope: ScopeFilterOption = None,
+    event: EventOption = None,
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    verify_key: VerifyKeyOption = None,
+    signing_key: SigningKeyOption = None,
+    output: FormatOption = "table",
+) -> None:
+    """Show the verified mode of every scope now.
+
+    Reads the latest state of each scope from the store and keeps only states signed by a
+    trusted key (--verify-key, or the public half of --signing-key); the others are skipped
+    with a warning on stderr. An on-sale whose 'until' has passed shows as normal.
+
+    With --event ID it also answers the question a service asks for every request: a request
+    for that event is on sale if its event scope or the global scope is on sale.
+
+    Example:
+
+        onsale-obs mode get --event final-2026 --verify-key keys/onsale-verify.pem
+    """
+    verifier = load_verifier(verify_key, signing_key)
+    with opened_backend(backend) as store:
+        current = current_states(store, verifier)
+        url = store.url
+    now = time.time()
+    detail = ", ".join(f"{s}: {reason}" for s, reason in current.skipped.items())
+    report_skipped(len(current.skipped), detail)
+    shown = [s for name, s in sorted(current.states.items()) if scope in (None, name)]
+    answer = _event_answer(current.states, event, now) if event is not None else None
+    if output == "json":
+        data: dict[str, Any] = {
+            "backend": url,
+            "revision": current.revision,
+            "scopes": [state_record(s, now) for s in shown],
+        }
+        if answer is not None:
+            data["event"] = answer
+        print_json(data)
+        return
+    console = stdout()
+    if shown:
+        console.print(states_table(shown, now, title=f"modes in {url} at {fmt_time(now)}"))
+    elif scope is not None:
+        console.print(f"{scope} has no stored state: it is normal.")
+    else:
+        console.print(f"no scope has a stored state in {url}: everything is normal.")
+    if answer is not None:
+        because = f" (because {answer['because']} is on sale)" if answer["because"] else ""
+        line = Text(f"a request for event {event} is ")
+        line.append(answer["mode"], style=ONSALE_STYLE if answer["because"] else "bold")
+        console.print(line.append(f"{because}."))
+
+
+def _event_answer(states: dict[str, ModeState], event: str, now: float) -> dict[str, Any]:
+    own = states.get(event_scope(event))
+    world = states.get(GLOBAL_SCOPE)
+    because = None
+    if own is not None and own.is_onsale_at(now):
+        because = own.scope
+    elif world is not None and world.is_onsale_at(now):
+        because = GLOBAL_SCOPE
+    mode: Mode = "normal" if because is None else "onsale"
+    return {"event": event, "mode": mode, "because": because}
+
+
+@mode_app.command("set")
+def set_mode(
+    mode: Annotated[
+        Mode, typer.Argument(parser=mode_value, metavar="MODE", help="normal or onsale.")
+    ],
+    scope: ScopeOption,
+    for_: ForOption = None,
+    until: UntilOption = None,
+    reason: ReasonOption = "",
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    signing_key: SigningKeyOption = None,
+    output: FormatOption = "table",
+) -> None:
+    """Put a scope on sale (or back to normal) now, signed with the signing key.
+
+    A change made here is a manual override: the schedule leaves the scope alone until the
+    override expires (--for or --until) or is cleared with 'mode clear'. Every subscriber sees
+    the new state, with a revision the store assigns, within milliseconds.
+
+    Examples:
+
+        onsale-obs mode set onsale --scope event:final-2026 --for 2h --reason "general sale"
+
+        onsale-obs mode set normal --scope global --reason "incident over"
+    """
+    if for_ is not None and until is not None:
+        raise typer.BadParameter(
+            "give either --for DURATION or --until TIME, not both.", param_hint="'--for'"
+        )
+    signer = load_signer(signing_key)
+    now = time.time()
+    expires: float | None = None
+    if for_ is not None:
+        expires = now + for_
+    elif until is not None:
+        expires = until.resolve(now)
+        if expires <= now:
+            raise typer.BadParameter(
+                f"{fmt_time(expires)} is not in the future; the state would expire at once.",
+                param_hint="'--until'",
+            )
+    with opened_backend(backend) as store:
+        state = Broadcaster(store, signer, clock=lambda: now).set(
+            scope, mode, until=expires, reason=reason
+        )
+        _print_state(state, store.url, output)
+
+
+@mode_app.command("clear")
+def clear(
+    scope: ScopeOption,
+    reason: ReasonOption = "",
+    schedule: Annotated[
+        Path,
+        typer.Option(
+            "--schedule",
+            envvar=SCHEDULE_ENV,
+            metavar="FILE",
+            help="On-sale schedule YAML to hand the scope back to (ignored if missing).",
+        ),
+    ] = DEFAULT_SCHEDULE_FILE,
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    signing_key: SigningKeyOption = None,
+    output: FormatOption = "table",
+) -> None:
+    """End a manual override: the scope follows the on-sale schedule again.
+
+    If the schedule has a window for the scope running now, the scope stays on sale until
+    that window ends; otherwise it goes back to normal.
+
+    Example:
+
+        onsale-obs mode clear --scope event:final-2026 --schedule onsale-schedule.yaml
+    """
+    signer = load_signer(signing_key)
+    planned = Schedule.load(schedule)
+    with opened_backend(backend) as store:
+        state = Broadcaster(store, signer).clear(scope, schedule=planned, reason=reason)
+        _print_state(state, store.url, output)
+
+
+def _print_state(state: ModeState, url: str, output: str) -> None:
+    now = time.time()
+    if output == "json":
+        print_json({"backend": url, "state": state_record(state, now)})
+    else:
+        stdout().print(states_table([state], now, title=f"published to {url}"))
+
+
+@mode_app.command("history")
+def history(
+    since: Annotated[
+        When | None,
+        typer.Option(
+            "--since",
+            parser=parse_since,
+            metavar="TIME|DURATION",
+            help="From this time, or this long ago (7d, 12h).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        When | None,
+        typer.Option(
+            "--until",
+            parser=parse_time,
+            metavar="TIME",
+            help="Up to this time.",
+            show_default=False,
+        ),
+    ] = None,
+    scope: ScopeFilterOption = None,
+    windows: Annotated[
+        bool, typer.Option("--windows", help="Show on-sale windows (start, end, duration).")
+    ] = False,
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    verify_key: VerifyKeyOption = None,
+    signing_key: SigningKeyOption = None,
+    output: FormatOption = "table",
+) -> None:
+    """List verified mode transitions, oldest first, or the on-sale windows they make.
+
+    Every change ever published is kept in the store. Transitions are filtered by when they
+    happened; --windows folds them into on-sale windows per scope (a window ends at the next
+    normal state or when its 'until' passes) and lists the windows that overlap the range.
+    States that fail verification are skipped, with a warning on stderr.
+
+    Examples:
+
+        onsale-obs mode history --since 7d --scope event:final-2026
+
+        onsale-obs mode history --since 2026-12-01T00:00:00Z --windows --format json
+    """
+    verifier = load_verifier(verify_key, signing_key)
+    now = time.time()
+    start = since.resolve(now) if since is not None else None
+    end = until.resolve(now) if until is not None else None
+    if start is not None and end is not None and start >= end:
+        raise typer.BadParameter(
+            f"--since {fmt_time(start)} is not before --until {fmt_time(end)}.",
+            param_hint="'--since'",
+        )
+    with opened_backend(backend) as store:
+        log = ModeHistory(store, verifier)
+        found_windows = log.onsale_windows(start, end, scope) if windows else []
+        found_states = [] if windows else log.transitions(start, end, scope)
+    detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(log.rejected.items()))
+    report_skipped(sum(log.rejected.values()), detail)
+    if output == "json":
+        if windows:
+            records = [
+                {**w.to_json(), "duration_seconds": window_duration(w)} for w in found_windows
+            ]
+            print_json({"windows": records})
+        else:
+            print_json({"transitions": [s.to_json() for s in found_states]})
+    elif windows:
+        stdout().print(windows_table(found_windows))
+    else:
+        stdout().print(states_table(found_states, None, title="transitions"))
+
+
+mode_app.command("watch")(watch)
+mode_app.add_typer(schedule_app, name="schedule")
