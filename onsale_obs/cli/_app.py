@@ -56,6 +56,7 @@ def build_app() -> typer.Typer:
         name="onsale-obs",
         cls=_ErrorsToExitCodes,
         no_args_is_help=True,
+        rich_markup_mode="markdown",
         add_completion=False,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},

@@ -18,6 +18,7 @@ keys_app = typer.Typer(
     name="keys",
     help="Signing keys for mode changes: publishers sign, every service verifies.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 

@@ -55,8 +55,9 @@ from onsale_obs.types import Mode
 
 mode_app = typer.Typer(
     name="mode",
-    help="Which scopes (global, event:<id>) are on sale: read, change, follow, history, schedule.",
+    help="Which scopes (global, event:ID) are on sale: read, change, follow, history, schedule.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 

@@ -91,7 +91,7 @@ def parse_since(text: str) -> When:
 
 
 def scope_value(text: str) -> str:
-    """Validate ``global`` or ``event:<id>``."""
+    """Validate ``global`` or ``event:ID``."""
     try:
         return parse_scope(text.strip())
     except BadInputError as exc:
@@ -99,7 +99,7 @@ def scope_value(text: str) -> str:
 
 
 def event_value(text: str) -> str:
-    """Validate an event id (the ``<id>`` of ``event:<id>``) and return it."""
+    """Validate an event id (the ``<id>`` of ``event:ID``) and return it."""
     try:
         event_scope(text.strip())
     except BadInputError as exc:
@@ -168,7 +168,7 @@ ScopeFilterOption = Annotated[
         "--scope",
         parser=scope_value,
         metavar="SCOPE",
-        help="Only this scope: global or event:<id>.",
+        help="Only this scope: global or event:ID.",
         show_default=False,
     ),
 ]
@@ -178,7 +178,7 @@ ScopeOption = Annotated[
         "--scope",
         parser=scope_value,
         metavar="SCOPE",
-        help="global, or event:<id> for one event.",
+        help="global, or event:ID for one event.",
     ),
 ]
 EventOption = Annotated[
@@ -187,7 +187,7 @@ EventOption = Annotated[
         "--event",
         parser=event_value,
         metavar="ID",
-        help="An event id (the scope event:<id>).",
+        help="An event id (the scope event:ID).",
         show_default=False,
     ),
 ]

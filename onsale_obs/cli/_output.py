@@ -24,7 +24,11 @@ def stdout() -> Console:
 
     Markup is off: reasons, paths and titles are user text and are printed as they are.
     """
-    return Console(highlight=False, markup=False)
+    console = Console(highlight=False, markup=False)
+    if not console.is_terminal:
+        # piped or captured: rich would assume 80 columns and cut times and scopes short
+        console.width = 200
+    return console
 
 
 def print_json(data: Any) -> None:

@@ -50,6 +50,7 @@ schedule_app = typer.Typer(
     name="schedule",
     help="Planned on-sale windows (a YAML file) and applying them to the mode store.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 ScopeChoiceOption = Annotated[
@@ -58,7 +59,7 @@ ScopeChoiceOption = Annotated[
         "--scope",
         parser=scope_value,
         metavar="SCOPE",
-        help="Instead of --event: global (every event) or event:<id>.",
+        help="Instead of --event: global (every event) or event:ID.",
         show_default=False,
     ),
 ]
