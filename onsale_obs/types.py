@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, TypeAlias
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal, TypeAlias
 
 Mode: TypeAlias = Literal["normal", "onsale"]
 Source: TypeAlias = Literal["manual", "schedule", "auto"]
@@ -12,3 +12,10 @@ Clock: TypeAlias = Callable[[], float]
 
 MODES: tuple[Mode, ...] = ("normal", "onsale")
 SOURCES: tuple[Source, ...] = ("manual", "schedule", "auto")
+
+# ASGI, as in starlette.types: the middleware depends on the protocol, not on a framework.
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]

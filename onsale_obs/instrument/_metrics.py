@@ -1,0 +1,175 @@
+"""``onsale_requests_total`` and ``onsale_request_duration_seconds``, cheap enough for every request.
+
+One series object per (route, method, mode, event) holds the histogram and the per-status-class
+counts together, so a request costs one dict lookup and one short lock. Series are created
+once, with the cardinality caps applied; histogram buckets differ per mode (see
+``DEFAULT_BUCKETS``). Exemplars carry the trace id and show in the OpenMetrics exposition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+
+from onsale_obs.types import Mode
+
+#: Normal time is judged in tens of milliseconds; an on-sale in seconds ("a second is fine,
+#: failing is not"). Shared boundaries (0.05 .. 10) allow cross-mode sums on those ``le``.
+DEFAULT_BUCKETS: Final[Mapping[Mode, tuple[float, ...]]] = {
+    "normal": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    "onsale": (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0),
+}
+OTHER: Final = "other"
+UNMATCHED_ROUTE: Final = "unmatched"
+_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+_CODES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def status_class(status: int) -> str:
+    """``503`` -> ``5xx``; anything outside 100..599 counts as ``5xx``."""
+    return _CODES[status // 100 - 1] if 100 <= status < 600 else "5xx"
+
+
+class _Series:
+    __slots__ = ("bounds", "buckets", "codes", "count", "exemplars", "labels", "lock", "total")
+
+    def __init__(self, labels: tuple[str, str, str, str], bounds: tuple[float, ...]) -> None:
+        self.labels = labels
+        self.bounds = bounds
+        self.lock = threading.Lock()
+        self.buckets = [0] * (len(bounds) + 1)  # per bucket, +Inf last; cumulated at scrape
+        self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+        self.codes = [0, 0, 0, 0, 0]
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, code: int, seconds: float, trace_id: str | None) -> None:
+        index = bisect_left(self.bounds, seconds)
+        with self.lock:
+            self.buckets[index] += 1
+            self.codes[code] += 1
+            self.count += 1
+            self.total += seconds
+            if trace_id is not None:
+                self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+
+
+class RequestMetrics(Collector):
+    """The two request metrics of one service, registered in ``registry`` (if given)."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        registry: CollectorRegistry | None = None,
+        buckets: Mapping[Mode, Sequence[float]] = DEFAULT_BUCKETS,
+        max_routes: int = 200,
+        max_events: int = 50,
+    ) -> None:
+        self.service = service
+        self._bounds: dict[str, tuple[float, ...]] = {
+            mode: tuple(sorted(float(b) for b in buckets[mode])) for mode in ("normal", "onsale")
+        }
+        self.max_routes = max_routes
+        self.max_events = max_events
+        self._series: dict[tuple[str, str, str, str], _Series] = {}
+        self._routes: set[str] = set()
+        self._events: set[str] = set()
+        self._lock = threading.Lock()
+        self.errors = 0
+        if registry is not None:
+            registry.register(self)
+
+    def record(
+        self,
+        route: str,
+        method: str,
+        status: int,
+        mode: str,
+        event: str,
+        seconds: float,
+        trace_id: str | None = None,
+    ) -> None:
+        """Count one finished request (``event`` is ``""`` unless its event is on sale)."""
+        series = self._series.get((route, method, mode, event))
+        if series is None:
+            series = self._new_series(route, method, mode, event)
+        code = status // 100 - 1
+        series.observe(code if 0 <= code <= 4 else 4, seconds, trace_id)
+
+    def _new_series(self, route: str, method: str, mode: str, event: str) -> _Series:
+        with self._lock:
+            if route not in self._routes:
+                if len(self._routes) < self.max_routes:
+                    self._routes.add(route)
+                else:
+                    route = OTHER
+            if event and event not in self._events:
+                if len(self._events) < self.max_events:
+                    self._events.add(event)
+                else:
+                    event = OTHER
+            if method not in _METHODS:
+                method = OTHER
+            if mode not in self._bounds:
+                mode = "normal"
+            key = (route, method, mode, event)
+            series = self._series.get(key)
+            if series is None:
+                # An overflowing value shares the capped series and is never cached under its
+                # own key, so a flood of distinct values cannot grow memory either.
+                series = _Series(key, self._bounds[mode])
+                self._series[key] = series
+            return series
+
+    def series_count(self) -> int:
+        """How many label combinations exist (bounded by the caps)."""
+        return len(self._series)
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "onsale_requests",
+            "Requests by route template, method, status class, mode and on-sale event.",
+            labels=["service", "route", "method", "code", "mode", "event"],
+        )
+        durations = HistogramMetricFamily(
+            "onsale_request_duration_seconds",
+            "Request duration in seconds, with per-mode buckets.",
+            labels=["service", "route", "method", "mode", "event"],
+        )
+        for series in list(self._series.values()):
+            route, method, mode, event = series.labels
+            with series.lock:
+                counts = list(series.buckets)
+                codes = list(series.codes)
+                exemplars = list(series.exemplars)
+                total = series.total
+            for code, value in zip(_CODES, codes, strict=True):
+                if value:
+                    requests.add_metric([self.service, route, method, code, mode, event], value)
+            cumulative = 0
+            buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+            for bound, count, exemplar in zip(
+                (*series.bounds, float("inf")), counts, exemplars, strict=True
+            ):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                buckets.append((le, cumulative) if exemplar is None else (le, cumulative, exemplar))
+            durations.add_metric([self.service, route, method, mode, event], buckets, total)
+        yield requests
+        yield durations
+        yield CounterMetricFamily(
+            "onsale_instrument_errors",
+            "Failures inside the on-sale tagging itself (the request was served regardless).",
+            value=self.errors,
+        )

@@ -1,0 +1,48 @@
+"""Putting ``onsale.mode`` and ``onsale.event`` on every span started inside a request."""
+
+from __future__ import annotations
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.util.types import AttributeValue
+
+from onsale_obs.instrument._context import RequestMode, _current
+
+MODE_ATTR = "onsale.mode"
+EVENT_ATTR = "onsale.event"
+UPSTREAM_MODE_ATTR = "onsale.upstream_mode"
+
+
+def span_attributes(rm: RequestMode) -> dict[str, AttributeValue]:
+    """The span attributes of a request's mode."""
+    attrs: dict[str, AttributeValue] = {MODE_ATTR: rm.mode, EVENT_ATTR: rm.event or ""}
+    if rm.upstream_mode is not None:
+        attrs[UPSTREAM_MODE_ATTR] = rm.upstream_mode
+    return attrs
+
+
+class OnsaleSpanProcessor(SpanProcessor):
+    """Tags every span started while a request's mode is set (server, child, client, db spans).
+
+    Add it to the tracer provider: ``provider.add_span_processor(OnsaleSpanProcessor())``.
+    It only reads a context variable, so it never blocks and never raises.
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        rm = _current.get()
+        if rm is not None:
+            # not contextlib.suppress: this runs for every span and a context manager costs more
+            try:  # noqa: SIM105
+                span.set_attributes(span_attributes(rm))
+            except Exception:  # a tagging failure must never surface in the app
+                pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Nothing to do when a span ends."""
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered."""
+        return True

@@ -1,0 +1,181 @@
+"""WSGI middleware: every request tagged with its on-sale mode, timed until its body is closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import structlog
+
+from onsale_obs.instrument._access_log import AccessLog
+from onsale_obs.instrument._baggage import (
+    parse_onsale_baggage,
+    rewrite_baggage,
+    strip_onsale_baggage,
+)
+from onsale_obs.instrument._context import RequestMode
+from onsale_obs.instrument._events import EventExtractor, RequestParts
+from onsale_obs.instrument._metrics import RequestMetrics
+from onsale_obs.instrument._routes import RouteResolver, routes_for
+from onsale_obs.instrument._tagger import Tagger, now
+from onsale_obs.modes import ModeSubscriber
+
+WSGIEnviron = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
+
+
+def _environ_header(environ: WSGIEnviron) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return None if value is None else str(value)
+
+    return get
+
+
+class OnsaleWSGIMiddleware:
+    """Tags each request of a WSGI app (Flask, Django, ...) with its mode; same options as ASGI."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        subscriber: ModeSubscriber,
+        service: str,
+        event: Sequence[EventExtractor] = (),
+        routes: RouteResolver | None = None,
+        metrics: RequestMetrics | None = None,
+        access_log: AccessLog | None = None,
+        drop_inbound_baggage: bool = False,
+        trust_inbound_scope: bool = True,
+        exclude_paths: Sequence[str] = ("/metrics",),
+        route_app: Any = None,
+        logger: Any = None,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.drop_inbound_baggage = drop_inbound_baggage
+        self.exclude_paths = frozenset(exclude_paths)
+        self.tagger = Tagger(
+            subscriber,
+            routes=routes
+            if routes is not None
+            else routes_for(route_app if route_app is not None else app),
+            extractors=event,
+            metrics=metrics,
+            access_log=access_log,
+            trust_inbound_scope=trust_inbound_scope and not drop_inbound_baggage,
+            logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
+        )
+
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path in self.exclude_paths:
+            return self.app(environ, start_response)
+        started = now()
+        tagger = self.tagger
+        try:
+            method = str(environ.get("REQUEST_METHOD", "GET"))
+            route, params = tagger.route(method, path)
+            inbound = environ.get("HTTP_BAGGAGE")
+            inbound_event = upstream_mode = None
+            if inbound is not None:
+                inbound_event, upstream_mode = parse_onsale_baggage(inbound)
+                if self.drop_inbound_baggage:
+                    inbound_event = upstream_mode = None
+                    inbound = strip_onsale_baggage(inbound)
+            parts = None
+            if tagger.extractors:
+                parts = RequestParts(
+                    method,
+                    path,
+                    params,
+                    _environ_header(environ),
+                    environ.get("QUERY_STRING", ""),
+                    environ,
+                )
+            event = tagger.event(parts, inbound_event)
+            rm, token, otel_token = tagger.begin(event, route, upstream_mode)
+            if inbound is not None or event is not None:
+                # an inner OTel WSGI middleware extracts from here: give it this service's view
+                environ["HTTP_BAGGAGE"] = rewrite_baggage(inbound, event, rm.mode)
+        except Exception:
+            tagger.failed("wsgi request start")
+            return self.app(environ, start_response)
+
+        status = [0]
+
+        def start_with_status(status_line: str, headers: Any, exc_info: Any = None) -> Any:
+            try:
+                status[0] = int(status_line.split(" ", 1)[0])
+            except ValueError:
+                status[0] = 500
+            return (
+                start_response(status_line, headers, exc_info)
+                if exc_info
+                else start_response(status_line, headers)
+            )
+
+        recorder = _Recorder(tagger, rm, method, started, status, (token, otel_token))
+        try:
+            body = self.app(environ, start_with_status)
+        except BaseException:
+            recorder.finish(failed=True)
+            raise
+        return _ClosingBody(body, recorder)
+
+
+class _Recorder:
+    __slots__ = ("done", "method", "rm", "started", "status", "tagger", "tokens")
+
+    def __init__(
+        self,
+        tagger: Tagger,
+        rm: RequestMode,
+        method: str,
+        started: float,
+        status: list[int],
+        tokens: tuple[Any, Any],
+    ) -> None:
+        self.tagger = tagger
+        self.rm = rm
+        self.method = method
+        self.started = started
+        self.status = status
+        self.tokens = tokens
+        self.done = False
+
+    def finish(self, *, failed: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        code = 500 if failed or self.status[0] == 0 else self.status[0]
+        try:
+            self.tagger.end(self.rm, self.method, code, now() - self.started, self.tokens)
+        except Exception:
+            self.tagger.failed("wsgi request end")
+
+
+class _ClosingBody:
+    """The app's body, recording the request when the server closes it (PEP 3333)."""
+
+    __slots__ = ("_body", "_recorder")
+
+    def __init__(self, body: Iterable[bytes], recorder: _Recorder) -> None:
+        self._body = body
+        self._recorder = recorder
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except BaseException:
+            self._recorder.finish(failed=True)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._recorder.finish(failed=False)

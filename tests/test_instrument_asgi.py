@@ -1,0 +1,358 @@
+"""The ASGI middleware: spans, logs, metrics and baggage of every request carry the mode."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+import structlog
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from onsale_obs.instrument import (
+    AccessLog,
+    Header,
+    OnsaleMiddleware,
+    OnsaleSpanProcessor,
+    PathParam,
+    Query,
+    RequestMetrics,
+    configure_logging,
+    current_request_mode,
+    outbound_baggage,
+)
+from onsale_obs.modes import Broadcaster, MemoryBackend, ModeSubscriber
+from onsale_obs.testing import FakeClock, key_pair
+from onsale_obs.types import ASGIApp
+
+
+@dataclass
+class Stack:
+    broadcaster: Broadcaster
+    subscriber: ModeSubscriber
+    backend: MemoryBackend
+    registry: CollectorRegistry
+    metrics: RequestMetrics
+    exporter: InMemorySpanExporter
+    provider: TracerProvider
+    logs: io.StringIO
+    access: io.BytesIO
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def log_lines(self) -> list[dict[str, object]]:
+        return [orjson.loads(line) for line in self.logs.getvalue().splitlines()]
+
+    def access_lines(self) -> list[dict[str, object]]:
+        return [orjson.loads(line) for line in self.access.getvalue().splitlines()]
+
+    def metrics_text(self) -> str:
+        return generate_latest(self.registry).decode()
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    """Broadcaster, subscriber, tracer provider with the on-sale processor, metrics and logs."""
+    signer, verifier = key_pair()
+    backend = MemoryBackend()
+    clock = FakeClock()
+    subscriber = ModeSubscriber(backend, verifier, registry=None, clock=clock)
+    registry = CollectorRegistry()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(OnsaleSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    logs = io.StringIO()
+    configure_logging(stream=logs)
+    yield Stack(
+        Broadcaster(backend, signer, clock=clock),
+        subscriber,
+        backend,
+        registry,
+        RequestMetrics("checkout", registry=registry),
+        exporter,
+        provider,
+        logs,
+        io.BytesIO(),
+    )
+    structlog.reset_defaults()
+    provider.shutdown()
+
+
+def build_app(stack: Stack) -> Starlette:
+    tracer = stack.provider.get_tracer("test")
+    log = structlog.get_logger()
+
+    async def checkout(request: Request) -> Response:
+        with tracer.start_as_current_span("SELECT seats"):
+            log.info("seat reserved", seat=7)
+        if request.query_params.get("fail") == "raise":
+            raise RuntimeError("payment provider exploded")
+        if request.query_params.get("fail") == "500":
+            return PlainTextResponse("down", status_code=500)
+        rm = current_request_mode()
+        return JSONResponse({"mode": rm.mode if rm else None, "baggage": outbound_baggage()})
+
+    async def plain(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/events/{event_id}/checkout", checkout, methods=["POST"]),
+            Route("/health", plain),
+            Mount("/api", routes=[Route("/orders/{order_id}", plain)]),
+        ]
+    )
+
+
+def wrap(stack: Stack, app: Starlette, *, otel: str = "outer", **options: object) -> ASGIApp:
+    tagged: ASGIApp = OnsaleMiddleware(
+        app,
+        subscriber=stack.subscriber,
+        service="checkout",
+        event=[PathParam("event_id"), Header("x-event-id"), Query("event")],
+        metrics=stack.metrics,
+        access_log=AccessLog(stack.access, service="checkout", flush_interval=0),
+        **options,  # type: ignore[arg-type]
+    )
+    if otel == "outer":
+        return OpenTelemetryMiddleware(tagged, tracer_provider=stack.provider)
+    if otel == "inner":
+        inner = OpenTelemetryMiddleware(app, tracer_provider=stack.provider)
+        return OnsaleMiddleware(
+            inner,
+            subscriber=stack.subscriber,
+            service="checkout",
+            event=[PathParam("event_id"), Header("x-event-id"), Query("event")],
+            metrics=stack.metrics,
+            access_log=AccessLog(stack.access, service="checkout", flush_interval=0),
+            route_app=app,
+            **options,  # type: ignore[arg-type]
+        )
+    return tagged
+
+
+def call(
+    app: ASGIApp, method: str, path: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def put_onsale(stack: Stack, scope: str = "event:final") -> None:
+    stack.broadcaster.set(scope, "onsale")
+    stack.subscriber.sync()
+
+
+@pytest.mark.parametrize("otel", ["outer", "inner"])
+def test_every_span_and_log_line_of_an_onsale_request_is_tagged(stack: Stack, otel: str) -> None:
+    """Server, send and child spans and every log line carry onsale; works with OTel outside or inside."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack), otel=otel)
+    response = call(app, "POST", "/events/final/checkout")
+    assert response.status_code == 200
+    assert response.json()["mode"] == "onsale"
+    spans = stack.spans()
+    assert "SELECT seats" in {s.name for s in spans}
+    assert {s.kind.name for s in spans} == {"SERVER", "INTERNAL"}  # server, send and child spans
+    for span in spans:
+        assert span.attributes is not None
+        assert span.attributes["onsale.mode"] == "onsale", span.name
+        assert span.attributes["onsale.event"] == "final", span.name
+    (line,) = stack.log_lines()
+    assert (line["onsale_mode"], line["onsale_event"]) == ("onsale", "final")
+    server = next(s for s in spans if s.kind.name == "SERVER")
+    assert server.context is not None
+    assert line["trace_id"] == format(server.context.trace_id, "032x")
+
+
+def test_normal_request_is_tagged_normal(stack: Stack) -> None:
+    """A request for an event that is not on sale is tagged normal, with an empty event label."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack))
+    call(app, "POST", "/events/other/checkout")
+    assert all(s.attributes and s.attributes["onsale.mode"] == "normal" for s in stack.spans())
+    assert (
+        'onsale_requests_total{code="2xx",event="",method="POST",mode="normal",'
+        'route="/events/{event_id}/checkout",service="checkout"} 1.0'
+    ) in stack.metrics_text()
+
+
+def test_global_onsale_tags_every_request(stack: Stack) -> None:
+    """A global on-sale makes every request onsale; the event label stays empty for other events."""
+    put_onsale(stack, "global")
+    app = wrap(stack, build_app(stack))
+    assert call(app, "POST", "/events/any/checkout").json()["mode"] == "onsale"
+    assert 'event="",method="POST",mode="onsale"' in stack.metrics_text()
+
+
+@pytest.mark.parametrize("otel", ["outer", "inner"])
+def test_forged_inbound_mode_is_ignored(stack: Stack, otel: str) -> None:
+    """An inbound ``onsale.mode=onsale`` does not make a normal request onsale; it is recorded as upstream."""
+    app = wrap(stack, build_app(stack), otel=otel)
+    body = call(
+        app, "POST", "/events/final/checkout", {"baggage": "onsale.mode=onsale,user=42"}
+    ).json()
+    assert body["mode"] == "normal"
+    assert body["baggage"] == "user=42,onsale.event=final,onsale.mode=normal"
+    for span in stack.spans():
+        assert span.attributes is not None
+        assert span.attributes["onsale.mode"] == "normal"
+        assert span.attributes["onsale.upstream_mode"] == "onsale"
+
+
+def test_scope_comes_from_inbound_baggage_downstream(stack: Stack) -> None:
+    """A downstream service without the event in its path takes the scope from baggage, the mode from its own state."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack))
+    call(app, "GET", "/api/orders/9", {"baggage": "onsale.event=final,onsale.mode=normal"})
+    (line,) = stack.access_lines()
+    assert (line["route"], line["mode"], line["event"], line["onsale_event"]) == (
+        "/api/orders/{order_id}",
+        "onsale",
+        "final",
+        "final",
+    )
+
+
+def test_edge_can_drop_inbound_onsale_baggage(stack: Stack) -> None:
+    """With ``drop_inbound_baggage`` an untrusted client cannot pick the scope or the upstream mode."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack), drop_inbound_baggage=True)
+    call(app, "GET", "/api/orders/9", {"baggage": "onsale.event=final,onsale.mode=onsale,k=v"})
+    (line,) = stack.access_lines()
+    assert (line["mode"], line["event"]) == ("normal", None)
+    assert all(s.attributes and "onsale.upstream_mode" not in s.attributes for s in stack.spans())
+
+
+def test_header_and_query_extractors(stack: Stack) -> None:
+    """The event id can come from a header or the query string when the path has none."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack))
+    call(app, "GET", "/health", {"x-event-id": "final"})
+    call(app, "GET", "/health?event=final")
+    call(app, "GET", "/health?event=bad%20id!")
+    assert [(line["mode"], line["event"]) for line in stack.access_lines()] == [
+        ("onsale", "final"),
+        ("onsale", "final"),
+        ("normal", None),
+    ]
+
+
+@pytest.mark.parametrize("failure", ["500", "raise"])
+def test_app_errors_count_as_5xx_with_the_mode(stack: Stack, failure: str) -> None:
+    """A 500 response and an exception from the app are both counted 5xx under the request's mode."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack), otel="none")
+    if failure == "raise":
+        with pytest.raises(RuntimeError, match="payment provider exploded"):
+            call(app, "POST", f"/events/final/checkout?fail={failure}")
+    else:
+        assert call(app, "POST", f"/events/final/checkout?fail={failure}").status_code == 500
+    assert 'code="5xx",event="final",method="POST",mode="onsale"' in stack.metrics_text()
+    assert stack.access_lines()[0]["status"] == 500
+
+
+def test_random_paths_and_events_stay_under_the_cap(stack: Stack) -> None:
+    """10,000 random paths and event ids never become labels beyond the caps."""
+    stack.metrics.max_events = 20
+    stack.metrics.max_routes = 10
+    for i in range(0, 10_000, 97):
+        stack.broadcaster.set(f"event:e{i}", "onsale")
+    stack.subscriber.sync()
+    app = wrap(stack, build_app(stack), otel="none")
+
+    async def flood() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for i in range(10_000):
+                await client.post(f"/events/e{i}/checkout" if i % 2 else f"/random/{i}/x{i * 7}")
+
+    asyncio.run(flood())
+    text = stack.metrics_text()
+    assert "/random/" not in text  # raw paths never become labels
+    assert 'route="unmatched"' in text
+    assert stack.metrics.series_count() <= 2 * 21 * 3
+    assert 'event="other"' in text
+    events = {part.split('"')[1] for part in text.split('event="')[1:]}
+    assert len(events) <= 22  # 20 events, "other" and ""
+
+
+def test_survives_a_broadcaster_outage(stack: Stack) -> None:
+    """With the store down the last known mode keeps tagging and requests are served."""
+    put_onsale(stack)
+    stack.backend.unavailable = True
+    assert not stack.subscriber.sync()
+    app = wrap(stack, build_app(stack))
+    assert call(app, "POST", "/events/final/checkout").json()["mode"] == "onsale"
+
+
+def test_tagging_failure_is_counted_and_request_served(stack: Stack) -> None:
+    """A bug inside the tagging is swallowed, counted once per failure, and the app still answers."""
+
+    def broken_routes(method: str, path: str) -> None:
+        raise RuntimeError("router exploded")
+
+    app = wrap(stack, build_app(stack), otel="none", routes=broken_routes)
+    assert call(app, "POST", "/events/final/checkout").status_code == 200
+    assert call(app, "POST", "/events/final/checkout").status_code == 200
+    assert "onsale_instrument_errors_total 2.0" in stack.metrics_text()
+
+
+def test_non_http_and_metrics_paths_pass_through(stack: Stack) -> None:
+    """Lifespan/websocket scopes and /metrics scrapes are not counted as requests."""
+    seen: list[str] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        seen.append(str(scope["type"]))
+
+    middleware = OnsaleMiddleware(
+        app, subscriber=stack.subscriber, service="x", metrics=stack.metrics
+    )  # type: ignore[arg-type]
+
+    async def go() -> None:
+        async def receive() -> dict[str, object]:
+            return {}
+
+        async def send(message: object) -> None:
+            return None
+
+        await middleware({"type": "lifespan"}, receive, send)
+        await middleware(
+            {"type": "http", "path": "/metrics", "method": "GET", "headers": []}, receive, send
+        )
+
+    asyncio.run(go())
+    assert seen == ["lifespan", "http"]
+    assert "onsale_requests_total{" not in stack.metrics_text()
+
+
+def test_exemplars_carry_the_trace_id(stack: Stack) -> None:
+    """The OpenMetrics exposition links a latency bucket to the trace of a request."""
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    put_onsale(stack)
+    call(wrap(stack, build_app(stack)), "POST", "/events/final/checkout")
+    server = next(s for s in stack.spans() if s.kind.name == "SERVER")
+    assert server.context is not None
+    assert (
+        f'trace_id="{format(server.context.trace_id, "032x")}"'
+        in openmetrics(stack.registry).decode()
+    )

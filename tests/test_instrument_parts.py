@@ -1,0 +1,170 @@
+"""The pieces of request tagging: baggage parsing, metrics, outbound headers, log processor."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from onsale_obs.instrument import (
+    DEFAULT_BUCKETS,
+    RequestMetrics,
+    RequestMode,
+    add_onsale_context,
+    httpx_hook,
+    inject_onsale_headers,
+    outbound_baggage,
+    requests_adapter,
+    status_class,
+)
+from onsale_obs.instrument._baggage import (
+    parse_onsale_baggage,
+    rewrite_baggage,
+    strip_onsale_baggage,
+)
+from onsale_obs.instrument._context import _current
+from onsale_obs.testing import free_port
+
+
+@pytest.fixture
+def in_request() -> Iterator[RequestMode]:
+    """Code running inside an on-sale request for event ``final``."""
+    rm = RequestMode("onsale", "final", "final", None, "/r")
+    token = _current.set(rm)
+    yield rm
+    _current.reset(token)
+
+
+def test_parse_onsale_baggage() -> None:
+    """The scope and upstream mode are read from baggage; other members and properties are ignored."""
+    assert parse_onsale_baggage("a=1, onsale.event=final;prop=x ,onsale.mode=onsale") == (
+        "final",
+        "onsale",
+    )
+    assert parse_onsale_baggage("a=1") == (None, None)
+    assert parse_onsale_baggage("onsale.event=" + "x" * 9000) == (None, None)
+
+
+@given(st.text(max_size=300))
+def test_baggage_parsing_never_raises(header: str) -> None:
+    """Any inbound baggage header parses to strings or None, never an exception."""
+    event, mode = parse_onsale_baggage(header)
+    assert event is None or isinstance(event, str)
+    assert mode is None or isinstance(mode, str)
+    assert "onsale.mode=normal" in rewrite_baggage(header, None, "normal")
+    assert not any(m.strip().startswith("onsale.") for m in strip_onsale_baggage(header).split(","))
+
+
+def test_rewrite_replaces_every_onsale_member() -> None:
+    """Downstream sees this service's view only, with foreign members kept."""
+    assert rewrite_baggage("k=v,onsale.mode=onsale,onsale.event=x", "final", "normal") == (
+        "k=v,onsale.event=final,onsale.mode=normal"
+    )
+    assert strip_onsale_baggage("k=v, onsale.mode=onsale") == "k=v"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(200, "2xx"), (204, "2xx"), (302, "3xx"), (404, "4xx"), (503, "5xx"), (42, "5xx")],
+)
+def test_status_class(status: int, code: str) -> None:
+    """Status codes become classes; nonsense counts as a server error."""
+    assert status_class(status) == code
+
+
+def test_histogram_buckets_differ_per_mode() -> None:
+    """Normal requests get millisecond buckets, on-sale requests buckets up to a minute."""
+    registry = CollectorRegistry()
+    metrics = RequestMetrics("svc", registry=registry)
+    metrics.record("/r", "GET", 200, "normal", "", 0.003)
+    metrics.record("/r", "GET", 200, "onsale", "final", 12.0)
+    text = generate_latest(registry).decode()
+    assert 'le="0.005",method="GET",mode="normal"' in text
+    assert 'le="60.0",method="GET",mode="onsale"' in text
+    assert 'le="0.005",method="GET",mode="onsale"' not in text
+    assert DEFAULT_BUCKETS["onsale"][-1] == 60.0
+    assert (
+        'onsale_request_duration_seconds_bucket{event="final",le="10.0",method="GET",mode="onsale",route="/r",service="svc"} 0.0'
+        in text
+    )
+    assert (
+        'onsale_request_duration_seconds_bucket{event="final",le="20.0",method="GET",mode="onsale",route="/r",service="svc"} 1.0'
+        in text
+    )
+
+
+def test_unknown_methods_and_overflowing_labels_are_capped() -> None:
+    """Odd methods become ``other``; routes and events past their caps share ``other``."""
+    metrics = RequestMetrics("svc", max_routes=2, max_events=1)
+    for i in range(50):
+        metrics.record(f"/r{i}", "BREW", 200, "onsale", f"e{i}", 0.01)
+    assert metrics.series_count() == 3  # r0/e0, r1/other, other/other
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    text = generate_latest(registry).decode()
+    assert (
+        'code="2xx",event="other",method="other",mode="onsale",route="other",service="svc"} 48.0'
+        in text
+    )
+
+
+def test_outbound_helpers_carry_the_scope(in_request: RequestMode) -> None:
+    """httpx hooks and header injection add onsale.event and this service's mode, merging existing baggage."""
+    assert outbound_baggage() == "onsale.event=final,onsale.mode=onsale"
+    assert inject_onsale_headers({"Baggage": "k=v,onsale.mode=normal"}) == {
+        "Baggage": "k=v,onsale.event=final,onsale.mode=onsale"
+    }
+    request = httpx.Request("GET", "http://127.0.0.1/", headers={"baggage": "k=v"})
+    httpx_hook(request)
+    assert request.headers["baggage"] == "k=v,onsale.event=final,onsale.mode=onsale"
+
+
+def test_outside_a_request_nothing_is_added() -> None:
+    """Outside a request the helpers leave headers alone."""
+    assert outbound_baggage() is None
+    assert inject_onsale_headers({}) == {}
+
+
+def test_requests_adapter_sends_baggage_to_a_real_server(in_request: RequestMode) -> None:
+    """A requests session with the adapter mounted sends the on-sale baggage over the wire."""
+    seen: list[str | None] = []
+
+    @Request.application
+    def echo(req: Request) -> Response:
+        seen.append(req.headers.get("baggage"))
+        return Response("ok")
+
+    server = make_server("127.0.0.1", free_port(), echo, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with requests.Session() as session:
+            session.mount("http://", requests_adapter())
+            assert session.get(f"http://127.0.0.1:{server.server_port}/", timeout=5).text == "ok"
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert seen == ["onsale.event=final,onsale.mode=onsale"]
+
+
+def test_log_processor_adds_context(in_request: RequestMode) -> None:
+    """Inside a request, log lines get onsale_mode and onsale_event; explicit keys win."""
+    assert add_onsale_context(None, "info", {"event": "x"}) == {
+        "event": "x",
+        "onsale_mode": "onsale",
+        "onsale_event": "final",
+    }
+    assert add_onsale_context(None, "info", {"onsale_mode": "mine"})["onsale_mode"] == "mine"
+
+
+def test_log_processor_outside_request() -> None:
+    """Outside a request the processor adds nothing."""
+    assert add_onsale_context(None, "info", {"event": "x"}) == {"event": "x"}
