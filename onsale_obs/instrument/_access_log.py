@@ -51,7 +51,7 @@ class AccessLog:
         self._last_flush = clock()
 
     def write(
-        self, rm: RequestMode, method: str, status: int, seconds: float, trace_id: str | None
+        self, rm: RequestMode, method: str, status: int, seconds: float, trace_id: int | None
     ) -> None:
         """Append one request."""
         ts = self._clock()
@@ -66,7 +66,7 @@ class AccessLog:
                 "mode": rm.mode,
                 "event": rm.event,
                 "onsale_event": rm.onsale_event,
-                "trace_id": trace_id,
+                "trace_id": None if trace_id is None else format(trace_id, "032x"),
             }
         )
         with self._lock:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import (
@@ -76,27 +77,31 @@ class OnsaleMiddleware:
         tagger = self.tagger
         try:
             method: str = scope["method"]
-            route, params = tagger.route(method, scope["path"])
+            path: str = scope["path"]
+            route, params = tagger.route(method, path)
             headers = scope["headers"]
             inbound = _header(headers, b"baggage")
             inbound_event = upstream_mode = None
-            if inbound is not None:
+            if inbound is not None and not self.drop_inbound_baggage:
                 inbound_event, upstream_mode = parse_onsale_baggage(inbound)
-                if self.drop_inbound_baggage:
-                    inbound_event = upstream_mode = None
-            parts = None
-            if tagger.extractors:
-                parts = RequestParts(
+
+            def make_parts() -> RequestParts:
+                return RequestParts(
                     method,
-                    scope["path"],
+                    path,
                     params,
                     lambda name: _header(headers, name.encode("latin-1")),
                     scope.get("query_string", b"").decode("latin-1"),
                     scope,
                 )
-            event = tagger.event(parts, inbound_event)
-            rm, token, otel_token = tagger.begin(event, route, upstream_mode)
-            if inbound is not None or event is not None:
+
+            event = tagger.event(params, make_parts, inbound_event)
+            # No recording span yet means any OTel middleware is inside us and will extract
+            # the context from the headers: give it this service's view there.
+            span = trace.get_current_span()
+            outermost = not span.is_recording()
+            rm, token, otel_token = tagger.begin(event, route, upstream_mode, span)
+            if outermost and (inbound is not None or event is not None):
                 scope = self._with_baggage(scope, inbound, event, rm.mode)
         except Exception:
             tagger.failed("asgi request start")

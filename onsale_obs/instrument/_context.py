@@ -3,25 +3,69 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+
+from opentelemetry.util.types import AttributeValue
 
 from onsale_obs.types import Mode
 
 
-@dataclass(frozen=True, slots=True)
 class RequestMode:
     """What the middleware decided for one request.
 
     ``event`` is the request's event id (its scope), whether or not that event is on sale;
     ``onsale_event`` is the same id only while that event is on sale (the metric label);
     ``upstream_mode`` is what the calling service said in baggage: recorded, never trusted.
+    ``span_attributes`` is computed once here, because every span of the request gets it.
     """
 
-    mode: Mode
-    event: str | None = None
-    onsale_event: str | None = None
-    upstream_mode: str | None = None
-    route: str = ""
+    __slots__ = (
+        "event",
+        "mode",
+        "onsale_event",
+        "route",
+        "span_attributes",
+        "trace_id",
+        "upstream_mode",
+    )
+
+    def __init__(
+        self,
+        mode: Mode,
+        event: str | None = None,
+        onsale_event: str | None = None,
+        upstream_mode: str | None = None,
+        route: str = "",
+    ) -> None:
+        self.mode: Mode = mode
+        self.event = event
+        self.onsale_event = onsale_event
+        self.upstream_mode = upstream_mode
+        self.route = route
+        attrs: dict[str, AttributeValue] = {"onsale.mode": mode, "onsale.event": event or ""}
+        if upstream_mode is not None:
+            attrs["onsale.upstream_mode"] = upstream_mode
+        self.span_attributes = attrs
+        #: the request's trace (integer id), set from the server span when tracing is on
+        self.trace_id: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestMode(mode={self.mode!r}, event={self.event!r}, onsale_event={self.onsale_event!r}, "
+            f"upstream_mode={self.upstream_mode!r}, route={self.route!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestMode):
+            return NotImplemented
+        return (self.mode, self.event, self.onsale_event, self.upstream_mode, self.route) == (
+            other.mode,
+            other.event,
+            other.onsale_event,
+            other.upstream_mode,
+            other.route,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 _current: ContextVar[RequestMode | None] = ContextVar("onsale_request_mode", default=None)

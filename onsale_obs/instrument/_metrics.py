@@ -48,12 +48,13 @@ class _Series:
         self.bounds = bounds
         self.lock = threading.Lock()
         self.buckets = [0] * (len(bounds) + 1)  # per bucket, +Inf last; cumulated at scrape
-        self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+        # (trace id, value, time) per bucket; turned into Exemplars only at scrape time
+        self.exemplars: list[tuple[int, float, float] | None] = [None] * (len(bounds) + 1)
         self.codes = [0, 0, 0, 0, 0]
         self.count = 0
         self.total = 0.0
 
-    def observe(self, code: int, seconds: float, trace_id: str | None) -> None:
+    def observe(self, code: int, seconds: float, trace_id: int | None) -> None:
         index = bisect_left(self.bounds, seconds)
         with self.lock:
             self.buckets[index] += 1
@@ -61,7 +62,7 @@ class _Series:
             self.count += 1
             self.total += seconds
             if trace_id is not None:
-                self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+                self.exemplars[index] = (trace_id, seconds, time.time())
 
 
 class RequestMetrics(Collector):
@@ -98,9 +99,12 @@ class RequestMetrics(Collector):
         mode: str,
         event: str,
         seconds: float,
-        trace_id: str | None = None,
+        trace_id: int | None = None,
     ) -> None:
-        """Count one finished request (``event`` is ``""`` unless its event is on sale)."""
+        """Count one finished request (``event`` is ``""`` unless its event is on sale).
+
+        ``trace_id`` (the integer id of the request's trace) becomes the bucket's exemplar.
+        """
         series = self._series.get((route, method, mode, event))
         if series is None:
             series = self._new_series(route, method, mode, event)
@@ -164,7 +168,17 @@ class RequestMetrics(Collector):
             ):
                 cumulative += count
                 le = "+Inf" if bound == float("inf") else repr(bound)
-                buckets.append((le, cumulative) if exemplar is None else (le, cumulative, exemplar))
+                if exemplar is None:
+                    buckets.append((le, cumulative))
+                else:
+                    trace_id, observed, at = exemplar
+                    buckets.append(
+                        (
+                            le,
+                            cumulative,
+                            Exemplar({"trace_id": format(trace_id, "032x")}, observed, at),
+                        )
+                    )
             durations.add_metric([self.service, route, method, mode, event], buckets, total)
         yield requests
         yield durations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -16,11 +16,16 @@ from opentelemetry import baggage, context, trace
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import EVENT_KEY, MODE_KEY
 from onsale_obs.instrument._context import RequestMode, _current
-from onsale_obs.instrument._events import EventExtractor, RequestParts, valid_event
+from onsale_obs.instrument._events import EventExtractor, PathParam, RequestParts, valid_event
 from onsale_obs.instrument._metrics import UNMATCHED_ROUTE, RequestMetrics
 from onsale_obs.instrument._routes import RouteResolver
-from onsale_obs.instrument._tracing import span_attributes
 from onsale_obs.modes import ModeSubscriber
+
+_BAGGAGE_KEY: str | None
+try:  # one context copy instead of one per baggage entry (this runs on every request)
+    from opentelemetry.baggage import _BAGGAGE_KEY
+except ImportError:  # pragma: no cover - depends on the OTel version
+    _BAGGAGE_KEY = None
 
 _EMPTY: dict[str, Any] = {}
 
@@ -55,41 +60,52 @@ class Tagger:
         found = self.routes(method, path)
         return found if found is not None else (UNMATCHED_ROUTE, _EMPTY)
 
-    def event(self, parts: RequestParts | None, inbound_event: str | None) -> str | None:
-        """The request's event id: the extractors first, then the propagated scope."""
-        if parts is not None:
-            for extract in self.extractors:
-                found = valid_event(extract(parts))
-                if found is not None:
-                    return found
+    def event(
+        self, params: Any, make_parts: Callable[[], RequestParts], inbound_event: str | None
+    ) -> str | None:
+        """The request's event id: the extractors first, then the propagated scope.
+
+        Path parameters are read directly; ``RequestParts`` is built only for other extractors.
+        """
+        parts = None
+        for extract in self.extractors:
+            if type(extract) is PathParam:
+                value = params.get(extract.name)
+                raw = None if value is None else str(value)
+            else:
+                if parts is None:
+                    parts = make_parts()
+                raw = extract(parts)
+            found = valid_event(raw)
+            if found is not None:
+                return found
         if self.trust_inbound_scope and inbound_event is not None:
             return valid_event(inbound_event)
         return None
 
     def begin(
-        self, event: str | None, route: str, upstream_mode: str | None
+        self, event: str | None, route: str, upstream_mode: str | None, span: trace.Span
     ) -> tuple[RequestMode, Any, Any]:
-        """Set the request's mode in context; returns it with the tokens ``end`` resets."""
+        """Set the request's mode in context; returns it with the tokens ``end`` resets.
+
+        ``span`` is the current span when the request arrived: when it is recording, an outer
+        OTel middleware has started the server span already, so it is tagged here (the span
+        processor only sees spans started later).
+        """
         resolution = self.subscriber.resolve(event)
         rm = RequestMode(resolution.mode, event, resolution.onsale_event, upstream_mode, route)
         token = _current.set(rm)
-        span = trace.get_current_span()
-        if span.is_recording():  # the server span already exists when OTel wraps us
-            span.set_attributes(span_attributes(rm))
-        ctx = baggage.set_baggage(MODE_KEY, rm.mode)
-        if event is not None:
-            ctx = baggage.set_baggage(EVENT_KEY, event, ctx)
-        return rm, token, context.attach(ctx)
+        if span.is_recording():
+            span.set_attributes(rm.span_attributes)
+            rm.trace_id = span.get_span_context().trace_id
+        return rm, token, context.attach(_with_onsale_baggage(rm.mode, event))
 
     def end(
         self, rm: RequestMode, method: str, status: int, seconds: float, tokens: tuple[Any, Any]
     ) -> None:
         """Record the finished request and restore the context."""
         try:
-            trace_id = None
-            span_context = trace.get_current_span().get_span_context()
-            if span_context.is_valid:
-                trace_id = format(span_context.trace_id, "032x")
+            trace_id = rm.trace_id
             if self.metrics is not None:
                 self.metrics.record(
                     rm.route, method, status, rm.mode, rm.onsale_event or "", seconds, trace_id
@@ -112,6 +128,17 @@ class Tagger:
                 )
 
 
-def now() -> float:
-    """The monotonic clock durations are measured with."""
-    return time.perf_counter()
+def _with_onsale_baggage(mode: str, event: str | None) -> context.Context:
+    """The current context with ``onsale.mode`` (and ``onsale.event``) baggage, in one copy."""
+    if _BAGGAGE_KEY is None:  # a future OTel without the key: fall back to the public API
+        ctx = baggage.set_baggage(MODE_KEY, mode)
+        return ctx if event is None else baggage.set_baggage(EVENT_KEY, event, ctx)
+    entries = dict(context.get_value(_BAGGAGE_KEY) or _EMPTY)  # type: ignore[call-overload]
+    entries[MODE_KEY] = mode
+    if event is not None:
+        entries[EVENT_KEY] = event
+    return context.set_value(_BAGGAGE_KEY, entries)
+
+
+#: The monotonic clock durations are measured with.
+now = time.perf_counter

@@ -14,11 +14,8 @@ UPSTREAM_MODE_ATTR = "onsale.upstream_mode"
 
 
 def span_attributes(rm: RequestMode) -> dict[str, AttributeValue]:
-    """The span attributes of a request's mode."""
-    attrs: dict[str, AttributeValue] = {MODE_ATTR: rm.mode, EVENT_ATTR: rm.event or ""}
-    if rm.upstream_mode is not None:
-        attrs[UPSTREAM_MODE_ATTR] = rm.upstream_mode
-    return attrs
+    """The span attributes of a request's mode (``onsale.mode``, ``onsale.event``, upstream)."""
+    return rm.span_attributes
 
 
 class OnsaleSpanProcessor(SpanProcessor):
@@ -32,8 +29,10 @@ class OnsaleSpanProcessor(SpanProcessor):
         rm = _current.get()
         if rm is not None:
             # not contextlib.suppress: this runs for every span and a context manager costs more
-            try:  # noqa: SIM105
-                span.set_attributes(span_attributes(rm))
+            try:
+                span.set_attributes(rm.span_attributes)
+                if rm.trace_id is None:  # OTel inside our middleware: its server span is first
+                    rm.trace_id = span.get_span_context().trace_id
             except Exception:  # a tagging failure must never surface in the app
                 pass
 

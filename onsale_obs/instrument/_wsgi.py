@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import (
@@ -84,9 +85,9 @@ class OnsaleWSGIMiddleware:
                 if self.drop_inbound_baggage:
                     inbound_event = upstream_mode = None
                     inbound = strip_onsale_baggage(inbound)
-            parts = None
-            if tagger.extractors:
-                parts = RequestParts(
+
+            def make_parts() -> RequestParts:
+                return RequestParts(
                     method,
                     path,
                     params,
@@ -94,8 +95,11 @@ class OnsaleWSGIMiddleware:
                     environ.get("QUERY_STRING", ""),
                     environ,
                 )
-            event = tagger.event(parts, inbound_event)
-            rm, token, otel_token = tagger.begin(event, route, upstream_mode)
+
+            event = tagger.event(params, make_parts, inbound_event)
+            rm, token, otel_token = tagger.begin(
+                event, route, upstream_mode, trace.get_current_span()
+            )
             if inbound is not None or event is not None:
                 # an inner OTel WSGI middleware extracts from here: give it this service's view
                 environ["HTTP_BAGGAGE"] = rewrite_baggage(inbound, event, rm.mode)
