@@ -2,9 +2,10 @@
 
 Layout (``<prefix>`` defaults to ``onsale``):
 
-- ``<prefix>:rev``   counter; publishers ``INCR`` it to reserve a revision before signing;
 - ``<prefix>:log``   stream whose entry ids are ``<revision>-0``: Redis refuses an id that is not
-                     above the top, which makes the append a compare-and-set;
+                     above the top, which makes the append a compare-and-set. A publisher signs
+                     the revision it expects (the top it last saw + 1); if another publisher got
+                     there first the script refuses, returns the real top, and it signs again;
 - ``<prefix>:state`` hash ``scope -> "<revision>\\n<message>"``, the versioned snapshot.
 
 Subscribers read the snapshot and the stream's top id atomically, then ``XREAD`` from the
@@ -26,17 +27,16 @@ from redis.retry import Retry
 from onsale_obs.exceptions import BackendUnavailableError, BadInputError
 from onsale_obs.modes._backend import Entry, Seal, Snapshot
 
+# Returns 0 when stored, else the revision at the top of the log (the caller retries above it).
+# A refused append writes nothing, so it costs no fsync.
 _APPEND = """
-local ok = redis.pcall('XADD', KEYS[1], ARGV[1] .. '-0', 'scope', ARGV[2], 'msg', ARGV[3])
-if type(ok) == 'table' and ok.err then
-  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-  local rev = 0
-  if #top > 0 then rev = tonumber(string.match(top[1][1], '^(%d+)')) end
-  if tonumber(redis.call('GET', KEYS[3]) or '0') < rev then redis.call('SET', KEYS[3], rev) end
-  return 0
-end
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local rev = 0
+if #top > 0 then rev = tonumber(string.match(top[1][1], '^(%d+)')) end
+if tonumber(ARGV[1]) <= rev then return rev end
+redis.call('XADD', KEYS[1], ARGV[1] .. '-0', 'scope', ARGV[2], 'msg', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\\n' .. ARGV[3])
-return 1
+return 0
 """
 
 _SNAPSHOT = """
@@ -70,7 +70,8 @@ class RedisBackend:
         query = parse_qs(parts.query)
         self.url = url
         self.prefix = prefix or query.get("prefix", ["onsale"])[0]
-        self._keys = (f"{self.prefix}:log", f"{self.prefix}:state", f"{self.prefix}:rev")
+        self._keys = (f"{self.prefix}:log", f"{self.prefix}:state")
+        self._last_revision: int | None = None
         self._connect_timeout = connect_timeout
         clean_url = parts._replace(query="").geturl()
         self._client_url = clean_url
@@ -88,20 +89,29 @@ class RedisBackend:
         return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=self.url)
 
     def append(self, scope: str, seal: Seal) -> int:
-        log, state, rev = self._keys
+        log, state = self._keys
         try:
+            if self._last_revision is None:
+                top = self._client.xrevrange(log, count=1)
+                self._last_revision = _revision(top[0][0] or b"0") if top else 0
             for _ in range(_MAX_APPEND_ATTEMPTS):
-                revision = int(self._client.incr(rev))
-                if self._append(keys=[log, state, rev], args=[revision, scope, seal(revision)]):
+                revision = self._last_revision + 1
+                refused = int(
+                    self._append(keys=[log, state], args=[revision, scope, seal(revision)])
+                )
+                if not refused:
+                    self._last_revision = revision
                     return revision
+                self._last_revision = refused
         except _ERRORS as exc:
+            self._last_revision = None  # after an outage, read the top again
             raise self._unavailable(exc) from None
         raise BackendUnavailableError(
             f"lost the revision race {_MAX_APPEND_ATTEMPTS} times in a row.", url=self.url
         )
 
     def snapshot(self) -> Snapshot:
-        log, state, _ = self._keys
+        log, state = self._keys
         try:
             cursor_id, flat = self._snapshot(keys=[log, state])
         except _ERRORS as exc:

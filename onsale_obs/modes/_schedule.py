@@ -17,9 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from onsale_obs.exceptions import ScheduleError
 from onsale_obs.modes._model import GLOBAL_SCOPE, check_reason, event_scope, iso, parse_scope
 
@@ -45,39 +42,6 @@ class ScheduledWindow:
             "end": iso(self.end),
             "reason": self.reason,
         }
-
-
-class _WindowSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    event: str | None = None
-    scope: str | None = None
-    start: datetime
-    end: datetime
-    reason: str = Field(default="", max_length=500)
-
-    @field_validator("start", "end")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must include a time zone, for example 2026-12-01T10:00:00Z")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> _WindowSpec:
-        if (self.event is None) == (self.scope is None):
-            raise ValueError(
-                "give exactly one of 'event' (an event id) or 'scope' (global or event:<id>)"
-            )
-        if self.end <= self.start:
-            raise ValueError("'end' must be later than 'start'")
-        return self
-
-
-class _ScheduleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    onsales: list[_WindowSpec] = Field(default_factory=list)
 
 
 class Schedule:
@@ -126,8 +90,12 @@ class Schedule:
         """Validate parsed YAML; errors name the file and the path inside it."""
         if data is None:
             return cls()
+        from pydantic import ValidationError  # loaded only when a schedule file is read
+
+        from onsale_obs.modes._schedule_spec import ScheduleSpec
+
         try:
-            spec = _ScheduleSpec.model_validate(data)
+            spec = ScheduleSpec.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -147,6 +115,8 @@ class Schedule:
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
         """Read a schedule YAML file; a missing file is an empty schedule."""
+        import yaml
+
         p = Path(path)
         if not p.exists():
             return cls()
@@ -178,6 +148,8 @@ class Schedule:
 
     def save(self, path: str | Path) -> None:
         """Write the schedule as YAML, atomically."""
+        import yaml
+
         p = Path(path)
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(yaml.safe_dump(self.to_data(), sort_keys=False))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -51,7 +51,11 @@ _NORMAL = Resolution("normal", None)
 
 
 class ModeSubscriber:
-    """Keeps a service's view of every scope's mode current; see the module docstring."""
+    """Keeps a service's view of every scope's mode current; see the module docstring.
+
+    Pass ``registry`` (for example ``prometheus_client.REGISTRY``) to export ``onsale_mode{scope}``,
+    ``onsale_mode_stale``, ``onsale_mode_revision`` and ``onsale_mode_rejected_total``.
+    """
 
     def __init__(
         self,
@@ -60,7 +64,7 @@ class ModeSubscriber:
         *,
         clock: Clock = time.time,
         schedule: Schedule | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = None,
         stale_after: float = 5.0,
         poll_timeout: float = 1.0,
         retry_interval: float = 0.5,
