@@ -224,22 +224,68 @@ def test_scope_comes_from_inbound_baggage_downstream(stack: Stack) -> None:
     app = wrap(stack, build_app(stack))
     call(app, "GET", "/api/orders/9", {"baggage": "onsale.event=final,onsale.mode=normal"})
     (line,) = stack.access_lines()
-    assert (line["route"], line["mode"], line["event"], line["onsale_event"]) == (
+    assert (line["route"], line["mode"], line["event"], line["event_onsale"]) == (
         "/api/orders/{order_id}",
         "onsale",
         "final",
-        "final",
+        True,
     )
 
 
-def test_edge_can_drop_inbound_onsale_baggage(stack: Stack) -> None:
-    """With ``drop_inbound_baggage`` an untrusted client cannot pick the scope or the upstream mode."""
+@pytest.mark.parametrize("otel", ["outer", "inner"])
+def test_edge_can_drop_inbound_onsale_baggage(stack: Stack, otel: str) -> None:
+    """With ``drop_inbound_baggage`` a client cannot pick the scope, and its claims travel no further."""
     put_onsale(stack)
-    app = wrap(stack, build_app(stack), drop_inbound_baggage=True)
+    app = wrap(stack, build_app(stack), otel=otel, drop_inbound_baggage=True)
+    body = call(
+        app,
+        "POST",
+        "/events/other/checkout",
+        {"baggage": "onsale.event=final,onsale.mode=onsale,k=v"},
+    ).json()
+    assert body == {"mode": "normal", "baggage": "k=v,onsale.event=other,onsale.mode=normal"}
     call(app, "GET", "/api/orders/9", {"baggage": "onsale.event=final,onsale.mode=onsale,k=v"})
-    (line,) = stack.access_lines()
-    assert (line["mode"], line["event"]) == ("normal", None)
-    assert all(s.attributes and "onsale.upstream_mode" not in s.attributes for s in stack.spans())
+    lines = stack.access_lines()
+    assert [(line["mode"], line["event"]) for line in lines] == [
+        ("normal", "other"),
+        ("normal", None),
+    ]
+    # the client's claim is still recorded on the spans, as telemetry
+    assert all(
+        s.attributes and s.attributes["onsale.upstream_mode"] == "onsale" for s in stack.spans()
+    )
+
+
+def test_otel_context_never_keeps_a_forged_scope(stack: Stack) -> None:
+    """Code reading OTel baggage inside the request sees this service's scope, not the client's."""
+    from opentelemetry import baggage
+
+    seen: list[dict[str, object]] = []
+
+    async def health(request: Request) -> Response:
+        seen.append(dict(baggage.get_all()))
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/healthz", health)])
+    call(
+        wrap(stack, app, trust_inbound_scope=False),
+        "GET",
+        "/healthz",
+        {"baggage": "onsale.event=final,k=v"},
+    )
+    assert seen == [{"k": "v", "onsale.mode": "normal"}]
+
+
+def test_server_span_is_named_by_route_template(stack: Stack) -> None:
+    """In either order the server span is named ``METHOD template`` and carries ``http.route``."""
+    for otel in ("outer", "inner"):
+        call(wrap(stack, build_app(stack), otel=otel), "POST", "/events/final/checkout")
+    servers = [s for s in stack.spans() if s.kind.name == "SERVER"]
+    assert [s.name for s in servers] == ["POST /events/{event_id}/checkout"] * 2
+    assert all(
+        s.attributes and s.attributes["http.route"] == "/events/{event_id}/checkout"
+        for s in servers
+    )
 
 
 def test_header_and_query_extractors(stack: Stack) -> None:

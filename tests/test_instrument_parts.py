@@ -168,3 +168,43 @@ def test_log_processor_adds_context(in_request: RequestMode) -> None:
 def test_log_processor_outside_request() -> None:
     """Outside a request the processor adds nothing."""
     assert add_onsale_context(None, "info", {"event": "x"}) == {"event": "x"}
+
+
+def test_outbound_continues_the_trace(in_request: RequestMode) -> None:
+    """Without client instrumentation, the hooks add ``traceparent`` so the trace continues downstream."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("client") as span:
+        request = httpx.Request("GET", "http://127.0.0.1/")
+        httpx_hook(request)
+        headers = inject_onsale_headers({})
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert trace_id in request.headers["traceparent"]
+    assert trace_id in headers["traceparent"]
+    existing = inject_onsale_headers({"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
+    assert existing["traceparent"].startswith("00-" + "1" * 32)  # never overwritten
+
+
+def test_metrics_app_works_as_a_starlette_route() -> None:
+    """``metrics_asgi_app`` can be used directly as a Starlette route endpoint."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from onsale_obs.instrument import metrics_asgi_app
+
+    registry = CollectorRegistry()
+    RequestMetrics("svc", registry=registry).record("/r", "GET", 200, "onsale", "final", 0.1)
+    app = Starlette(routes=[Route("/metrics", metrics_asgi_app(registry))])
+
+    async def scrape() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            return await client.get("/metrics")
+
+    response = asyncio.run(scrape())
+    assert response.status_code == 200
+    assert 'mode="onsale"' in response.text

@@ -4,11 +4,11 @@ Schema (version 1), one object per line::
 
     {"ts": 1800000000.123, "service": "checkout", "route": "/events/{event_id}/checkout",
      "method": "POST", "status": 503, "duration_s": 0.0123, "mode": "onsale",
-     "event": "final-2026", "onsale_event": "final-2026", "trace_id": "4bf9..."}
+     "event": "final-2026", "event_onsale": true, "trace_id": "4bf9..."}
 
 ``ts`` is when the request finished (epoch seconds); ``event`` is the request's event id (null
-if none), ``onsale_event`` the same id only while that event was on sale; ``trace_id`` is null
-without tracing. Lines are buffered and flushed every ``flush_interval`` seconds and on close.
+if none); ``event_onsale`` is true when that event itself was on sale (``mode`` can also be
+``onsale`` through a global on-sale); ``trace_id`` is null without tracing. Lines are buffered and flushed every ``flush_interval`` seconds and on close.
 """
 
 from __future__ import annotations
@@ -50,9 +50,7 @@ class AccessLog:
         self._buffer: list[bytes] = []
         self._last_flush = clock()
 
-    def write(
-        self, rm: RequestMode, method: str, status: int, seconds: float, trace_id: int | None
-    ) -> None:
+    def write(self, rm: RequestMode, status: int, seconds: float) -> None:
         """Append one request."""
         ts = self._clock()
         line = orjson.dumps(
@@ -60,13 +58,13 @@ class AccessLog:
                 "ts": ts,
                 "service": self.service,
                 "route": rm.route,
-                "method": method,
+                "method": rm.method,
                 "status": status,
                 "duration_s": seconds,
                 "mode": rm.mode,
                 "event": rm.event,
-                "onsale_event": rm.onsale_event,
-                "trace_id": None if trace_id is None else format(trace_id, "032x"),
+                "event_onsale": rm.onsale_event is not None,
+                "trace_id": None if rm.trace_id is None else format(rm.trace_id, "032x"),
             }
         )
         with self._lock:

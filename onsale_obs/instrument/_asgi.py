@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from opentelemetry import trace
 
 from onsale_obs.instrument._access_log import AccessLog
-from onsale_obs.instrument._baggage import (
-    parse_onsale_baggage,
-    rewrite_baggage,
-    strip_onsale_baggage,
-)
 from onsale_obs.instrument._events import EventExtractor, RequestParts
 from onsale_obs.instrument._metrics import RequestMetrics
 from onsale_obs.instrument._routes import RouteResolver, routes_for
@@ -34,7 +28,9 @@ class OnsaleMiddleware:
 
     ``event`` lists extractors tried in order (``PathParam``, ``Header``, ``Query`` or any
     callable taking ``RequestParts``); then the scope propagated in baggage (``onsale.event``)
-    unless ``trust_inbound_scope`` is False. The mode itself always comes from ``subscriber``.
+    unless ``trust_inbound_scope`` is False or ``drop_inbound_baggage`` is True. The mode itself
+    always comes from ``subscriber``. ``route_app`` is the app whose router names the routes
+    (default: ``app`` itself, when it is a Starlette/FastAPI app).
     """
 
     def __init__(
@@ -55,8 +51,7 @@ class OnsaleMiddleware:
     ) -> None:
         self.app = app
         self.service = service
-        self.drop_inbound_baggage = drop_inbound_baggage
-        self.exclude_paths = frozenset(exclude_paths)
+        self.exclude_paths = frozenset(p.rstrip("/") or "/" for p in exclude_paths)
         self.tagger = Tagger(
             subscriber,
             routes=routes
@@ -65,44 +60,40 @@ class OnsaleMiddleware:
             extractors=event,
             metrics=metrics,
             access_log=access_log,
-            trust_inbound_scope=trust_inbound_scope and not drop_inbound_baggage,
+            trust_inbound_scope=trust_inbound_scope,
+            drop_inbound_baggage=drop_inbound_baggage,
             logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exclude_paths:
+        if scope["type"] != "http" or scope["path"].rstrip("/") in self.exclude_paths:
             await self.app(scope, receive, send)
             return
-        started = now()
+        arrived = now()
         tagger = self.tagger
         try:
-            method: str = scope["method"]
-            path: str = scope["path"]
-            route, params = tagger.route(method, path)
             headers = scope["headers"]
-            inbound = _header(headers, b"baggage")
-            inbound_event = upstream_mode = None
-            if inbound is not None and not self.drop_inbound_baggage:
-                inbound_event, upstream_mode = parse_onsale_baggage(inbound)
 
-            def make_parts() -> RequestParts:
+            def make_parts(params: Mapping[str, Any]) -> RequestParts:
                 return RequestParts(
-                    method,
-                    path,
+                    scope["method"],
+                    scope["path"],
                     params,
                     lambda name: _header(headers, name.encode("latin-1")),
                     scope.get("query_string", b"").decode("latin-1"),
                     scope,
                 )
 
-            event = tagger.event(params, make_parts, inbound_event)
-            # No recording span yet means any OTel middleware is inside us and will extract
-            # the context from the headers: give it this service's view there.
-            span = trace.get_current_span()
-            outermost = not span.is_recording()
-            rm, token, otel_token = tagger.begin(event, route, upstream_mode, span)
-            if outermost and (inbound is not None or event is not None):
-                scope = self._with_baggage(scope, inbound, event, rm.mode)
+            started = tagger.start(
+                scope["method"], scope["path"], _header(headers, b"baggage"), make_parts
+            )
+            if started.baggage_header is not None:
+                value = started.baggage_header.encode("latin-1")
+                scope = {
+                    **scope,
+                    "headers": [(k, v) for k, v in headers if k != b"baggage"]
+                    + [(b"baggage", value)],
+                }
         except Exception:
             tagger.failed("asgi request start")
             await self.app(scope, receive, send)
@@ -124,18 +115,6 @@ class OnsaleMiddleware:
             raise
         finally:
             try:
-                status = 500 if failed or status == 0 else status
-                tagger.end(rm, method, status, now() - started, (token, otel_token))
+                tagger.end(started, 500 if failed or status == 0 else status, now() - arrived)
             except Exception:
                 tagger.failed("asgi request end")
-
-    def _with_baggage(
-        self, scope: Scope, inbound: str | None, event: str | None, mode: str
-    ) -> Scope:
-        """A scope whose ``baggage`` header carries this service's view, for an inner OTel middleware."""
-        if self.drop_inbound_baggage and inbound is not None:
-            inbound = strip_onsale_baggage(inbound)
-        value = rewrite_baggage(inbound, event, mode).encode("latin-1")
-        headers = [(k, v) for k, v in scope["headers"] if k != b"baggage"]
-        headers.append((b"baggage", value))
-        return {**scope, "headers": headers}

@@ -20,6 +20,7 @@ class RequestMode:
 
     __slots__ = (
         "event",
+        "method",
         "mode",
         "onsale_event",
         "route",
@@ -35,18 +36,30 @@ class RequestMode:
         onsale_event: str | None = None,
         upstream_mode: str | None = None,
         route: str = "",
+        method: str = "",
     ) -> None:
         self.mode: Mode = mode
         self.event = event
         self.onsale_event = onsale_event
         self.upstream_mode = upstream_mode
         self.route = route
+        self.method = method
         attrs: dict[str, AttributeValue] = {"onsale.mode": mode, "onsale.event": event or ""}
         if upstream_mode is not None:
             attrs["onsale.upstream_mode"] = upstream_mode
         self.span_attributes = attrs
         #: the request's trace (integer id), set from the server span when tracing is on
         self.trace_id: int | None = None
+
+    @property
+    def server_span_attributes(self) -> dict[str, AttributeValue]:
+        """Attributes of the request's server span: the span attributes plus ``http.route``."""
+        return {**self.span_attributes, "http.route": self.route}
+
+    @property
+    def server_span_name(self) -> str:
+        """``METHOD route-template``, the low-cardinality name semantic conventions ask for."""
+        return f"{self.method} {self.route}"
 
     def __repr__(self) -> str:
         return (

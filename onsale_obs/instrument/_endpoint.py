@@ -6,10 +6,26 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
 
+from onsale_obs.types import Receive, Scope, Send
 
-def metrics_asgi_app(registry: CollectorRegistry) -> Any:
-    """An ASGI app serving ``registry`` (mount it at ``/metrics``)."""
-    return make_asgi_app(registry=registry)
+
+class MetricsASGIApp:
+    """An ASGI app serving a registry.
+
+    It is a class instance, so Starlette treats it as an ASGI app in both
+    ``Route("/metrics", MetricsASGIApp(registry))`` and ``Mount("/metrics", ...)``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._app = make_asgi_app(registry=registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def metrics_asgi_app(registry: CollectorRegistry) -> MetricsASGIApp:
+    """An ASGI app serving ``registry`` (route or mount it at ``/metrics``)."""
+    return MetricsASGIApp(registry)
 
 
 def metrics_wsgi_app(registry: CollectorRegistry) -> Any:

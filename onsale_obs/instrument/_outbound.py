@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opentelemetry import baggage
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from onsale_obs.instrument._baggage import rewrite_baggage
 from onsale_obs.instrument._context import _current
@@ -31,20 +32,31 @@ def outbound_baggage(existing: str | None = None) -> str | None:
     return rewrite_baggage(existing, rm.event, rm.mode)
 
 
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+def _add_traceparent(headers: MutableMapping[str, str], present: bool) -> None:
+    """Continue the trace downstream when no client instrumentation has done it already."""
+    if not present:
+        _TRACE_CONTEXT.inject(headers)
+
+
 def inject_onsale_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Add the on-sale baggage to a headers mapping (merging an existing ``baggage`` header)."""
+    """Add the on-sale baggage (merging an existing ``baggage`` header) and, if missing, ``traceparent``."""
     key = next((k for k in headers if k.lower() == "baggage"), "baggage")
     value = outbound_baggage(headers.get(key))
     if value is not None:
         headers[key] = value
+        _add_traceparent(headers, any(k.lower() == "traceparent" for k in headers))
     return headers
 
 
 def httpx_hook(request: Any) -> None:
-    """``httpx.Client(event_hooks={"request": [httpx_hook]})``: add the on-sale baggage."""
+    """``httpx.Client(event_hooks={"request": [httpx_hook]})``: add the on-sale baggage and trace."""
     value = outbound_baggage(request.headers.get("baggage"))
     if value is not None:
         request.headers["baggage"] = value
+        _add_traceparent(request.headers, "traceparent" in request.headers)
 
 
 async def httpx_async_hook(request: Any) -> None:
@@ -67,5 +79,6 @@ def requests_adapter(**kwargs: Any) -> Any:
             value = outbound_baggage(request.headers.get("baggage"))
             if value is not None:
                 request.headers["baggage"] = value
+                _add_traceparent(request.headers, "traceparent" in request.headers)
 
     return OnsaleAdapter(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from onsale_obs.instrument._context import RequestMode, _current
@@ -30,9 +31,13 @@ class OnsaleSpanProcessor(SpanProcessor):
         if rm is not None:
             # not contextlib.suppress: this runs for every span and a context manager costs more
             try:
-                span.set_attributes(rm.span_attributes)
-                if rm.trace_id is None:  # OTel inside our middleware: its server span is first
+                if rm.trace_id is None:  # the request's first span: OTel is inside our middleware
                     rm.trace_id = span.get_span_context().trace_id
+                    if span.kind is SpanKind.SERVER:
+                        span.set_attributes(rm.server_span_attributes)
+                        span.update_name(rm.server_span_name)
+                        return
+                span.set_attributes(rm.span_attributes)
             except Exception:  # a tagging failure must never surface in the app
                 pass
 

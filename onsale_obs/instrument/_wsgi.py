@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
-from opentelemetry import trace
 
 from onsale_obs.instrument._access_log import AccessLog
-from onsale_obs.instrument._baggage import (
-    parse_onsale_baggage,
-    rewrite_baggage,
-    strip_onsale_baggage,
-)
-from onsale_obs.instrument._context import RequestMode
 from onsale_obs.instrument._events import EventExtractor, RequestParts
 from onsale_obs.instrument._metrics import RequestMetrics
 from onsale_obs.instrument._routes import RouteResolver, routes_for
-from onsale_obs.instrument._tagger import Tagger, now
+from onsale_obs.instrument._tagger import Started, Tagger, now
 from onsale_obs.modes import ModeSubscriber
 
 WSGIEnviron = dict[str, Any]
@@ -55,8 +48,7 @@ class OnsaleWSGIMiddleware:
     ) -> None:
         self.app = app
         self.service = service
-        self.drop_inbound_baggage = drop_inbound_baggage
-        self.exclude_paths = frozenset(exclude_paths)
+        self.exclude_paths = frozenset(p.rstrip("/") or "/" for p in exclude_paths)
         self.tagger = Tagger(
             subscriber,
             routes=routes
@@ -65,28 +57,21 @@ class OnsaleWSGIMiddleware:
             extractors=event,
             metrics=metrics,
             access_log=access_log,
-            trust_inbound_scope=trust_inbound_scope and not drop_inbound_baggage,
+            trust_inbound_scope=trust_inbound_scope,
+            drop_inbound_baggage=drop_inbound_baggage,
             logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
         )
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if path in self.exclude_paths:
+        if path.rstrip("/") in self.exclude_paths:
             return self.app(environ, start_response)
-        started = now()
+        arrived = now()
         tagger = self.tagger
         try:
             method = str(environ.get("REQUEST_METHOD", "GET"))
-            route, params = tagger.route(method, path)
-            inbound = environ.get("HTTP_BAGGAGE")
-            inbound_event = upstream_mode = None
-            if inbound is not None:
-                inbound_event, upstream_mode = parse_onsale_baggage(inbound)
-                if self.drop_inbound_baggage:
-                    inbound_event = upstream_mode = None
-                    inbound = strip_onsale_baggage(inbound)
 
-            def make_parts() -> RequestParts:
+            def make_parts(params: Mapping[str, Any]) -> RequestParts:
                 return RequestParts(
                     method,
                     path,
@@ -96,13 +81,10 @@ class OnsaleWSGIMiddleware:
                     environ,
                 )
 
-            event = tagger.event(params, make_parts, inbound_event)
-            rm, token, otel_token = tagger.begin(
-                event, route, upstream_mode, trace.get_current_span()
-            )
-            if inbound is not None or event is not None:
+            started = tagger.start(method, path, environ.get("HTTP_BAGGAGE"), make_parts)
+            if started.baggage_header is not None:
                 # an inner OTel WSGI middleware extracts from here: give it this service's view
-                environ["HTTP_BAGGAGE"] = rewrite_baggage(inbound, event, rm.mode)
+                environ["HTTP_BAGGAGE"] = started.baggage_header
         except Exception:
             tagger.failed("wsgi request start")
             return self.app(environ, start_response)
@@ -120,7 +102,7 @@ class OnsaleWSGIMiddleware:
                 else start_response(status_line, headers)
             )
 
-        recorder = _Recorder(tagger, rm, method, started, status, (token, otel_token))
+        recorder = _Recorder(tagger, started, arrived, status)
         try:
             body = self.app(environ, start_with_status)
         except BaseException:
@@ -130,23 +112,13 @@ class OnsaleWSGIMiddleware:
 
 
 class _Recorder:
-    __slots__ = ("done", "method", "rm", "started", "status", "tagger", "tokens")
+    __slots__ = ("arrived", "done", "started", "status", "tagger")
 
-    def __init__(
-        self,
-        tagger: Tagger,
-        rm: RequestMode,
-        method: str,
-        started: float,
-        status: list[int],
-        tokens: tuple[Any, Any],
-    ) -> None:
+    def __init__(self, tagger: Tagger, started: Started, arrived: float, status: list[int]) -> None:
         self.tagger = tagger
-        self.rm = rm
-        self.method = method
         self.started = started
+        self.arrived = arrived
         self.status = status
-        self.tokens = tokens
         self.done = False
 
     def finish(self, *, failed: bool) -> None:
@@ -155,7 +127,7 @@ class _Recorder:
         self.done = True
         code = 500 if failed or self.status[0] == 0 else self.status[0]
         try:
-            self.tagger.end(self.rm, self.method, code, now() - self.started, self.tokens)
+            self.tagger.end(self.started, code, now() - self.arrived)
         except Exception:
             self.tagger.failed("wsgi request end")
 
