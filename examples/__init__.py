@@ -1,0 +1,1 @@
+"""Runnable examples of onsale-obs in small services."""
