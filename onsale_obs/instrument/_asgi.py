@@ -23,6 +23,18 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
+def _parts(scope: Scope, method: str, path: str, params: Mapping[str, Any]) -> RequestParts:
+    headers = scope["headers"]
+    return RequestParts(
+        method,
+        path,
+        params,
+        lambda name: _header(headers, name.encode("latin-1")),
+        scope.get("query_string", b"").decode("latin-1"),
+        scope,
+    )
+
+
 class OnsaleMiddleware:
     """Tags each HTTP request of an ASGI app with its mode; see the README for the options.
 
@@ -73,22 +85,11 @@ class OnsaleMiddleware:
         tagger = self.tagger
         try:
             headers = scope["headers"]
-
-            def make_parts(params: Mapping[str, Any]) -> RequestParts:
-                return RequestParts(
-                    scope["method"],
-                    scope["path"],
-                    params,
-                    lambda name: _header(headers, name.encode("latin-1")),
-                    scope.get("query_string", b"").decode("latin-1"),
-                    scope,
-                )
-
             started = tagger.start(
-                scope["method"], scope["path"], _header(headers, b"baggage"), make_parts
+                scope["method"], scope["path"], _header(headers, b"baggage"), _parts, scope
             )
-            if started.baggage_header is not None:
-                value = started.baggage_header.encode("latin-1")
+            if started[3] is not None:
+                value = started[3].encode("latin-1")
                 scope = {
                     **scope,
                     "headers": [(k, v) for k, v in headers if k != b"baggage"]

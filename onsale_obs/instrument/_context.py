@@ -44,22 +44,14 @@ class RequestMode:
         self.upstream_mode = upstream_mode
         self.route = route
         self.method = method
-        attrs: dict[str, AttributeValue] = {"onsale.mode": mode, "onsale.event": event or ""}
+        attrs: dict[str, AttributeValue] = {"onsale.mode": mode}
+        if event is not None:
+            attrs["onsale.event"] = event
         if upstream_mode is not None:
             attrs["onsale.upstream_mode"] = upstream_mode
         self.span_attributes = attrs
         #: the request's trace (integer id), set from the server span when tracing is on
         self.trace_id: int | None = None
-
-    @property
-    def server_span_attributes(self) -> dict[str, AttributeValue]:
-        """Attributes of the request's server span: the span attributes plus ``http.route``."""
-        return {**self.span_attributes, "http.route": self.route}
-
-    @property
-    def server_span_name(self) -> str:
-        """``METHOD route-template``, the low-cardinality name semantic conventions ask for."""
-        return f"{self.method} {self.route}"
 
     def __repr__(self) -> str:
         return (

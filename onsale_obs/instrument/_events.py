@@ -72,8 +72,17 @@ class Query:
         return values[0] if values else None
 
 
+_VALID: dict[str, bool] = {}
+_VALID_CACHE_SIZE = 10_000
+
+
 def valid_event(value: str | None) -> str | None:
     """An event id usable as a scope, or None (garbage from the network is ignored)."""
-    if value is None or not EVENT_ID_PATTERN.match(value):
+    if value is None:
         return None
-    return value
+    ok = _VALID.get(value)
+    if ok is None:
+        ok = EVENT_ID_PATTERN.match(value) is not None
+        if len(_VALID) < _VALID_CACHE_SIZE:  # bounded: random ids from the network cannot grow it
+            _VALID[value] = ok
+    return value if ok else None

@@ -9,7 +9,6 @@ once, with the cardinality caps applied; histogram buckets differ per mode (see
 from __future__ import annotations
 
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
@@ -48,21 +47,11 @@ class _Series:
         self.bounds = bounds
         self.lock = threading.Lock()
         self.buckets = [0] * (len(bounds) + 1)  # per bucket, +Inf last; cumulated at scrape
-        # (trace id, value, time) per bucket; turned into Exemplars only at scrape time
-        self.exemplars: list[tuple[int, float, float] | None] = [None] * (len(bounds) + 1)
+        # (trace id, value) per bucket; turned into Exemplars only at scrape time
+        self.exemplars: list[tuple[int, float] | None] = [None] * (len(bounds) + 1)
         self.codes = [0, 0, 0, 0, 0]
         self.count = 0
         self.total = 0.0
-
-    def observe(self, code: int, seconds: float, trace_id: int | None) -> None:
-        index = bisect_left(self.bounds, seconds)
-        with self.lock:
-            self.buckets[index] += 1
-            self.codes[code] += 1
-            self.count += 1
-            self.total += seconds
-            if trace_id is not None:
-                self.exemplars[index] = (trace_id, seconds, time.time())
 
 
 class RequestMetrics(Collector):
@@ -109,7 +98,14 @@ class RequestMetrics(Collector):
         if series is None:
             series = self._new_series(route, method, mode, event)
         code = status // 100 - 1
-        series.observe(code if 0 <= code <= 4 else 4, seconds, trace_id)
+        index = bisect_left(series.bounds, seconds)
+        with series.lock:  # observe() inlined: this runs on every request
+            series.buckets[index] += 1
+            series.codes[code if 0 <= code <= 4 else 4] += 1
+            series.count += 1
+            series.total += seconds
+            if trace_id is not None:
+                series.exemplars[index] = (trace_id, seconds)
 
     def _new_series(self, route: str, method: str, mode: str, event: str) -> _Series:
         with self._lock:
@@ -171,12 +167,12 @@ class RequestMetrics(Collector):
                 if exemplar is None:
                     buckets.append((le, cumulative))
                 else:
-                    trace_id, observed, at = exemplar
+                    trace_id, observed = exemplar
                     buckets.append(
                         (
                             le,
                             cumulative,
-                            Exemplar({"trace_id": format(trace_id, "032x")}, observed, at),
+                            Exemplar({"trace_id": format(trace_id, "032x")}, observed),
                         )
                     )
             durations.add_metric([self.service, route, method, mode, event], buckets, total)

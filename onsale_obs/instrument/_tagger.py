@@ -22,9 +22,16 @@ from onsale_obs.instrument._baggage import (
     strip_onsale_baggage,
 )
 from onsale_obs.instrument._context import RequestMode, _current
-from onsale_obs.instrument._events import EventExtractor, PathParam, RequestParts, valid_event
+from onsale_obs.instrument._events import (
+    _VALID,
+    EventExtractor,
+    PathParam,
+    RequestParts,
+    valid_event,
+)
 from onsale_obs.instrument._metrics import UNMATCHED_ROUTE, RequestMetrics
 from onsale_obs.instrument._routes import RouteResolver
+from onsale_obs.instrument._tracing import tag_span
 from onsale_obs.modes import ModeSubscriber
 
 _BAGGAGE_KEY: str | None
@@ -39,23 +46,19 @@ _EMPTY: dict[str, Any] = {}
 now = time.perf_counter
 
 
-class Started:
-    """A request the tagger has decided on: its mode, the tokens to reset, the baggage to pass in."""
-
-    __slots__ = ("baggage_header", "otel_token", "rm", "token")
-
-    def __init__(
-        self, rm: RequestMode, token: Any, otel_token: Any, baggage_header: str | None
-    ) -> None:
-        self.rm = rm
-        self.token = token
-        self.otel_token = otel_token
-        #: the inbound ``baggage`` header to hand to inner middleware (None: leave it alone)
-        self.baggage_header = baggage_header
+#: What ``Tagger.start`` hands back: the request's mode, the two context tokens ``end``
+#: resets, and the inbound ``baggage`` header inner middleware should see (None: unchanged).
+Started = tuple[RequestMode, Any, Any, "str | None"]
+#: Builds the generic ``RequestParts`` for extractors other than ``PathParam`` (called lazily).
+PartsFactory = Callable[[Any, str, str, Mapping[str, Any]], RequestParts]
 
 
 class Tagger:
-    """Decides a request's mode and records it in spans, baggage, metrics and the access log."""
+    """Decides a request's mode and records it in spans, baggage, metrics and the access log.
+
+    This runs on every request, so ``start`` and ``end`` are written flat: no per-request
+    closures or helper objects beyond the ``RequestMode`` itself.
+    """
 
     def __init__(
         self,
@@ -70,7 +73,8 @@ class Tagger:
         logger: Any,
     ) -> None:
         self.subscriber = subscriber
-        self.routes = routes
+        # a resolver's cached lookup is called directly, one call less per request
+        self.routes = getattr(routes, "lookup", routes)
         self.extractors = tuple(extractors)
         self.metrics = metrics
         self.access_log = access_log
@@ -84,17 +88,39 @@ class Tagger:
         method: str,
         path: str,
         inbound: str | None,
-        make_parts: Callable[[Mapping[str, Any]], RequestParts],
+        make_parts: PartsFactory,
+        raw: Any,
     ) -> Started:
-        """Decide the mode of a request and set it in context (spans, baggage, logs)."""
-        route, params = self._route(method, path)
+        """Decide the mode of a request and set it in context (spans, baggage, logs).
+
+        ``make_parts(raw, method, path, params)`` is called only if an extractor needs it.
+        """
+        found = self.routes(method, path) if self.routes is not None else None
+        route, params = found if found is not None else (UNMATCHED_ROUTE, _EMPTY)
         inbound_event = upstream_mode = None
         if inbound is not None:
             # the caller's claimed mode is kept as telemetry even at the edge; its scope is not
             inbound_event, upstream_mode = parse_onsale_baggage(inbound)
             if self.drop_inbound_baggage:
+                inbound_event = None
                 inbound = strip_onsale_baggage(inbound)
-        event = self._event(params, make_parts, inbound_event)
+        event = None
+        parts = None
+        for extract in self.extractors:
+            if type(extract) is PathParam:
+                value = params.get(extract.name)
+                candidate = None if value is None else str(value)
+            else:
+                if parts is None:
+                    parts = make_parts(raw, method, path, params)
+                candidate = extract(parts)
+            if candidate is not None:
+                ok = _VALID.get(candidate)  # valid_event() inlined for the common, cached case
+                event = candidate if ok else (valid_event(candidate) if ok is None else None)
+                if event is not None:
+                    break
+        if event is None and self.trust_inbound_scope and inbound_event is not None:
+            event = valid_event(inbound_event)
         resolution = self.subscriber.resolve(event)
         rm = RequestMode(
             resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
@@ -105,8 +131,7 @@ class Tagger:
         if not outermost:
             # An outer OTel middleware started the server span before we knew the mode: tag it
             # here (the span processor only sees spans started from now on).
-            span.set_attributes(rm.server_span_attributes)
-            span.update_name(rm.server_span_name)
+            tag_span(span, rm.span_attributes)
             rm.trace_id = span.get_span_context().trace_id
         otel_token = context.attach(_with_onsale_baggage(rm.mode, event))
         # With no recording span yet, any OTel middleware is inside us and extracts the context
@@ -114,40 +139,11 @@ class Tagger:
         header = None
         if outermost and (inbound is not None or event is not None):
             header = rewrite_baggage(inbound, event, rm.mode)
-        return Started(rm, token, otel_token, header)
-
-    def _route(self, method: str, path: str) -> tuple[str, Mapping[str, Any]]:
-        if self.routes is None:
-            return UNMATCHED_ROUTE, _EMPTY
-        found = self.routes(method, path)
-        return found if found is not None else (UNMATCHED_ROUTE, _EMPTY)
-
-    def _event(
-        self,
-        params: Mapping[str, Any],
-        make_parts: Callable[[Mapping[str, Any]], RequestParts],
-        inbound_event: str | None,
-    ) -> str | None:
-        """The extractors first (path parameters read directly), then the propagated scope."""
-        parts = None
-        for extract in self.extractors:
-            if type(extract) is PathParam:
-                value = params.get(extract.name)
-                raw = None if value is None else str(value)
-            else:
-                if parts is None:
-                    parts = make_parts(params)
-                raw = extract(parts)
-            found = valid_event(raw)
-            if found is not None:
-                return found
-        if self.trust_inbound_scope and inbound_event is not None:
-            return valid_event(inbound_event)
-        return None
+        return rm, token, otel_token, header
 
     def end(self, started: Started, status: int, seconds: float) -> None:
         """Record the finished request and restore the context."""
-        rm = started.rm
+        rm, token, otel_token, _ = started
         try:
             if self.metrics is not None:
                 self.metrics.record(
@@ -162,8 +158,8 @@ class Tagger:
             if self.access_log is not None:
                 self.access_log.write(rm, status, seconds)
         finally:
-            context.detach(started.otel_token)
-            _current.reset(started.token)
+            context.detach(otel_token)
+            _current.reset(token)
 
     def failed(self, where: str) -> None:
         """Count a failure inside the tagging; log the first one with its traceback."""

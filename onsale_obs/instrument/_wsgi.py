@@ -27,6 +27,12 @@ def _environ_header(environ: WSGIEnviron) -> Callable[[str], str | None]:
     return get
 
 
+def _parts(environ: WSGIEnviron, method: str, path: str, params: Mapping[str, Any]) -> RequestParts:
+    return RequestParts(
+        method, path, params, _environ_header(environ), environ.get("QUERY_STRING", ""), environ
+    )
+
+
 class OnsaleWSGIMiddleware:
     """Tags each request of a WSGI app (Flask, Django, ...) with its mode; same options as ASGI."""
 
@@ -70,21 +76,10 @@ class OnsaleWSGIMiddleware:
         tagger = self.tagger
         try:
             method = str(environ.get("REQUEST_METHOD", "GET"))
-
-            def make_parts(params: Mapping[str, Any]) -> RequestParts:
-                return RequestParts(
-                    method,
-                    path,
-                    params,
-                    _environ_header(environ),
-                    environ.get("QUERY_STRING", ""),
-                    environ,
-                )
-
-            started = tagger.start(method, path, environ.get("HTTP_BAGGAGE"), make_parts)
-            if started.baggage_header is not None:
+            started = tagger.start(method, path, environ.get("HTTP_BAGGAGE"), _parts, environ)
+            if started[3] is not None:
                 # an inner OTel WSGI middleware extracts from here: give it this service's view
-                environ["HTTP_BAGGAGE"] = started.baggage_header
+                environ["HTTP_BAGGAGE"] = started[3]
         except Exception:
             tagger.failed("wsgi request start")
             return self.app(environ, start_response)
