@@ -85,9 +85,12 @@ class OnsaleMiddleware:
         tagger = self.tagger
         try:
             headers = scope["headers"]
-            started = tagger.start(
-                scope["method"], scope["path"], _header(headers, b"baggage"), _parts, scope
-            )
+            inbound = None
+            for key, value in headers:  # _header() inlined: once per request
+                if key == b"baggage":
+                    inbound = value.decode("latin-1")
+                    break
+            started = tagger.start(scope["method"], scope["path"], inbound, _parts, scope)
             if started[3] is not None:
                 value = started[3].encode("latin-1")
                 scope = {

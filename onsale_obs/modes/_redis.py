@@ -15,6 +15,8 @@ restarts (run it with ``appendonly yes``), loses nothing because the stream is r
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,7 +50,7 @@ return {cursor, redis.call('HGETALL', KEYS[2])}
 
 _ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Publishers retry a lost revision race this many times before giving up.
-_MAX_APPEND_ATTEMPTS = 20
+_MAX_APPEND_ATTEMPTS = 50
 
 
 def _revision(stream_id: bytes | str) -> int:
@@ -94,7 +96,7 @@ class RedisBackend:
             if self._last_revision is None:
                 top = self._client.xrevrange(log, count=1)
                 self._last_revision = _revision(top[0][0] or b"0") if top else 0
-            for _ in range(_MAX_APPEND_ATTEMPTS):
+            for attempt in range(_MAX_APPEND_ATTEMPTS):
                 revision = self._last_revision + 1
                 refused = int(
                     self._append(keys=[log, state], args=[revision, scope, seal(revision)])
@@ -103,6 +105,9 @@ class RedisBackend:
                     self._last_revision = revision
                     return revision
                 self._last_revision = refused
+                # another publisher is appending right now: back off a little, randomly, so
+                # racing publishers spread out instead of colliding again
+                time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
         except _ERRORS as exc:
             self._last_revision = None  # after an outage, read the top again
             raise self._unavailable(exc) from None

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -32,15 +33,7 @@ from onsale_obs.types import Clock, Mode
 Listener = Callable[[ModeState], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _View:
-    by_event: dict[str, ModeState] = field(default_factory=dict)
-    global_state: ModeState | None = None
-    stale: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """The effective mode of a request and the event id that made it on sale (if any)."""
 
     mode: Mode
@@ -48,6 +41,20 @@ class Resolution:
 
 
 _NORMAL = Resolution("normal", None)
+_GLOBAL_ONSALE = Resolution("onsale", None)
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What the request path reads: only on-sale states, each with its answer made in advance.
+
+    ``onsale_events`` maps an event id to (until, its Resolution); ``global_until`` is set
+    (to ``until``, or infinity) while the global scope is on sale.
+    """
+
+    onsale_events: dict[str, tuple[float, Resolution]] = field(default_factory=dict)
+    global_until: float | None = None
+    stale: bool = False
 
 
 class ModeSubscriber:
@@ -99,23 +106,14 @@ class ModeSubscriber:
     def resolve(self, event: str | None) -> Resolution:
         """Effective mode for a request of ``event`` (None: no event scope)."""
         view = self._view
-        now = self._clock()
-        onsale_event = None
         if event is not None:
-            state = view.by_event.get(event)
-            if (
-                state is not None
-                and state.mode == "onsale"
-                and (state.until is None or now < state.until)
-            ):
-                onsale_event = event
-        g = view.global_state
-        if onsale_event is not None or (
-            g is not None and g.mode == "onsale" and (g.until is None or now < g.until)
-        ):
-            return Resolution("onsale", onsale_event)
+            found = view.onsale_events.get(event)
+            if found is not None and self._clock() < found[0]:
+                return found[1]
+        if view.global_until is not None and self._clock() < view.global_until:
+            return _GLOBAL_ONSALE
         if view.stale and self._schedule is not None:
-            return self._scheduled(event, now)
+            return self._scheduled(event, self._clock())
         return _NORMAL
 
     def _scheduled(self, event: str | None, now: float) -> Resolution:
@@ -275,17 +273,23 @@ class ModeSubscriber:
         )
 
     def _publish_view(self) -> None:
-        by_event = {}
+        onsale_events = {}
+        global_until = None
         for scope, state in self._states.items():
+            if state.mode != "onsale":
+                continue
+            until = state.until if state.until is not None else math.inf
             event = scope_event(scope)
             if event is not None:
-                by_event[event] = state
-        self._view = _View(by_event, self._states.get(GLOBAL_SCOPE), self._view.stale)
+                onsale_events[event] = (until, Resolution("onsale", event))
+            elif scope == GLOBAL_SCOPE:
+                global_until = until
+        self._view = _View(onsale_events, global_until, self._view.stale)
 
     def _set_stale(self, stale: bool) -> None:
         if self._view.stale != stale:
             view = self._view
-            self._view = _View(view.by_event, view.global_state, stale)
+            self._view = _View(view.onsale_events, view.global_until, stale)
 
     def _on_success(self) -> None:
         self._last_ok = self._clock()
