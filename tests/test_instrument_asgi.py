@@ -35,7 +35,7 @@ from onsale_obs.instrument import (
 )
 from onsale_obs.modes import Broadcaster, MemoryBackend, ModeSubscriber
 from onsale_obs.testing import FakeClock, key_pair
-from onsale_obs.types import ASGIApp
+from onsale_obs.types import ASGIApp, Receive, Scope, Send
 
 
 @dataclass
@@ -366,12 +366,12 @@ def test_non_http_and_metrics_paths_pass_through(stack: Stack) -> None:
     """Lifespan/websocket scopes and /metrics scrapes are not counted as requests."""
     seen: list[str] = []
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(str(scope["type"]))
 
     middleware = OnsaleMiddleware(
         app, subscriber=stack.subscriber, service="x", metrics=stack.metrics
-    )  # type: ignore[arg-type]
+    )
 
     async def go() -> None:
         async def receive() -> dict[str, object]:
@@ -400,5 +400,5 @@ def test_exemplars_carry_the_trace_id(stack: Stack) -> None:
     assert server.context is not None
     assert (
         f'trace_id="{format(server.context.trace_id, "032x")}"'
-        in openmetrics(stack.registry).decode()
+        in openmetrics(stack.registry).decode()  # type: ignore[no-untyped-call]
     )

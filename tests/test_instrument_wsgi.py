@@ -108,7 +108,7 @@ def test_wsgi_request_tagged_through_a_real_server(
 
     def root(environ: dict[str, object], start_response: object) -> object:
         if environ.get("PATH_INFO") == "/metrics":
-            return metrics_app(environ, start_response)  # type: ignore[arg-type]
+            return metrics_app(environ, start_response)
         return OpenTelemetryMiddleware(tagged, tracer_provider=provider)(environ, start_response)  # type: ignore[arg-type]
 
     server, thread, url = serve_wsgi(root)
