@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import structlog
 from opentelemetry import baggage, context, trace
 
 from onsale_obs.instrument._access_log import AccessLog
@@ -30,7 +31,7 @@ from onsale_obs.instrument._events import (
     valid_event,
 )
 from onsale_obs.instrument._metrics import UNMATCHED_ROUTE, RequestMetrics
-from onsale_obs.instrument._routes import RouteResolver
+from onsale_obs.instrument._routes import RouteResolver, routes_for
 from onsale_obs.instrument._tracing import tag_span
 from onsale_obs.modes import ModeSubscriber
 
@@ -41,6 +42,7 @@ except ImportError:  # pragma: no cover - depends on the OTel version
     _BAGGAGE_KEY = None
 
 _EMPTY: dict[str, Any] = {}
+AppT = TypeVar("AppT")
 
 #: The monotonic clock durations are measured with.
 now = time.perf_counter
@@ -192,3 +194,47 @@ def _with_onsale_baggage(mode: str, event: str | None) -> context.Context:
     if event is not None:
         entries[EVENT_KEY] = event
     return context.set_value(_BAGGAGE_KEY, entries)
+
+
+class TaggingMiddleware(Generic[AppT]):
+    """What the ASGI and WSGI middleware share: their options and the ``Tagger`` built from them.
+
+    ``event`` lists extractors tried in order (``PathParam``, ``Header``, ``Query`` or any
+    callable taking ``RequestParts``); then the scope propagated in baggage (``onsale.event``)
+    unless ``trust_inbound_scope`` is False or ``drop_inbound_baggage`` is True. The mode itself
+    always comes from ``subscriber``. ``route_app`` is the app whose router names the routes
+    (default: ``app`` itself, when it is a Starlette/FastAPI or Flask app); ``routes`` replaces
+    the router lookup entirely. Requests to ``exclude_paths`` are passed through untagged.
+    """
+
+    def __init__(
+        self,
+        app: AppT,
+        *,
+        subscriber: ModeSubscriber,
+        service: str,
+        event: Sequence[EventExtractor] = (),
+        routes: RouteResolver | None = None,
+        metrics: RequestMetrics | None = None,
+        access_log: AccessLog | None = None,
+        drop_inbound_baggage: bool = False,
+        trust_inbound_scope: bool = True,
+        exclude_paths: Sequence[str] = ("/metrics",),
+        route_app: Any = None,
+        logger: Any = None,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.exclude_paths = frozenset(p.rstrip("/") or "/" for p in exclude_paths)
+        self.tagger = Tagger(
+            subscriber,
+            routes=routes
+            if routes is not None
+            else routes_for(route_app if route_app is not None else app),
+            extractors=event,
+            metrics=metrics,
+            access_log=access_log,
+            trust_inbound_scope=trust_inbound_scope,
+            drop_inbound_baggage=drop_inbound_baggage,
+            logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
+        )

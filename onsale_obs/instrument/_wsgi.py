@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import structlog
-
-from onsale_obs.instrument._access_log import AccessLog
-from onsale_obs.instrument._events import EventExtractor, RequestParts
-from onsale_obs.instrument._metrics import RequestMetrics
-from onsale_obs.instrument._routes import RouteResolver, routes_for
-from onsale_obs.instrument._tagger import Started, Tagger, now
-from onsale_obs.modes import ModeSubscriber
+from onsale_obs.instrument._events import RequestParts
+from onsale_obs.instrument._tagger import Started, Tagger, TaggingMiddleware, now
 
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -33,40 +27,8 @@ def _parts(environ: WSGIEnviron, method: str, path: str, params: Mapping[str, An
     )
 
 
-class OnsaleWSGIMiddleware:
-    """Tags each request of a WSGI app (Flask, Django, ...) with its mode; same options as ASGI."""
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        subscriber: ModeSubscriber,
-        service: str,
-        event: Sequence[EventExtractor] = (),
-        routes: RouteResolver | None = None,
-        metrics: RequestMetrics | None = None,
-        access_log: AccessLog | None = None,
-        drop_inbound_baggage: bool = False,
-        trust_inbound_scope: bool = True,
-        exclude_paths: Sequence[str] = ("/metrics",),
-        route_app: Any = None,
-        logger: Any = None,
-    ) -> None:
-        self.app = app
-        self.service = service
-        self.exclude_paths = frozenset(p.rstrip("/") or "/" for p in exclude_paths)
-        self.tagger = Tagger(
-            subscriber,
-            routes=routes
-            if routes is not None
-            else routes_for(route_app if route_app is not None else app),
-            extractors=event,
-            metrics=metrics,
-            access_log=access_log,
-            trust_inbound_scope=trust_inbound_scope,
-            drop_inbound_baggage=drop_inbound_baggage,
-            logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
-        )
+class OnsaleWSGIMiddleware(TaggingMiddleware[WSGIApp]):
+    """Tags each request of a WSGI app (Flask, Django, ...) with its mode (options: ``TaggingMiddleware``)."""
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
