@@ -493,7 +493,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="s between changes (default max(0.15, 1.5 ms * N))",
     )
     parser.add_argument(
-        "--min-samples", type=int, default=0, help="raise transitions per run to ceil(this / N)"
+        "--min-samples",
+        type=int,
+        default=300,
+        help="raise transitions per run to ceil(this / N), so p99 at small N is not just the maximum",
     )
     parser.add_argument(
         "--settle", type=float, default=1.0, help="s to wait after all workers are ready"
