@@ -128,14 +128,15 @@ class Tagger:
             resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
         )
         token = _current.set(rm)
-        span = trace.get_current_span()
+        ctx = context.get_current()  # read once: the span and the baggage both come from it
+        span = trace.get_current_span(ctx)
         outermost = not span.is_recording()
         if not outermost:
             # An outer OTel middleware started the server span before we knew the mode: tag it
             # here (the span processor only sees spans started from now on).
             tag_span(span, rm.span_attributes)
             rm.trace_id = span.get_span_context().trace_id
-        otel_token = context.attach(_with_onsale_baggage(rm.mode, event))
+        otel_token = context.attach(_with_onsale_baggage(ctx, rm.mode, event))
         # With no recording span yet, any OTel middleware is inside us and extracts the context
         # from the inbound headers: hand it this service's view.
         header = None
@@ -175,25 +176,24 @@ class Tagger:
                 )
 
 
-def _with_onsale_baggage(mode: str, event: str | None) -> context.Context:
-    """The current context with this service's ``onsale.*`` baggage, in one copy.
+def _with_onsale_baggage(ctx: context.Context, mode: str, event: str | None) -> context.Context:
+    """``ctx`` with this service's ``onsale.*`` baggage, in one copy.
 
     Every inbound ``onsale.*`` entry an outer OTel middleware extracted is replaced, so a
     client's claim never travels further as if it were ours.
     """
     if _BAGGAGE_KEY is None:  # a future OTel without the key: fall back to the public API
-        ctx = context.get_current()
         for key in baggage.get_all(ctx):
             if key.startswith("onsale."):
                 ctx = baggage.remove_baggage(key, ctx)
         ctx = baggage.set_baggage(MODE_KEY, mode, ctx)
         return ctx if event is None else baggage.set_baggage(EVENT_KEY, event, ctx)
-    current: Mapping[str, object] = context.get_value(_BAGGAGE_KEY) or _EMPTY  # type: ignore[assignment]
+    current: Mapping[str, object] = ctx.get(_BAGGAGE_KEY) or _EMPTY  # type: ignore[assignment]
     entries = {k: v for k, v in current.items() if not k.startswith("onsale.")} if current else {}
     entries[MODE_KEY] = mode
     if event is not None:
         entries[EVENT_KEY] = event
-    return context.set_value(_BAGGAGE_KEY, entries)
+    return context.set_value(_BAGGAGE_KEY, entries, ctx)
 
 
 class TaggingMiddleware(Generic[AppT]):
