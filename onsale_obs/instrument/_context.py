@@ -8,6 +8,11 @@ from opentelemetry.util.types import AttributeValue
 
 from onsale_obs.types import Mode
 
+#: Span attribute names (a contract, see DESIGN.md).
+MODE_ATTR = "onsale.mode"
+EVENT_ATTR = "onsale.event"
+UPSTREAM_MODE_ATTR = "onsale.upstream_mode"
+
 
 class RequestMode:
     """What the middleware decided for one request.
@@ -44,11 +49,11 @@ class RequestMode:
         self.upstream_mode = upstream_mode
         self.route = route
         self.method = method
-        attrs: dict[str, AttributeValue] = {"onsale.mode": mode}
+        attrs: dict[str, AttributeValue] = {MODE_ATTR: mode}
         if event is not None:
-            attrs["onsale.event"] = event
+            attrs[EVENT_ATTR] = event
         if upstream_mode is not None:
-            attrs["onsale.upstream_mode"] = upstream_mode
+            attrs[UPSTREAM_MODE_ATTR] = upstream_mode
         self.span_attributes = attrs
         #: the request's trace (integer id), set from the server span when tracing is on
         self.trace_id: int | None = None

@@ -8,16 +8,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
 
-from onsale_obs.instrument._context import RequestMode, _current
-
-MODE_ATTR = "onsale.mode"
-EVENT_ATTR = "onsale.event"
-UPSTREAM_MODE_ATTR = "onsale.upstream_mode"
-
-
-def span_attributes(rm: RequestMode) -> dict[str, AttributeValue]:
-    """The span attributes of a request's mode (``onsale.mode``, ``onsale.event``, upstream)."""
-    return rm.span_attributes
+from onsale_obs.instrument._context import _current
 
 
 def tag_span(span: Span | Any, attributes: dict[str, AttributeValue]) -> None:
