@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import re
 import shutil
 import statistics
@@ -188,7 +189,11 @@ def _callgrind_total(stack: str, count: int, access_log: bool) -> int:
         ]
         if access_log:
             cmd.append("--access-log")
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        # a fixed hash seed: dict and set layouts, and so the instruction count, repeat exactly
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=900, check=False, env=env
+        )
         match = re.search(r"Collected : (\d+)", done.stderr)
         if done.returncode != 0 or match is None:
             raise RuntimeError(f"callgrind run failed: {done.stderr[-2000:]}")

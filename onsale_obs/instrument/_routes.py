@@ -26,12 +26,11 @@ class StarletteRoutes:
 
     def __init__(self, app: Any, cache_size: int = 4096) -> None:
         self._routes: Sequence[Any] = getattr(app, "routes", ())
-        self._cached: Callable[[str, str], RouteMatch] = lru_cache(maxsize=cache_size)(
-            self._resolve
-        )
+        #: the cached resolution; the middleware calls it directly (one call less per request)
+        self.lookup: Callable[[str, str], RouteMatch] = lru_cache(maxsize=cache_size)(self._resolve)
 
     def __call__(self, method: str, path: str) -> RouteMatch:
-        return self._cached(method, path)
+        return self.lookup(method, path)
 
     def _resolve(self, method: str, path: str) -> RouteMatch:
         scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
@@ -67,12 +66,11 @@ class FlaskRoutes:
 
     def __init__(self, app: Any, cache_size: int = 4096) -> None:
         self._map = app.url_map
-        self._cached: Callable[[str, str], RouteMatch] = lru_cache(maxsize=cache_size)(
-            self._resolve
-        )
+        #: the cached resolution; the middleware calls it directly (one call less per request)
+        self.lookup: Callable[[str, str], RouteMatch] = lru_cache(maxsize=cache_size)(self._resolve)
 
     def __call__(self, method: str, path: str) -> RouteMatch:
-        return self._cached(method, path)
+        return self.lookup(method, path)
 
     def _resolve(self, method: str, path: str) -> RouteMatch:
         from werkzeug.exceptions import HTTPException

@@ -35,11 +35,16 @@ from onsale_obs.instrument._routes import RouteResolver, routes_for
 from onsale_obs.instrument._tracing import tag_span
 from onsale_obs.modes import ModeSubscriber
 
+# Context keys of OTel's baggage and current span. Reading the context directly saves several
+# Python calls on every request (OTel's getters add an ABC isinstance check and copies); if a
+# future OTel moves them, the public API is used instead.
 _BAGGAGE_KEY: str | None
-try:  # one context copy instead of one per baggage entry (this runs on every request)
+_SPAN_KEY: str | None
+try:
     from opentelemetry.baggage import _BAGGAGE_KEY
+    from opentelemetry.trace.propagation import _SPAN_KEY
 except ImportError:  # pragma: no cover - depends on the OTel version
-    _BAGGAGE_KEY = None
+    _BAGGAGE_KEY = _SPAN_KEY = None
 
 _EMPTY: dict[str, Any] = {}
 AppT = TypeVar("AppT")
@@ -129,8 +134,8 @@ class Tagger:
         )
         token = _current.set(rm)
         ctx = context.get_current()  # read once: the span and the baggage both come from it
-        span = trace.get_current_span(ctx)
-        outermost = not span.is_recording()
+        span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
+        outermost = span is None or not span.is_recording()
         if not outermost:
             # An outer OTel middleware started the server span before we knew the mode: tag it
             # here (the span processor only sees spans started from now on).
