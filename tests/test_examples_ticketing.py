@@ -30,9 +30,8 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from examples.ticketing import checkout, gateway, inventory
 from examples.ticketing.checkout import FailureSwitch
-from examples.ticketing.servers import UvicornServer, WerkzeugServer
+from examples.ticketing.stack import start_services
 from onsale_obs.instrument import AccessLog, OnsaleSpanProcessor, configure_logging
 from onsale_obs.modes import (
     Broadcaster,
@@ -210,38 +209,14 @@ def ticketing(tmp_path: Path) -> Iterator[Ticketing]:
         for log in access.values():
             stack.callback(log.close)
 
-        stock = WerkzeugServer(
-            inventory.create_app(
-                subscriber=subscribers["inventory"],
-                registry=registries["inventory"],
-                tracer_provider=provider,
-                access_log=access["inventory"],
-            ),
-            name="inventory",
-        ).start()
-        stack.callback(stock.stop)
-        till = UvicornServer(
-            checkout.create_app(
-                subscriber=subscribers["checkout"],
-                registry=registries["checkout"],
-                inventory_url=stock.url,
-                tracer_provider=provider,
-                access_log=access["checkout"],
-            ),
-            name="checkout",
-        ).start()
-        stack.callback(till.stop)
-        front = UvicornServer(
-            gateway.create_app(
-                subscriber=subscribers["gateway"],
-                registry=registries["gateway"],
-                checkout_url=till.url,
-                tracer_provider=provider,
-                access_log=access["gateway"],
-            ),
-            name="gateway",
-        ).start()
-        stack.callback(front.stop)
+        running = start_services(
+            stack,
+            subscribers=subscribers,
+            registries=registries,
+            access_logs=access,
+            tracer_provider=provider,
+        )
+        front, till, stock = running.gateway, running.checkout, running.inventory
         client = stack.enter_context(httpx.Client(timeout=30.0))
         for subscriber in subscribers.values():
             assert subscriber.sync()

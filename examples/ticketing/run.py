@@ -26,14 +26,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from prometheus_client import CollectorRegistry
 
-from examples.ticketing import checkout, gateway, inventory
-from examples.ticketing.servers import UvicornServer, WerkzeugServer
+from examples.ticketing.stack import SERVICES, start_services
 from onsale_obs.exceptions import OnsaleObsError
 from onsale_obs.instrument import AccessLog, OnsaleSpanProcessor, configure_logging
 from onsale_obs.modes import BACKEND_ENV, ModeSubscriber, Verifier, open_backend
 
 VERIFY_KEY_ENV = "ONSALE_OBS_VERIFY_KEY"
-SERVICES = ("gateway", "checkout", "inventory")
 
 
 def _ports(text: str) -> tuple[int, int, int]:
@@ -122,7 +120,6 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     """Start the three services, wait for ``stop`` (or ``--duration``), stop them in order."""
     log = structlog.get_logger().bind(service="run")
     verifier = Verifier.from_files([args.verify_key])
-    gateway_port, checkout_port, inventory_port = args.ports
     with ExitStack() as stack:
         provider = _tracer_provider(stack, args.spans)
         registries = {name: CollectorRegistry() for name in SERVICES}
@@ -138,46 +135,18 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
             stack.callback(access[name].close)
 
         # started downstream first, stopped upstream first (ExitStack unwinds in reverse)
-        stock = WerkzeugServer(
-            inventory.create_app(
-                subscriber=subscribers["inventory"],
-                registry=registries["inventory"],
-                tracer_provider=provider,
-                access_log=access["inventory"],
-            ),
-            name="inventory",
+        running = start_services(
+            stack,
+            subscribers=subscribers,
+            registries=registries,
+            access_logs=access,
+            tracer_provider=provider,
             host=args.host,
-            port=inventory_port,
-        ).start()
-        stack.callback(stock.stop)
-        till = UvicornServer(
-            checkout.create_app(
-                subscriber=subscribers["checkout"],
-                registry=registries["checkout"],
-                inventory_url=stock.url,
-                tracer_provider=provider,
-                access_log=access["checkout"],
-                fail_rate=args.fail_rate,
-                seed=args.seed,
-            ),
-            name="checkout",
-            host=args.host,
-            port=checkout_port,
-        ).start()
-        stack.callback(till.stop)
-        front = UvicornServer(
-            gateway.create_app(
-                subscriber=subscribers["gateway"],
-                registry=registries["gateway"],
-                checkout_url=till.url,
-                tracer_provider=provider,
-                access_log=access["gateway"],
-            ),
-            name="gateway",
-            host=args.host,
-            port=gateway_port,
-        ).start()
-        stack.callback(front.stop)
+            ports=args.ports,
+            fail_rate=args.fail_rate,
+            seed=args.seed,
+        )
+        front, till, stock = running.gateway, running.checkout, running.inventory
         log.info(
             "ticketing example running; Ctrl-C stops it",
             gateway=front.url,
