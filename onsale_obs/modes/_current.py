@@ -28,12 +28,7 @@ def current_states(backend: ModeBackend, verifier: Verifier) -> VerifiedStates:
     skipped: dict[str, str] = {}
     for scope, entry in sorted(backend.snapshot().latest.items()):
         try:
-            state = verifier.open(entry.message)
+            states[scope] = verifier.open_entry(entry)
         except RejectedMessage as exc:
             skipped[scope] = exc.reason
-            continue
-        if state.scope != scope or state.revision != entry.revision:
-            skipped[scope] = "replayed"
-            continue
-        states[scope] = state
     return VerifiedStates(states, skipped)

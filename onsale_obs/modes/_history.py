@@ -35,11 +35,11 @@ class ModeHistory:
         self.rejected = {}
         for entry in self.backend.history():
             try:
-                state = self.verifier.open(entry.message)
+                state = self.verifier.open_entry(entry)
             except RejectedMessage as exc:
                 self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
                 continue
-            if state.scope != entry.scope or state.revision <= last.get(state.scope, 0):
+            if state.revision <= last.get(state.scope, 0):
                 self.rejected["replayed"] = self.rejected.get("replayed", 0) + 1
                 continue
             last[state.scope] = state.revision

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from onsale_obs.exceptions import BadInputError, SigningKeyError
+from onsale_obs.modes._backend import Entry
 from onsale_obs.modes._model import ModeState
 
 #: A signed state is a few hundred bytes; anything far larger is refused before parsing.
@@ -142,6 +143,20 @@ class Verifier:
             raise RejectedMessage("malformed", "signed payload is not JSON") from None
         except BadInputError as exc:
             raise RejectedMessage("malformed", str(exc)) from None
+
+    def open_entry(self, entry: Entry) -> ModeState:
+        """``open`` a log entry, and check it is the state the store placed there.
+
+        A valid old message copied to a new position (another scope, another revision) is
+        rejected as ``replayed``.
+        """
+        state = self.open(entry.message)
+        if state.scope != entry.scope or state.revision != entry.revision:
+            raise RejectedMessage(
+                "replayed",
+                f"state of {state.scope} rev {state.revision} re-sent as rev {entry.revision}",
+            )
+        return state
 
     @classmethod
     def from_files(cls, paths: list[str | os.PathLike[str]]) -> Verifier:

@@ -219,11 +219,9 @@ class ModeSubscriber:
             if entry.revision > cursor or entry.scope not in scopes:
                 continue
             try:
-                state = self._verifier.open(entry.message)
+                best[entry.scope] = self._verifier.open_entry(entry)
             except RejectedMessage:
                 continue
-            if state.scope == entry.scope and state.revision == entry.revision:
-                best[state.scope] = state
         for scope, state in best.items():
             current = self._states.get(scope)
             if current is None or state.revision > current.revision:
@@ -239,12 +237,9 @@ class ModeSubscriber:
 
     def _accept(self, entry: Entry, *, live: bool) -> bool:
         try:
-            state = self._verifier.open(entry.message)
+            state = self._verifier.open_entry(entry)
         except RejectedMessage as exc:
             self._reject(exc.reason, exc.detail, entry)
-            return False
-        if state.scope != entry.scope or state.revision != entry.revision:
-            self._reject("replayed", f"state of {state.scope} rev {state.revision} re-sent", entry)
             return False
         previous = self._states.get(state.scope)
         if previous is not None and state.revision <= previous.revision:
