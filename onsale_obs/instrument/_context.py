@@ -64,19 +64,6 @@ class RequestMode:
             f"upstream_mode={self.upstream_mode!r}, route={self.route!r})"
         )
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RequestMode):
-            return NotImplemented
-        return (self.mode, self.event, self.onsale_event, self.upstream_mode, self.route) == (
-            other.mode,
-            other.event,
-            other.onsale_event,
-            other.upstream_mode,
-            other.route,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 _current: ContextVar[RequestMode | None] = ContextVar("onsale_request_mode", default=None)
 
