@@ -2,9 +2,11 @@
 
     OnsaleObsError
     ├── BadInputError          bad spec, file, argument or message (CLI exit code 2)
-    │   └── ScheduleError      an on-sale schedule file or window is invalid
+    │   ├── ScheduleError      an on-sale schedule file or window is invalid
+    │   └── SpecError          an SLO spec file is invalid
     ├── SigningKeyError        a signing or verify key is missing or unreadable (exit 2)
     ├── BackendUnavailableError the mode store cannot be reached (exit 3)
+    │   └── PrometheusUnavailableError  Prometheus cannot be reached or failed (exit 3)
     └── RevisionConflictError  another publisher took the revision first (retried internally)
 
 Messages are whole sentences that say what was expected; structured attributes (``file``,
@@ -38,6 +40,10 @@ class ScheduleError(BadInputError):
     """An on-sale schedule (YAML file or CLI window) is invalid."""
 
 
+class SpecError(BadInputError):
+    """An SLO spec file is invalid (the message names the file and the path inside it)."""
+
+
 class SigningKeyError(OnsaleObsError):
     """A signing or verify key is missing, unreadable or of the wrong kind."""
 
@@ -60,3 +66,7 @@ class BackendUnavailableError(OnsaleObsError):
 
 class RevisionConflictError(OnsaleObsError):
     """Another publisher appended a newer revision first; the caller retries."""
+
+
+class PrometheusUnavailableError(BackendUnavailableError):
+    """Prometheus (or a compatible API) could not be reached or answered with an error (exit 3)."""

@@ -1,0 +1,49 @@
+"""Split SLOs: budgets, burn rates and alert priorities for on-sale windows and normal time.
+
+``load_spec`` reads a spec file; a source (``LogSource`` for access logs, ``PrometheusSource``
+for the Prometheus HTTP API) counts requests; ``evaluate`` turns counts into a ``Report``.
+"""
+
+from onsale_obs.slo._data import (
+    Aggregate,
+    Collected,
+    CountRequest,
+    OnSaleCounts,
+    Source,
+    Span,
+)
+from onsale_obs.slo._duration import format_duration, parse_duration
+from onsale_obs.slo._load import load_spec, spec_from_data
+from onsale_obs.slo._policy import DEFAULT_POLICY
+from onsale_obs.slo._spec import (
+    SLI,
+    SLO,
+    AlertRule,
+    AvailabilitySLI,
+    LatencySLI,
+    PromQLSLI,
+    Selector,
+    SLOSpec,
+)
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "SLI",
+    "SLO",
+    "Aggregate",
+    "AlertRule",
+    "AvailabilitySLI",
+    "Collected",
+    "CountRequest",
+    "LatencySLI",
+    "OnSaleCounts",
+    "PromQLSLI",
+    "SLOSpec",
+    "Selector",
+    "Source",
+    "Span",
+    "format_duration",
+    "load_spec",
+    "parse_duration",
+    "spec_from_data",
+]

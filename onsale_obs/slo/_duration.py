@@ -1,0 +1,37 @@
+"""Prometheus-style durations: ``90s``, ``5m``, ``1h30m``, ``30d``, ``1w``."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+
+
+def parse_duration(text: str) -> float:
+    """``"1h30m"`` -> ``5400.0`` seconds; raises ``ValueError`` naming the accepted forms."""
+    value = text.strip()
+    if not _WHOLE.fullmatch(value):
+        raise ValueError(
+            f"{text!r} is not a duration; expected a number and a unit (ms, s, m, h, d, w), "
+            "for example 90s, 5m, 1h30m or 30d"
+        )
+    seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``"1h30m"``; the inverse of :func:`parse_duration` for whole seconds."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    rest = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
