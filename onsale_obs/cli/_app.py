@@ -14,12 +14,14 @@ from typer.core import TyperGroup
 from onsale_obs import __version__
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._mode import mode_app
+from onsale_obs.cli._slo import slo_app
 from onsale_obs.exceptions import OnsaleObsError
 
 #: (name, app) of every command group, in the order ``--help`` lists them.
 _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("mode", mode_app),
     ("keys", keys_app),
+    ("slo", slo_app),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, TypeAlias
 
 import typer
 
+from onsale_obs.durations import parse_duration
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.modes import BACKEND_ENV, event_scope, parse_mode, parse_scope
 from onsale_obs.types import Mode
@@ -26,9 +27,6 @@ DEFAULT_SCHEDULE_FILE = Path("onsale-schedule.yaml")
 OutputFormat: TypeAlias = Literal["table", "json"]
 
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
-_UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
-_DURATION_EXPECTED = "expected a number with a unit, for example 90s, 15m, 2h, 1d or 1h30m"
 _TIME_EXPECTED = (
     "expected an ISO-8601 time with a zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00) "
     "or 'now'"
@@ -52,13 +50,10 @@ class When:
 
 def duration_seconds(text: str) -> float:
     """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` or combinations such as ``1h30m``."""
-    compact = text.strip().lower()
-    if not _DURATION.fullmatch(compact):
-        raise typer.BadParameter(f"{text!r} is not a duration; {_DURATION_EXPECTED}.")
-    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(compact))
-    if seconds <= 0:
-        raise typer.BadParameter(f"{text!r} is not a positive duration; {_DURATION_EXPECTED}.")
-    return seconds
+    try:
+        return parse_duration(text.lower())
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc}.") from None
 
 
 def parse_time(text: str) -> When:

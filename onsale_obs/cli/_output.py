@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from onsale_obs.durations import format_duration
 from onsale_obs.modes import ModeState, OnSaleWindow, ScheduledWindow
 from onsale_obs.types import Mode
 
@@ -74,15 +75,7 @@ def fmt_duration(seconds: float | None, empty: str = "-") -> str:
     """``5400`` -> ``1h30m``; the same units the options accept."""
     if seconds is None:
         return empty
-    left = round(seconds)
-    if left <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
+    return "0s" if round(seconds) <= 0 else format_duration(round(seconds))
 
 
 def _is_highlighted(state: ModeState, now: float | None) -> bool:

@@ -4,6 +4,7 @@
 for the Prometheus HTTP API) counts requests; ``evaluate`` turns counts into a ``Report``.
 """
 
+from onsale_obs.durations import format_duration, parse_duration
 from onsale_obs.slo._data import (
     Aggregate,
     Collected,
@@ -12,7 +13,6 @@ from onsale_obs.slo._data import (
     Source,
     Span,
 )
-from onsale_obs.slo._duration import format_duration, parse_duration
 from onsale_obs.slo._load import load_spec, spec_from_data
 from onsale_obs.slo._policy import DEFAULT_POLICY
 from onsale_obs.slo._spec import (

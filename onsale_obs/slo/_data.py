@@ -104,6 +104,10 @@ class Collected:
     #: lines or answers that could not be used, by reason
     skipped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: latency thresholds that are no histogram boundary in the source (no SLI for them)
+    unknown_thresholds: frozenset[float] = frozenset()
+    #: True when the source counted the raw-PromQL SLIs (only Prometheus can)
+    counts_promql: bool = False
 
 
 class Progress(Protocol):

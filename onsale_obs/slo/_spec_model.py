@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from onsale_obs.slo._duration import parse_duration
+from onsale_obs.durations import parse_duration
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 Duration = Annotated[str | int | float, Field(description="90s, 5m, 1h, 30d")]

@@ -1,4 +1,4 @@
-"""Prometheus-style durations: ``90s``, ``5m``, ``1h30m``, ``30d``, ``1w``."""
+"""Prometheus-style durations (shared by the CLI and spec files): ``90s``, ``5m``, ``1h30m``, ``30d``, ``1w``."""
 
 from __future__ import annotations
 

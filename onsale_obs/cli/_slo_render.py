@@ -1,0 +1,220 @@
+"""SLO reports for people: rich tables (normal and on-sale side by side) or markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from onsale_obs.cli._output import fmt_duration, fmt_time
+from onsale_obs.durations import format_duration
+from onsale_obs.slo._report import ModeResult, OnSaleResult, Report, SLOResult
+from onsale_obs.slo._spec import severity_of
+from onsale_obs.types import Mode
+
+_MODE_TITLE = {"normal": "normal", "onsale": "on-sale"}
+
+
+@dataclass
+class Grid:
+    """A titled table of strings that renders as a rich table or as markdown."""
+
+    title: str
+    headers: Sequence[str]
+    rows: list[list[str]] = field(default_factory=list)
+    styles: list[str | None] = field(default_factory=list)
+
+    def add(self, row: list[str], style: str | None = None) -> None:
+        """Append a row (``style`` colours it in the terminal)."""
+        self.rows.append(row)
+        self.styles.append(style)
+
+    def rich(self) -> Table:
+        """The rich table."""
+        table = Table(title=self.title, title_justify="left")
+        for h in self.headers:
+            table.add_column(h, justify="right" if _numeric(h) else "left", no_wrap=True)
+        for row, style in zip(self.rows, self.styles, strict=True):
+            table.add_row(*row, style=style)
+        return table
+
+    def markdown(self) -> str:
+        """A GitHub-flavoured markdown table under a heading."""
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |"]
+        lines.append("|" + "|".join("---:" if _numeric(h) else "---" for h in self.headers) + "|")
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def _numeric(header: str) -> bool:
+    return header.split(" ")[-1] in {
+        "SLI",
+        "objective",
+        "left",
+        "requests",
+        "bad",
+        "used",
+        "rps",
+        "long",
+        "short",
+        "threshold",
+    }
+
+
+def percent(value: float | None, digits: int = 3) -> str:
+    """``0.99953`` -> ``99.953%``; None -> ``no data``."""
+    return "no data" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def count(value: float) -> str:
+    """Whole counts with separators; estimates with two decimals."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _burn(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _alert(m: ModeResult) -> str:
+    alert = m.alert
+    return "-" if alert is None else f"{alert.priority} {alert.name}"
+
+
+def _style(statuses: Iterable[str], paging: bool) -> str | None:
+    s = set(statuses)
+    if paging:
+        return "bold red"
+    if "burning" in s or "breached" in s:
+        return "yellow"
+    return None
+
+
+def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
+    """One row per SLO: SLI, objective, budget left and alert per mode, side by side."""
+    headers = ["SLO", "service"]
+    for mode in modes:
+        t = _MODE_TITLE[mode]
+        headers += [f"{t} requests", f"{t} SLI", f"{t} objective", f"{t} budget left", f"{t} alert"]
+    grid = Grid(f"SLOs at {fmt_time(report.at)}  ({report.origin})", [*headers, "status"])
+    for s in report.slos:
+        row = [s.slo.name, s.slo.service]
+        for mode in modes:
+            m = s.modes[mode]
+            row += [
+                count(m.total),
+                percent(m.sli),
+                percent(m.objective, 2),
+                percent(m.budget_remaining, 1),
+                _alert(m),
+            ]
+        statuses = [s.modes[m].status for m in modes]
+        worst = next((x for x in ("burning", "breached", "ok") if x in statuses), "no data")
+        paging = any(
+            (a := s.modes[m].alert) is not None and severity_of(a.priority) == "page" for m in modes
+        )
+        grid.add([*row, worst], _style(statuses, paging))
+    return grid
+
+
+def burn_grid(report: Report, modes: Sequence[Mode]) -> Grid:
+    """Every alert rule of every SLO and mode: both windows' burn rates against the threshold."""
+    grid = Grid(
+        "burn rates (fires when long and short reach the threshold with enough bad events)",
+        [
+            "SLO",
+            "mode",
+            "rule",
+            "windows",
+            "priority",
+            "long",
+            "short",
+            "threshold",
+            "bad",
+            "firing",
+        ],
+    )
+    for s in report.slos:
+        for mode in modes:
+            m = s.modes[mode]
+            if m.note is not None:
+                grid.add([s.slo.name, _MODE_TITLE[mode], "-", "-", "-", "-", "-", "-", "-", m.note])
+            for r in m.rules:
+                grid.add(
+                    [
+                        s.slo.name,
+                        _MODE_TITLE[mode],
+                        r.name,
+                        f"{format_duration(r.long)}/{format_duration(r.short)}",
+                        r.priority,
+                        _burn(r.long_burn),
+                        _burn(r.short_burn),
+                        f"{r.burn_rate:g}x",
+                        f"{count(r.long_bad)} (min {r.min_bad_events})",
+                        "FIRING" if r.firing else "no",
+                    ],
+                    "bold red" if r.firing else None,
+                )
+    return grid
+
+
+def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
+    """One row per SLO and on-sale window: how that on-sale went."""
+    grid = Grid(
+        "on-sales",
+        [
+            "SLO",
+            "scope",
+            "start",
+            "end",
+            "duration",
+            "requests",
+            "bad",
+            "SLI",
+            "budget used",
+            "peak rps",
+        ],
+    )
+    for s, o in results:
+        objective = s.modes["onsale"].objective
+        sli = o.sli
+        grid.add(
+            [
+                s.slo.name,
+                o.window.scope,
+                fmt_time(o.window.start),
+                "ongoing" if o.window.end is None else fmt_time(o.end),
+                fmt_duration(o.end - o.window.start),
+                count(o.total),
+                count(o.bad),
+                percent(sli),
+                percent(o.budget_consumed, 1),
+                "-" if o.peak_rps is None else f"{o.peak_rps:,.1f}",
+            ],
+            "bold red" if sli is not None and sli < objective else None,
+        )
+    return grid
+
+
+def all_onsales(report: Report) -> list[tuple[SLOResult, OnSaleResult]]:
+    """Every (SLO, on-sale) pair, oldest on-sale first."""
+    pairs = [(s, o) for s in report.slos for o in s.onsales]
+    return sorted(pairs, key=lambda p: (p[1].window.start, p[1].window.scope, p[0].slo.name))
+
+
+def print_grids(
+    console: Console, grids: Sequence[Grid], markdown: bool, notes: Sequence[str]
+) -> None:
+    """Render grids (skipping empty ones) and notes, as rich tables or markdown."""
+    shown = [g for g in grids if g.rows]
+    if markdown:
+        text = "\n\n".join(g.markdown() for g in shown)
+        if notes:
+            text += "\n\n" + "\n".join(f"> {n}" for n in notes)
+        console.print(text, soft_wrap=True)
+        return
+    for g in shown:
+        console.print(g.rich())
+    for n in notes:
+        console.print(n, style="dim")
