@@ -87,7 +87,8 @@ def test_budgets_add_up_and_splitting_by_mode_keeps_every_event(records: list[Re
         else:
             assert m.allowed_bad is not None
             assert math.isclose(m.allowed_bad, m.total * (1 - m.objective))
-            assert m.budget_consumed is not None and m.budget_remaining is not None
+            assert m.budget_consumed is not None
+            assert m.budget_remaining is not None
             assert math.isclose(m.budget_consumed + m.budget_remaining, 1.0)
             assert math.isclose(m.budget_consumed * m.allowed_bad, m.bad)
 
@@ -172,9 +173,8 @@ def test_one_stray_error_in_a_quiet_onsale_minute_pages_nobody() -> None:
     r = report(quiet + stray, (window(start, None),))
     onsale = r.slos[0].modes["onsale"]
     fast = next(x for x in onsale.rules if x.name == "fast")
-    assert (
-        fast.long_burn is not None and fast.long_burn > fast.burn_rate
-    )  # the ratio alone would page
+    assert fast.long_burn is not None
+    assert fast.long_burn > fast.burn_rate
     assert not fast.firing
     assert onsale.alert is None
 
@@ -196,14 +196,17 @@ def test_a_surge_of_ten_thousand_times_weighs_by_its_events_not_its_minutes() ->
     ]
     r = report(quiet + surge, (window(start, start + 600),))
     onsale = r.slos[0].modes["onsale"]
-    assert onsale.total == 100_000 and onsale.bad == 5
+    assert onsale.total == 100_000
+    assert onsale.bad == 5
     assert onsale.sli == 1 - 5 / 100_000
     assert onsale.budget_consumed is not None
     assert math.isclose(onsale.budget_consumed, 0.5)
     [o] = r.slos[0].onsales
     assert (o.total, o.bad) == (100_000, 5)
-    assert o.budget_consumed is not None and math.isclose(o.budget_consumed, 0.5)
-    assert o.peak_rps is not None and math.isclose(o.peak_rps, 100_000 / 600, rel_tol=0.01)
+    assert o.budget_consumed is not None
+    assert math.isclose(o.budget_consumed, 0.5)
+    assert o.peak_rps is not None
+    assert math.isclose(o.peak_rps, 100_000 / 600, rel_tol=0.01)
     assert r.slos[0].modes["normal"].sli == 1.0
 
 
@@ -222,8 +225,10 @@ def test_each_onsale_is_reported_with_its_own_events_and_share_of_the_budget() -
     assert (first.window.scope, first.total, first.bad) == ("event:final", 1000, 1)
     assert (second.window.scope, second.total, second.bad) == ("global", 1000, 3)
     allowed = 2000 * (1 - 0.9999)
-    assert first.budget_consumed is not None and math.isclose(first.budget_consumed, 1 / allowed)
-    assert second.budget_consumed is not None and math.isclose(second.budget_consumed, 3 / allowed)
+    assert first.budget_consumed is not None
+    assert math.isclose(first.budget_consumed, 1 / allowed)
+    assert second.budget_consumed is not None
+    assert math.isclose(second.budget_consumed, 3 / allowed)
 
 
 def test_a_calendar_month_window_starts_on_the_first_of_the_month() -> None:

@@ -26,7 +26,8 @@ def slo(**changes: Any) -> dict[str, Any]:
 def test_defaults_objectives_as_fractions_and_the_policy_of_each_mode() -> None:
     [s] = spec_from_data({"slos": [slo()]}).slos
     assert s.objectives == {"normal": 0.999, "onsale": 0.9999}
-    assert s.window == 30 * 86400 and not s.calendar_month
+    assert s.window == 30 * 86400
+    assert not s.calendar_month
     assert s.policy == DEFAULT_POLICY
     assert [r.priority for r in s.policy["onsale"]] == ["P1", "P2"]
     assert {r.priority for r in s.policy["normal"]} == {"P3", "P4"}
@@ -60,8 +61,10 @@ def test_latency_thresholds_per_mode_or_one_for_both() -> None:
         }
     )
     a, b = (s.sli for s in spec.slos)
-    assert isinstance(a, LatencySLI) and a.threshold == {"normal": 0.25, "onsale": 1.0}
-    assert isinstance(b, LatencySLI) and b.threshold == {"normal": 0.5, "onsale": 0.5}
+    assert isinstance(a, LatencySLI)
+    assert a.threshold == {"normal": 0.25, "onsale": 1.0}
+    assert isinstance(b, LatencySLI)
+    assert b.threshold == {"normal": 0.5, "onsale": 0.5}
 
 
 @pytest.mark.parametrize(
