@@ -14,6 +14,7 @@ from onsale_obs.slo import SLOSpec, spec_from_data
 from onsale_obs.slo._engine import evaluate
 from onsale_obs.slo._plan import plan
 from onsale_obs.slo._report import Report
+from onsale_obs.types import Mode
 from tests.slo_oracle import Record, oracle
 
 AT = 1_800_000_000.0
@@ -98,7 +99,8 @@ def test_budgets_add_up_and_splitting_by_mode_keeps_every_event(records: list[Re
 def test_latency_counts_each_mode_against_its_own_threshold(records: list[Record]) -> None:
     r = report(records)
     latency = r.slos[1]
-    for mode, threshold in (("normal", 0.25), ("onsale", 1.0)):
+    thresholds: tuple[tuple[Mode, float], ...] = (("normal", 0.25), ("onsale", 1.0))
+    for mode, threshold in thresholds:
         mine = [x for x in records if x.mode == mode and AT - 30 * DAY < x.ts <= AT]
         assert latency.modes[mode].total == len(mine)
         assert latency.modes[mode].good == sum(x.duration_s <= threshold for x in mine)
