@@ -13,8 +13,12 @@ from onsale_obs.slo._data import (
     Source,
     Span,
 )
+from onsale_obs.slo._engine import evaluate
 from onsale_obs.slo._load import load_spec, spec_from_data
+from onsale_obs.slo._plan import plan
 from onsale_obs.slo._policy import DEFAULT_POLICY
+from onsale_obs.slo._report import ModeResult, OnSaleResult, Report, SLOResult
+from onsale_obs.slo._run import open_source, run_report
 from onsale_obs.slo._spec import (
     SLI,
     SLO,
@@ -36,14 +40,22 @@ __all__ = [
     "Collected",
     "CountRequest",
     "LatencySLI",
+    "ModeResult",
     "OnSaleCounts",
+    "OnSaleResult",
     "PromQLSLI",
+    "Report",
+    "SLOResult",
     "SLOSpec",
     "Selector",
     "Source",
     "Span",
+    "evaluate",
     "format_duration",
     "load_spec",
+    "open_source",
     "parse_duration",
+    "plan",
+    "run_report",
     "spec_from_data",
 ]
