@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from onsale_obs import __version__
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._mode import mode_app
+from onsale_obs.cli._rules import rules_app
 from onsale_obs.cli._slo import slo_app
 from onsale_obs.exceptions import OnsaleObsError
 
@@ -22,6 +23,7 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("mode", mode_app),
     ("keys", keys_app),
     ("slo", slo_app),
+    ("rules", rules_app),
 )
 
 

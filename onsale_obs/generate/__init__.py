@@ -1,0 +1,1 @@
+"""Files generated from one SLO spec: Prometheus rules, Alertmanager routing, Grafana dashboards."""

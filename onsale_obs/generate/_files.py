@@ -1,0 +1,57 @@
+"""Writing generated files: checked before they replace anything, atomically, drift-checkable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from onsale_obs.exceptions import BadInputError
+
+
+def drifted(files: Mapping[Path, str]) -> list[Path]:
+    """The files whose content on disk differs from ``files`` (missing ones included)."""
+    out = []
+    for path, text in files.items():
+        try:
+            same = path.read_text() == text
+        except OSError:
+            same = False
+        if not same:
+            out.append(path)
+    return out
+
+
+def write_checked(files: Mapping[Path, str], check: Callable[[Path], None] | None = None) -> None:
+    """Write ``files`` to a temporary folder, run ``check`` on it, then move each into place.
+
+    ``check`` gets the temporary folder (same file names) and raises to refuse the output, so
+    an invalid file is never written out.
+    """
+    with tempfile.TemporaryDirectory(prefix="onsale-obs-") as tmp:
+        staged = Path(tmp)
+        for path, text in files.items():
+            (staged / path.name).write_text(text)
+        if check is not None:
+            check(staged)
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.replace(name, path)
+
+
+def run_tool(args: list[str], what: str, *, cwd: Path | None = None) -> None:
+    """Run a checker (promtool, amtool) if it is installed; its complaint becomes bad input."""
+    if shutil.which(args[0]) is None:
+        return
+    result = subprocess.run(args, capture_output=True, text=True, cwd=cwd, timeout=120, check=False)
+    if result.returncode != 0:
+        detail = (result.stdout + result.stderr).strip()
+        raise BadInputError(
+            f"{what} rejected the generated file, so nothing was written:\n{detail}"
+        )
