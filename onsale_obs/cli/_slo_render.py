@@ -92,20 +92,19 @@ def _style(statuses: Iterable[str], paging: bool) -> str | None:
 
 
 def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
-    """One row per SLO: SLI, objective, budget left and alert per mode, side by side."""
-    headers = ["SLO", "service"]
+    """One row per SLO: requests, SLI against objective, budget left and alert per mode."""
+    headers = ["SLO"]
     for mode in modes:
         t = _MODE_TITLE[mode]
-        headers += [f"{t} requests", f"{t} SLI", f"{t} objective", f"{t} budget left", f"{t} alert"]
+        headers += [f"{t} requests", f"{t} SLI / objective", f"{t} budget left", f"{t} alert"]
     grid = Grid(f"SLOs at {fmt_time(report.at)}  ({report.origin})", [*headers, "status"])
     for s in report.slos:
-        row = [s.slo.name, s.slo.service]
+        row = [s.slo.name]
         for mode in modes:
             m = s.modes[mode]
             row += [
                 count(m.total),
-                percent(m.sli),
-                percent(m.objective, 2),
+                f"{percent(m.sli)} / {percent(m.objective, 2)}",
                 percent(m.budget_remaining, 1),
                 _alert(m),
             ]
@@ -141,6 +140,8 @@ def burn_grid(report: Report, modes: Sequence[Mode]) -> Grid:
             if m.note is not None:
                 grid.add([s.slo.name, _MODE_TITLE[mode], "-", "-", "-", "-", "-", "-", "-", m.note])
             for r in m.rules:
+                if r.long_burn is None and r.short_burn is None:
+                    continue  # no traffic in either window: nothing to show
                 grid.add(
                     [
                         s.slo.name,
