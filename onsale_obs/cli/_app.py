@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from onsale_obs import __version__
+from onsale_obs.cli._alertmanager import alertmanager_app
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._mode import mode_app
 from onsale_obs.cli._rules import rules_app
@@ -24,6 +25,7 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("keys", keys_app),
     ("slo", slo_app),
     ("rules", rules_app),
+    ("alertmanager", alertmanager_app),
 )
 
 

@@ -42,6 +42,7 @@ def write_checked(files: Mapping[Path, str], check: Callable[[Path], None] | Non
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             with os.fdopen(fd, "w") as out:
                 out.write(text)
+            os.chmod(name, 0o644)  # mkstemp makes 0600; Prometheus may run as another user
             os.replace(name, path)
 
 
