@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from onsale_obs import __version__
 from onsale_obs.cli._alertmanager import alertmanager_app
+from onsale_obs.cli._dashboards import dashboards_app
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._mode import mode_app
 from onsale_obs.cli._rules import rules_app
@@ -26,6 +27,7 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("slo", slo_app),
     ("rules", rules_app),
     ("alertmanager", alertmanager_app),
+    ("dashboards", dashboards_app),
 )
 
 
