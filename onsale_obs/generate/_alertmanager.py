@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from onsale_obs.exceptions import BadInputError, OnsaleObsError
 from onsale_obs.generate._alertmanager_spec import ReceiversConfig, TimingModel
+from onsale_obs.yamlfile import read_yaml
 
 GROUP_BY: Final = ("alertname", "slo", "event", "mode")
 BUSINESS_HOURS: Final = "business-hours"
@@ -52,26 +53,10 @@ def load_receivers(path: str | Path | None) -> ReceiversConfig:
     """
     if path is None:
         return ReceiversConfig()
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(
-            "does not exist; expected a receivers YAML file "
-            "(see examples/alertmanager/receivers.yaml).",
-            file=str(p),
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot be read ({exc}).", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInputError(f"is not valid YAML{line}.", file=str(p)) from None
-    return receivers_from_data(data, file=str(p))
+    data = read_yaml(
+        path, expected="a receivers YAML file (see examples/alertmanager/receivers.yaml)"
+    )
+    return receivers_from_data(data, file=str(path))
 
 
 def receivers_from_data(data: Any, *, file: str = "<receivers>") -> ReceiversConfig:

@@ -19,6 +19,7 @@ from typing import Any
 
 from onsale_obs.exceptions import ScheduleError
 from onsale_obs.modes._model import GLOBAL_SCOPE, check_reason, event_scope, iso, parse_scope
+from onsale_obs.yamlfile import read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +116,10 @@ class Schedule:
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
         """Read a schedule YAML file; a missing file is an empty schedule."""
-        import yaml
-
         p = Path(path)
         if not p.exists():
             return cls()
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ScheduleError(f"is not valid YAML{line}.", file=str(p)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScheduleError(f"cannot be read ({exc}).", file=str(p)) from None
+        data = read_yaml(p, expected="an on-sale schedule YAML file", error=ScheduleError)
         return cls.from_data(data, file=str(p))
 
     def to_data(self) -> dict[str, Any]:

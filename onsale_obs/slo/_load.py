@@ -19,26 +19,13 @@ from onsale_obs.slo._spec import (
     SLOSpec,
 )
 from onsale_obs.types import Mode
+from onsale_obs.yamlfile import read_yaml
 
 
 def load_spec(path: str | Path) -> SLOSpec:
     """Read and validate a spec file; every error names the file and the path inside it."""
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise SpecError("does not exist; expected an SLO spec YAML file.", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot be read ({exc}).", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"is not valid YAML{line}.", file=str(p)) from None
-    return spec_from_data(data, file=str(p))
+    data = read_yaml(path, expected="an SLO spec YAML file", error=SpecError)
+    return spec_from_data(data, file=str(path))
 
 
 def spec_from_data(data: Any, *, file: str = "<spec>") -> SLOSpec:
