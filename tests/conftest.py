@@ -59,3 +59,38 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer(binary=binary).start()
     yield server
     server.stop()
+
+
+# Real Prometheus over planted traffic (tests/slo_traffic.py); appended, hence imported here.
+from onsale_obs.testing_prometheus import PrometheusServer, backfill  # noqa: E402
+from tests.slo_traffic import CI_SCRAPE_INTERVAL, Traffic, generate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def planted_traffic() -> Traffic:
+    """The planted 32-day request stream (see tests/slo_traffic.py), scraped every 60 s."""
+    return generate(scrape_interval=CI_SCRAPE_INTERVAL)
+
+
+@pytest.fixture(scope="session")
+def planted_prometheus(
+    planted_traffic: Traffic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus serving the planted traffic, backfilled with promtool."""
+    binary = require_binary("prometheus", "prometheus")
+    promtool = require_binary("promtool", "prometheus")
+    folder = tmp_path_factory.mktemp("planted-prometheus")
+    text = folder / "planted.om"
+    planted_traffic.write_openmetrics(text)
+    backfill(text, folder / "tsdb", promtool=promtool)
+    text.unlink()  # hundreds of MB, no longer needed
+    with PrometheusServer(binary=binary, tsdb_path=folder / "tsdb") as server:
+        yield server
+
+
+@pytest.fixture
+def prometheus_server() -> Iterator[PrometheusServer]:
+    """A real, empty Prometheus on a free loopback port."""
+    binary = require_binary("prometheus", "prometheus")
+    with PrometheusServer(binary=binary) as server:
+        yield server

@@ -1,0 +1,272 @@
+"""A small client for the Prometheus HTTP query API (also Thanos, Mimir, VictoriaMetrics).
+
+Queries are POSTed form-encoded, so long PromQL fits; connect errors, timeouts, 5xx and 429
+are retried with a short backoff. Failures become the project's errors, never a traceback:
+``PrometheusUnavailableError`` (exit 3) when the server cannot be reached, fails or answers
+with something that is not the API's JSON; ``BadInputError`` (exit 2) when Prometheus rejects
+the query itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
+
+_RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+_QUERY_ERROR_STATUS: Final = frozenset({400, 422})
+#: Retry-After longer than this is not "short": give up instead of stalling a report.
+_MAX_RETRY_AFTER: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One element of an instant vector: labels, value and evaluation time (epoch seconds)."""
+
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One element of a range vector (matrix): labels and ``(timestamp, value)`` points."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+class PrometheusClient:
+    """Instant, matrix and range queries against one Prometheus-compatible API.
+
+    ``url`` is the API's base, with any path prefix (``http://host/prometheus``); ``retries``
+    is how many times a failed attempt is repeated; ``transport`` lets tests plug in
+    ``httpx.MockTransport``. Every answer's ``warnings`` are kept in :attr:`warnings`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise BadInputError(
+                f"Prometheus URL {url!r} must start with http:// or https:// "
+                "(for example http://127.0.0.1:9090 or http://host/prometheus).",
+                field="prometheus",
+            )
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.queries = 0
+        self.warnings: list[str] = []
+        self._sleep = sleep
+        self._headers = dict(headers or {})
+        self._transport = transport
+        self._http: httpx.Client | None = None
+
+    def close(self) -> None:
+        """Close the connections; the client stays usable and reconnects when asked again."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> PrometheusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, promql: str, at: float) -> list[Sample]:
+        """Evaluate ``promql`` at ``at``; the answer must be an instant vector (or a scalar)."""
+        data = self._call("/api/v1/query", {"query": promql, "time": _ts(at)}, promql)
+        kind, result = data
+        if kind == "scalar":
+            return [_sample({}, result, promql)]
+        if kind != "vector":
+            raise BadInputError(
+                f"the query {promql!r} returned a {kind}; expected an instant vector."
+            )
+        return [_sample(item.get("metric"), item.get("value"), promql) for item in _items(result)]
+
+    def query_matrix(self, promql: str, at: float) -> list[Series]:
+        """Evaluate a range-selector query at ``at``; the answer is every raw sample."""
+        kind, result = self._call("/api/v1/query", {"query": promql, "time": _ts(at)}, promql)
+        if kind != "matrix":
+            raise BadInputError(f"the query {promql!r} returned a {kind}; expected a range vector.")
+        return [_series(item, promql) for item in _items(result)]
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
+        """Evaluate ``promql`` at every ``step`` seconds from ``start`` to ``end``."""
+        form = {"query": promql, "start": _ts(start), "end": _ts(end), "step": _ts(step)}
+        kind, result = self._call("/api/v1/query_range", form, promql)
+        if kind != "matrix":
+            raise PrometheusUnavailableError(
+                f"a range query answered with a {kind}, not a matrix; "
+                "this is not a Prometheus-compatible API.",
+                url=self.url,
+            )
+        return [_series(item, promql) for item in _items(result)]
+
+    def _call(self, path: str, form: dict[str, str], promql: str) -> tuple[str, Any]:
+        """POST one query, retrying what is worth retrying; return (resultType, result)."""
+        endpoint = self.url + path
+        attempts = self.retries + 1
+        last, wait = "", 0.0
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(wait)
+            outcome = self._post(endpoint, form)
+            if isinstance(outcome, httpx.Response):
+                self.queries += 1
+                return self._answer(outcome, endpoint, promql)
+            last, retry_after = outcome
+            wait = self.backoff * 2**attempt if retry_after is None else retry_after
+        raise PrometheusUnavailableError(
+            f"POST {endpoint} failed {attempts} time(s); last: {last}. "
+            "Is Prometheus running there, and is the URL (with any path prefix) right?",
+            url=self.url,
+        )
+
+    def _post(
+        self, endpoint: str, form: dict[str, str]
+    ) -> httpx.Response | tuple[str, float | None]:
+        """One attempt: the response, or why it is worth another try (and how long to wait)."""
+        try:
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.timeout, headers=self._headers, transport=self._transport
+                )
+            response = self._http.post(endpoint, data=form)
+        except httpx.TimeoutException:
+            return f"timed out after {self.timeout:g} s", None
+        except httpx.TransportError as exc:
+            return f"could not connect ({type(exc).__name__}: {exc})", None
+        except httpx.InvalidURL as exc:
+            raise BadInputError(
+                f"Prometheus URL {self.url!r} is invalid ({exc}).", field="prometheus"
+            ) from None
+        except httpx.HTTPError as exc:  # a body that cannot be decoded, too many redirects
+            raise PrometheusUnavailableError(
+                f"POST {endpoint} failed ({type(exc).__name__}: {exc}).", url=self.url
+            ) from None
+        if response.status_code in _RETRY_STATUS:
+            return _status_text(response), _retry_after(response)
+        return response
+
+    def _answer(self, response: httpx.Response, endpoint: str, promql: str) -> tuple[str, Any]:
+        """Check the API envelope and map errors; return (resultType, result)."""
+        body = _json(response.content)
+        if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+            raise PrometheusUnavailableError(
+                f"{endpoint} answered HTTP {response.status_code} with something that is not "
+                f"the Prometheus API's JSON ({_preview(response)}); check the URL.",
+                url=self.url,
+            )
+        self.warnings.extend(str(w) for w in body.get("warnings") or ())
+        if body["status"] == "error" or response.status_code >= 400:
+            error = f"{body.get('errorType', 'error')}: {body.get('error', 'no message')}"
+            if response.status_code in _QUERY_ERROR_STATUS:
+                raise BadInputError(f"Prometheus rejected the query {promql!r} ({error}).")
+            raise PrometheusUnavailableError(
+                f"{endpoint} answered {_status_text(response)} ({error}).", url=self.url
+            )
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("resultType"), str):
+            raise PrometheusUnavailableError(
+                f"{endpoint} answered without data.resultType; this is not the Prometheus API.",
+                url=self.url,
+            )
+        return data["resultType"], data.get("result")
+
+
+def _ts(seconds: float) -> str:
+    """Epoch seconds as Prometheus reads them (millisecond precision, no exponent)."""
+    return f"{seconds:.3f}"
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _preview(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content-type")
+    text = response.content[:80].decode("utf-8", "replace").strip()
+    return f"{kind}: {text!r}"
+
+
+def _status_text(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A numeric Retry-After, capped: a report should not stall for long."""
+    try:
+        value = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return min(value, _MAX_RETRY_AFTER) if value >= 0 else None
+
+
+def _malformed(promql: str, what: str) -> PrometheusUnavailableError:
+    return PrometheusUnavailableError(
+        f"the answer to {promql!r} has {what}; this is not the Prometheus API's JSON."
+    )
+
+
+def _items(result: Any) -> list[dict[str, Any]]:
+    if not isinstance(result, list) or not all(isinstance(i, dict) for i in result):
+        raise PrometheusUnavailableError(
+            "the answer's data.result is not a list of objects; this is not the Prometheus API."
+        )
+    return result
+
+
+def _labels(metric: Any, promql: str) -> dict[str, str]:
+    if metric is None:
+        return {}
+    if not isinstance(metric, dict) or not all(isinstance(v, str) for v in metric.values()):
+        raise _malformed(promql, "labels that are not strings")
+    return metric
+
+
+def _point(pair: Any, promql: str) -> tuple[float, float]:
+    """``[1700000000.123, "42"]`` -> ``(ts, value)``; ``"NaN"``/``"+Inf"`` are floats too."""
+    if not isinstance(pair, list | tuple) or len(pair) != 2:
+        raise _malformed(promql, f"a point {pair!r} that is not [time, value]")
+    ts, text = pair
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not isinstance(text, str):
+        raise _malformed(promql, f"a point {pair!r} that is not [number, string]")
+    try:
+        return float(ts), float(text)
+    except ValueError:
+        raise _malformed(promql, f"a value {text!r} that is not a number") from None
+
+
+def _sample(metric: Any, pair: Any, promql: str) -> Sample:
+    ts, value = _point(pair, promql)
+    return Sample(_labels(metric, promql), value, ts)
+
+
+def _series(item: dict[str, Any], promql: str) -> Series:
+    values = item.get("values")
+    if not isinstance(values, list):
+        raise _malformed(promql, "a series without a list of values")
+    points = tuple(_point(p, promql) for p in values)
+    return Series(_labels(item.get("metric"), promql), points)

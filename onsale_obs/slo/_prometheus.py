@@ -1,0 +1,532 @@
+"""Counting requests from the Prometheus HTTP API, with exact on-sale counts.
+
+Normal time is counted with ``increase()``: one query per span and metric, grouped by the
+labels SLOs select on (not one per SLO). ``increase()`` extrapolates to the edges of its range,
+which is harmless over a month of steady traffic but turns a short-lived on-sale series into a
+fractional count about 0.3% too high. So on-sale counts come from the raw samples instead: per
+merged on-sale window (its grace included) one range-selector query per metric fetches every
+sample, and the deltas are summed in Python, counter resets included:
+
+- a series' increase between two consecutive samples is ``v1 - v0``, or ``v1`` when the value
+  dropped (the process restarted and counted from 0);
+- the baseline of ``(a, b]`` is the last sample at or before ``a`` (looked for ``lookback``
+  seconds back); a series without one was created inside, so its first value counts in full;
+- a delta belongs to the time of its later sample, like the scrape that saw it.
+
+This is exact when every reset shows as a drop. A series that vanishes with its process and
+reappears at or above its old value hides its reset from any Prometheus-based tool.
+
+On-sale windows come from the request (the broadcaster's history) or, without them, from the
+``onsale_mode{scope}`` gauge: every run of 1s is a window, widened by one query step each side.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Final
+
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.modes._model import GLOBAL_SCOPE, OnSaleWindow, parse_scope
+from onsale_obs.slo._data import (
+    INF,
+    Aggregate,
+    Collected,
+    CountRequest,
+    OnSaleCounts,
+    Progress,
+    RouteKey,
+    Span,
+)
+from onsale_obs.slo._prom_client import PrometheusClient
+
+REQUESTS: Final = "onsale_requests_total"
+BUCKETS: Final = "onsale_request_duration_seconds_bucket"
+MODE_GAUGE: Final = "onsale_mode"
+_ROUTE_LABELS: Final = ("service", "route", "method")
+#: query_range answers at most 11,000 points per series; stay below
+_MAX_POINTS: Final = 10_000
+#: increase() may exceed the exact on-sale total by this ratio plus slack before a warning
+_OUTSIDE_RATIO: Final = 0.01
+_OUTSIDE_SLACK: Final = 5.0
+_BAD_SCOPE: Final = f"{MODE_GAUGE} series with an invalid scope"
+
+
+@dataclass(slots=True)
+class _Deltas:
+    """One raw series: its increments by time, summed for any ``(c, d]``."""
+
+    labels: Mapping[str, str]
+    times: list[float]
+    increments: list[float]
+    cumulative: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cumulative = list(accumulate(self.increments))
+
+    def between(self, start: float, end: float) -> float:
+        """The increase over ``(start, end]``."""
+        lo, hi = bisect_right(self.times, start), bisect_right(self.times, end)
+        if hi <= lo:
+            return 0.0
+        return self.cumulative[hi - 1] - (self.cumulative[lo - 1] if lo else 0.0)
+
+    def in_range(self, start: float, end: float) -> Iterable[tuple[float, float]]:
+        """``(time, increment)`` of every increment in ``(start, end]``."""
+        lo, hi = bisect_right(self.times, start), bisect_right(self.times, end)
+        return zip(self.times[lo:hi], self.increments[lo:hi], strict=True)
+
+
+@dataclass(slots=True)
+class _Raw:
+    """The on-sale series of one merged on-sale range ``(start, end]``, as deltas."""
+
+    start: float
+    end: float
+    requests: list[_Deltas] = field(default_factory=list)
+    buckets: list[_Deltas] = field(default_factory=list)
+    #: by (SLO name, "good" | "total")
+    custom: dict[tuple[str, str], list[_Deltas]] = field(default_factory=dict)
+
+
+def _counted(
+    deltas: Iterable[_Deltas], start: float, end: float, event: str | None
+) -> Iterator[tuple[_Deltas, float]]:
+    """The series (of ``event``, if given) that grew in ``(start, end]``, with how much."""
+    for d in deltas:
+        if event is None or d.labels.get("event") == event:
+            n = d.between(start, end)
+            if n:
+                yield d, n
+
+
+def raw_deltas(
+    points: Iterable[tuple[float, float]], start: float
+) -> tuple[list[float], list[float]]:
+    """Resets-aware increments of one counter's samples for ``(start, ...]``.
+
+    Returns parallel lists ``(times, increments)``; increments at or before ``start`` only
+    serve as the baseline and are left out. NaN samples (never written by a counter) are
+    skipped.
+    """
+    times: list[float] = []
+    increments: list[float] = []
+    previous: float | None = None
+    for t, v in points:
+        if math.isnan(v):
+            continue
+        if previous is None:
+            increment = v if t > start else 0.0  # no baseline: created inside, from 0
+        else:
+            increment = v - previous if v >= previous else v
+        previous = v
+        if t > start and increment:
+            times.append(t)
+            increments.append(increment)
+    return times, increments
+
+
+def windows_from_gauge(
+    series: Iterable[tuple[str, list[tuple[float, float]]]], step: float, end: float
+) -> list[OnSaleWindow]:
+    """On-sale windows from ``max by (scope) (onsale_mode)`` sampled every ``step`` seconds.
+
+    A run of 1s (consecutive points) is a window from one step before its first point to one
+    step after its last; a run that reaches ``end`` is still open (``end`` None).
+    """
+    windows = []
+    for scope, points in series:
+        run: list[float] = []
+        for t, v in sorted(points):
+            if v >= 1 and run and t - run[-1] <= step * 1.5:
+                run.append(t)
+                continue
+            if run:
+                windows.append(_window(scope, run, step, end))
+            run = [t] if v >= 1 else []
+        if run:
+            windows.append(_window(scope, run, step, end))
+    return sorted(windows, key=lambda w: (w.start, w.scope))
+
+
+def _window(scope: str, run: list[float], step: float, end: float) -> OnSaleWindow:
+    still_on = run[-1] >= end - step / 2
+    return OnSaleWindow(
+        scope=scope,
+        start=run[0] - step,
+        end=None if still_on else min(run[-1] + step, end),
+        source="auto",
+        reason="found in onsale_mode",
+    )
+
+
+def merge_with_grace(
+    windows: Iterable[OnSaleWindow], grace: float, at: float
+) -> list[tuple[float, float]]:
+    """The union of the windows' counting ranges ``(start, min(end + grace, at)]``, sorted."""
+    ranges = sorted(_count_range(w, grace, at) for w in windows)
+    merged: list[tuple[float, float]] = []
+    for start, end in ranges:
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _count_range(w: OnSaleWindow, grace: float, at: float) -> tuple[float, float]:
+    end = at if w.end is None else min(w.end + grace, at)
+    return w.start, end
+
+
+def _escape(text: str) -> str:
+    """A PromQL double-quoted string's content."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _alternatives(values: Iterable[str]) -> str:
+    """An RE2 alternation matching exactly ``values``, escaped for a PromQL string."""
+    return _escape("|".join(re.escape(v) for v in sorted(set(values))))
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _le_value(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _match_threshold(le: float, thresholds: Iterable[float]) -> float | None:
+    """The requested threshold that ``le`` is (as floats; ``1`` and ``1.0`` alike), INF kept."""
+    if le == INF:
+        return INF
+    for t in thresholds:
+        if math.isclose(le, t, rel_tol=1e-9, abs_tol=1e-12):
+            return t
+    return None
+
+
+class PrometheusSource:
+    """Answers a :class:`CountRequest` from a Prometheus-compatible HTTP API.
+
+    ``lookback`` is how far before an on-sale window raw samples are fetched to find each
+    series' baseline (longer than a scrape interval, and than any scrape gap to tolerate);
+    ``mode_step`` the step of the ``onsale_mode`` range query (default: 15-60 s by span).
+    """
+
+    def __init__(
+        self,
+        client: PrometheusClient | str,
+        *,
+        lookback: float = 600.0,
+        mode_step: float | None = None,
+    ) -> None:
+        self.client = PrometheusClient(client) if isinstance(client, str) else client
+        self.lookback = lookback
+        self.mode_step = mode_step
+
+    def collect(self, request: CountRequest, progress: Progress | None = None) -> Collected:
+        """Count everything ``request`` asks for (see the module docstring for how).
+
+        The client's connections are closed afterwards; the source can collect again.
+        """
+        try:
+            return _Collection(self, request, progress).run()
+        finally:
+            self.client.close()
+
+
+class _Collection:
+    """The state of one ``collect`` call: queries done, answers, warnings."""
+
+    def __init__(
+        self, source: PrometheusSource, request: CountRequest, progress: Progress | None
+    ) -> None:
+        self.client = source.client
+        self.source = source
+        self.request = request
+        self.progress = progress
+        self.done = 0
+        self.total = 0
+        self.warnings: list[str] = []
+        self.skipped: dict[str, int] = {}
+        self.unknown_thresholds: set[float] = set()
+        self.boundaries: dict[str, set[float]] = {}
+        self.le_texts: set[str] = {"+Inf"}
+        self.services = _alternatives(request.services) if request.services else None
+        self.first_query = self.client.queries
+        self.first_warning = len(self.client.warnings)
+
+    # ---- bookkeeping -------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+    def _selector(self, metric: str, *matchers: str) -> str:
+        parts = [*matchers]
+        if self.services is not None:
+            parts.append(f'service=~"{self.services}"')
+        return f"{metric}{{{','.join(parts)}}}"
+
+    # ---- the whole read ----------------------------------------------------------------
+
+    def run(self) -> Collected:
+        request = self.request
+        spans = [s for s in request.spans if s.end > s.start]
+        per_span = 1 + bool(request.thresholds) + 2 * len(request.custom)
+        self.total = len(spans) * per_span
+        windows = self._windows(spans)
+        intervals = merge_with_grace(windows, request.grace, request.at)
+        self.total += len(intervals) * (1 + bool(request.thresholds) + 2 * len(request.custom))
+        aggregates = {s.name: Aggregate() for s in request.spans}
+        for span in spans:
+            aggregates[span.name] = self._span(span)
+        self._warn_thresholds()
+        raws = [self._raw(a, b) for a, b in intervals]
+        estimated = self._onsale_total(aggregates, spans)
+        for span in spans:
+            _replace_onsale(aggregates[span.name], self._exact(raws, span.start, span.end))
+        self._warn_outside(estimated, aggregates, spans)
+        onsales = [self._window_counts(w, raws) for w in windows]
+        self.warnings.extend(self.client.warnings[self.first_warning :])
+        return Collected(
+            spans=aggregates,
+            onsales=onsales,
+            origin=f"prometheus: {self.client.url} ({self.client.queries - self.first_query} queries)",
+            exact_onsale=True,
+            skipped=self.skipped,
+            warnings=self.warnings,
+            unknown_thresholds=frozenset(self.unknown_thresholds),
+            counts_promql=True,
+        )
+
+    # ---- on-sale windows ---------------------------------------------------------------
+
+    def _windows(self, spans: list[Span]) -> list[OnSaleWindow]:
+        if self.request.onsale_windows is not None:
+            return list(self.request.onsale_windows)
+        at = self.request.at
+        start = min((s.start for s in spans), default=at)
+        if start >= at:
+            return []
+        step = self.source.mode_step or min(60.0, max(15.0, math.ceil((at - start) / 2000)))
+        start = at - math.ceil((at - start) / step) * step  # the last point falls on ``at``
+        chunk = step * (_MAX_POINTS - 1)
+        chunks = [(t, min(t + chunk, at)) for t in _frange(start, at, chunk + step)]
+        self.total += len(chunks)
+        points: dict[str, list[tuple[float, float]]] = {}
+        for lo, hi in chunks:
+            for series in self.client.query_range(f"max by (scope) ({MODE_GAUGE})", lo, hi, step):
+                scope = self._scope(series.labels.get("scope", ""))
+                if scope is not None:
+                    points.setdefault(scope, []).extend(series.points)
+            self._tick()
+        if not points:
+            self.warnings.append(
+                f"no {MODE_GAUGE} series found, so no on-sale windows are known; on-sale counts "
+                "are 0 unless the windows are given (--backend with the mode history)."
+            )
+        return windows_from_gauge(points.items(), step, at)
+
+    def _scope(self, text: str) -> str | None:
+        try:
+            return parse_scope(text)
+        except BadInputError:
+            self.skipped[_BAD_SCOPE] = self.skipped.get(_BAD_SCOPE, 0) + 1
+            return None
+
+    # ---- increase() per span -----------------------------------------------------------
+
+    def _span(self, span: Span) -> Aggregate:
+        agg = Aggregate()
+        length = _duration(span.end - span.start)
+        grouping = "sum by (service, route, method, mode, code)"
+        query = f"{grouping} (increase({self._selector(REQUESTS)}[{length}]))"
+        for sample in self.client.query(query, span.end):
+            key = (
+                *_route(sample.labels),
+                sample.labels.get("mode", ""),
+                sample.labels.get("code", ""),
+            )
+            agg.requests[key] = agg.requests.get(key, 0.0) + _finite(sample.value)
+        self._tick()
+        if self.request.thresholds:
+            grouping = "sum by (service, route, method, mode, le)"
+            query = f"{grouping} (increase({self._selector(BUCKETS)}[{length}]))"
+            for sample in self.client.query(query, span.end):
+                self._add_bucket(agg, sample.labels, _finite(sample.value))
+            self._tick()
+        for name, sli in self.request.custom:
+            for kind, selector in (("good", sli.good), ("total", sli.total)):
+                query = f"sum by (mode) (increase({selector}[{length}]))"
+                for sample in self.client.query(query, span.end):
+                    self._add_custom(agg, (name, kind), sample.labels, _finite(sample.value))
+                self._tick()
+        return agg
+
+    def _add_bucket(self, agg: Aggregate, labels: Mapping[str, str], value: float) -> None:
+        text = labels.get("le", "")
+        le = _le_value(text)
+        mode = labels.get("mode", "")
+        if le is None:
+            return
+        self.boundaries.setdefault(mode, set()).add(le)
+        threshold = _match_threshold(le, self.request.thresholds)
+        if threshold is None:
+            return
+        self.le_texts.add(text)
+        key = (*_route(labels), mode, threshold)
+        agg.latency[key] = agg.latency.get(key, 0.0) + value
+
+    def _add_custom(
+        self, agg: Aggregate, slo_kind: tuple[str, str], labels: Mapping[str, str], value: float
+    ) -> None:
+        mode = labels.get("mode")
+        if mode is None:
+            reason = "promql series without a mode label"
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+            return
+        key = (*slo_kind, mode)
+        agg.custom[key] = agg.custom.get(key, 0.0) + value
+
+    def _warn_thresholds(self) -> None:
+        found = set().union(*self.boundaries.values()) if self.boundaries else set()
+        if not found:
+            return
+        for t in sorted(self.request.thresholds):
+            if _match_threshold(t, found) is None:
+                self.unknown_thresholds.add(t)
+                listed = "; ".join(
+                    f"{mode}: {', '.join(f'{b:g}' for b in sorted(bs) if b != INF)}"
+                    for mode, bs in sorted(self.boundaries.items())
+                )
+                self.warnings.append(
+                    f"latency threshold {t:g} s is not a bucket boundary of "
+                    f"onsale_request_duration_seconds (boundaries found, by mode: {listed}); "
+                    "latency SLIs with it count no request as good."
+                )
+
+    # ---- raw on-sale samples -----------------------------------------------------------
+
+    def _raw(self, start: float, end: float) -> _Raw:
+        """Resets-aware deltas of every on-sale series the request needs in ``(start, end]``."""
+        length = _duration(end - start + self.source.lookback)
+        onsale = 'mode="onsale"'
+        raw = _Raw(start, end)
+        raw.requests = self._fetch(f"{self._selector(REQUESTS, onsale)}[{length}]", raw)
+        if self.request.thresholds:
+            variants = {txt for t in self.request.thresholds for txt in (repr(t), f"{t:g}")}
+            le = 'le=~"' + _alternatives(self.le_texts | variants) + '"'
+            raw.buckets = self._fetch(f"{self._selector(BUCKETS, onsale, le)}[{length}]", raw)
+        for name, sli in self.request.custom:
+            for kind, selector in (("good", sli.good), ("total", sli.total)):
+                raw.custom[(name, kind)] = self._fetch(f"{selector}[{length}]", raw)
+        return raw
+
+    def _fetch(self, query: str, raw: _Raw) -> list[_Deltas]:
+        """The on-sale series of one range-selector query, as deltas after the range start."""
+        start, end = raw.start, raw.end
+        out = []
+        for series in self.client.query_matrix(query, end):
+            if series.labels.get("mode") != "onsale":
+                continue  # a custom SLI's selector may match normal series too
+            times, increments = raw_deltas(series.points, start)
+            if times:
+                out.append(_Deltas(series.labels, times, increments))
+        self._tick()
+        return out
+
+    def _exact(
+        self, raws: list[_Raw], start: float, end: float, event: str | None = None
+    ) -> Aggregate:
+        """Exact on-sale counts in ``(start, end]`` (of one event's series, if given)."""
+        agg = Aggregate()
+        for raw in raws:
+            lo, hi = max(raw.start, start), min(raw.end, end)
+            if hi <= lo:
+                continue
+            for d, n in _counted(raw.requests, lo, hi, event):
+                key = (*_route(d.labels), "onsale", d.labels.get("code", ""))
+                agg.requests[key] = agg.requests.get(key, 0.0) + n
+            for d, n in _counted(raw.buckets, lo, hi, event):
+                le = _le_value(d.labels.get("le", ""))
+                threshold = None if le is None else _match_threshold(le, self.request.thresholds)
+                if threshold is not None:
+                    lkey = (*_route(d.labels), "onsale", threshold)
+                    agg.latency[lkey] = agg.latency.get(lkey, 0.0) + n
+            for (name, kind), deltas in raw.custom.items():
+                ckey = (name, kind, "onsale")
+                total = sum(n for _, n in _counted(deltas, lo, hi, event))
+                agg.custom[ckey] = agg.custom.get(ckey, 0.0) + total
+        return agg
+
+    def _window_counts(self, window: OnSaleWindow, raws: list[_Raw]) -> OnSaleCounts:
+        start, end = _count_range(window, self.request.grace, self.request.at)
+        event = None if window.scope == GLOBAL_SCOPE else window.event
+        counts = OnSaleCounts(window, self._exact(raws, start, end, event))
+        for raw in raws:
+            lo, hi = max(raw.start, start), min(raw.end, end)
+            for d, _ in _counted(raw.requests, lo, hi, event):
+                _add_minutes(counts.minutes.setdefault(_route(d.labels), {}), d, lo, hi)
+        return counts
+
+    # ---- the check against increase() --------------------------------------------------
+
+    @staticmethod
+    def _onsale_total(aggregates: dict[str, Aggregate], spans: list[Span]) -> float:
+        if not spans:
+            return 0.0
+        longest = max(spans, key=lambda s: s.end - s.start)
+        return sum(n for k, n in aggregates[longest.name].requests.items() if k[3] == "onsale")
+
+    def _warn_outside(
+        self, estimated: float, aggregates: dict[str, Aggregate], spans: list[Span]
+    ) -> None:
+        exact = self._onsale_total(aggregates, spans)
+        if estimated > exact * (1 + _OUTSIDE_RATIO) + _OUTSIDE_SLACK:
+            self.warnings.append(
+                f"increase() counts {estimated:.0f} on-sale requests but the on-sale windows hold "
+                f"{exact:.0f}: on-sale traffic outside any known on-sale window: give --backend "
+                "with the mode history."
+            )
+
+
+def _route(labels: Mapping[str, str]) -> RouteKey:
+    service, route, method = (labels.get(name, "") for name in _ROUTE_LABELS)
+    return service, route, method
+
+
+def _finite(value: float) -> float:
+    """NaN or infinite estimates (a broken series) count as nothing rather than poison sums."""
+    return value if math.isfinite(value) else 0.0
+
+
+def _frange(start: float, stop: float, step: float) -> list[float]:
+    count = max(1, math.ceil((stop - start) / step))
+    return [start + i * step for i in range(count) if start + i * step <= stop]
+
+
+def _replace_onsale(agg: Aggregate, exact: Aggregate) -> None:
+    """Swap the estimated on-sale entries of a span for the exact ones."""
+    agg.requests = {k: v for k, v in agg.requests.items() if k[3] != "onsale"}
+    agg.latency = {k: v for k, v in agg.latency.items() if k[3] != "onsale"}
+    agg.custom = {k: v for k, v in agg.custom.items() if k[2] != "onsale"}
+    agg.add(exact)
+
+
+def _add_minutes(minutes: dict[int, float], d: _Deltas, start: float, end: float) -> None:
+    for t, increment in d.in_range(start, end):
+        minute = int(t // 60) * 60
+        minutes[minute] = minutes.get(minute, 0.0) + increment
