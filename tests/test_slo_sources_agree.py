@@ -85,7 +85,7 @@ def history(planted_traffic: Traffic, tmp_path_factory: pytest.TempPathFactory) 
 
 def cli_report(*args: str | Path) -> dict[str, Any]:
     result = CliRunner().invoke(
-        app, ["slo", "report", "--at", iso(AT), "--format", "json", *map(str, args)]
+        app, ["slo", "report", "--at", str(iso(AT)), "--format", "json", *map(str, args)]
     )
     assert result.exit_code in (0, 1), result.output
     data: dict[str, Any] = json.loads(result.stdout)
@@ -130,7 +130,7 @@ def test_the_log_report_is_the_planted_truth(
             start=AT - 30 * 86_400, end=AT, mode=mode, service="checkout",
             routes=["/events/{event_id}/checkout"], methods=["POST"],
         )  # fmt: skip
-        result = checkout.modes[mode]  # type: ignore[index]
+        result = checkout.modes[mode]
         assert (result.total, result.bad) == (truth.total, truth.bad)
         assert result.sli == 1 - truth.bad / truth.total
 
