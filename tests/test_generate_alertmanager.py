@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,8 @@ from onsale_obs.generate._alertmanager import (
     write_alertmanager,
 )
 from onsale_obs.generate._alertmanager_spec import WEEKDAYS
-from onsale_obs.testing import free_port, require_binary
+from onsale_obs.testing import require_binary
+from onsale_obs.testing_alertmanager import AlertmanagerServer, WebhookSink
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = "examples/alertmanager/receivers.yaml"
@@ -495,55 +494,22 @@ def test_the_committed_file_is_what_the_example_generates(amtool: str) -> None:
 # -- a real Alertmanager ------------------------------------------------------------------
 
 
-class _Webhooks(ThreadingHTTPServer):
-    """Collects the notifications Alertmanager posts, by path."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Collect)
-
-    def paths(self) -> list[tuple[str, str]]:
-        """(path, alert status) of every notification so far."""
-        with self.lock:
-            return [(path, body["status"]) for path, body in self.received]
-
-
-class _Collect(BaseHTTPRequestHandler):
-    server: _Webhooks
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.server.lock:
-            self.server.received.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def webhooks() -> Iterator[_Webhooks]:
+def webhooks() -> Iterator[WebhookSink]:
     """A webhook server on a free loopback port."""
-    server = _Webhooks()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with WebhookSink() as sink:
+        yield sink
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path, webhooks: _Webhooks) -> Iterator[str]:
+def alertmanager(tmp_path: Path, webhooks: WebhookSink) -> Iterator[str]:
     """A real prometheus-alertmanager with a generated config; yields its base URL.
 
     Business hours cover the whole week so the test does not depend on the time it runs;
     timings are a second so notifications arrive during the test.
     """
     binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
-    hook = f"http://127.0.0.1:{webhooks.server_address[1]}"
+    hook = webhooks.url
     fast = "{group_wait: 1s, group_interval: 1s, repeat_interval: 1h}"
     receivers = f"""
 pager: {{webhook_url: "{hook}/page"}}
@@ -552,46 +518,9 @@ default: {{webhook_url: "{hook}/default"}}
 business_hours: {{weekdays: ["sunday:saturday"], times: ["00:00-24:00"]}}
 timing: {{page: {fast}, business_page: {fast}, ticket: {fast}, default: {fast}}}
 """
-    config = rendered(tmp_path, receivers)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"alertmanager exited: {(tmp_path / 'alertmanager.log').read_text()}"
-                )
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"alertmanager did not become ready on {url}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+    config = rendered(tmp_path, receivers).read_text()
+    with AlertmanagerServer(config, binary=binary) as server:
+        yield server.url
 
 
 def _alert(**labels: str) -> dict[str, Any]:
@@ -608,7 +537,7 @@ def _poll(check: Any, timeout: float = 15.0) -> Any:
 
 
 def test_a_real_alertmanager_routes_pages_and_tickets(
-    alertmanager: str, webhooks: _Webhooks
+    alertmanager: str, webhooks: WebhookSink
 ) -> None:
     """Alertmanager sends an on-sale P1 to the pager and a normal P3 (other SLO) to the ticket."""
     page = _alert(
@@ -632,7 +561,7 @@ def test_a_real_alertmanager_routes_pages_and_tickets(
 
 
 def test_a_real_alertmanager_inhibits_below_an_onsale_p1(
-    alertmanager: str, webhooks: _Webhooks
+    alertmanager: str, webhooks: WebhookSink
 ) -> None:
     """With an on-sale P1 firing, the same SLO's normal P3 is suppressed and never notified."""
     p1 = _alert(mode="onsale", priority="P1", severity="page", slo="checkout", service="c")
