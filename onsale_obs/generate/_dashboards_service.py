@@ -223,7 +223,9 @@ def _traffic_rows(board: dash.Dashboard, ids: PanelIds, slos: Sequence[SLO]) -> 
                 f"{', '.join(bad_codes)}.{line}",
                 [
                     target(
-                        f"sum by (mode) (rate({_REQUESTS}{bad_match}[{RATE_INTERVAL}]))\n/\n"
+                        # no error series yet is a ratio of 0, not "no data"
+                        f"(sum by (mode) (rate({_REQUESTS}{bad_match}[{RATE_INTERVAL}]))\n"
+                        f"or 0 * sum by (mode) (rate({_REQUESTS}{match}[{RATE_INTERVAL}])))\n/\n"
                         f"sum by (mode) (rate({_REQUESTS}{match}[{RATE_INTERVAL}]))",
                         "error ratio",
                         "A",
