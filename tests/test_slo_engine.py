@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,3 +244,21 @@ def test_a_calendar_month_window_starts_on_the_first_of_the_month() -> None:
     r = evaluate(s, oracle(before + inside, request), at)
     assert r.slos[0].window_start == 1_796_083_200.0
     assert (r.slos[0].modes["normal"].total, r.slos[0].modes["normal"].bad) == (2, 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(records_strategy)
+def test_the_burn_down_ends_where_the_window_does(records: list[Record]) -> None:
+    s = spec()
+    request = plan(s, AT, onsale_windows=(), bins=30)
+    r = evaluate(s, oracle(records, request), AT, bins=30)
+    for mode in r.slos[0].modes.values():
+        points = mode.burn_down
+        assert len(points) == 30
+        assert points[-1][0] == AT
+        assert [p[1] for p in points] == sorted(p[1] for p in points)  # cumulative
+        assert (points[-1][1], points[-1][2]) == (mode.total, mode.good)
+        last = mode.to_json()["burn_down"][-1]
+        assert last["budget_remaining"] == (
+            None if mode.budget_remaining is None else pytest.approx(mode.budget_remaining)
+        )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from onsale_obs.slo._data import INF, Aggregate, Collected, OnSaleCounts
-from onsale_obs.slo._plan import burn_span, report_span
+from onsale_obs.slo._data import INF, Aggregate, Collected, OnSaleCounts, Span
+from onsale_obs.slo._plan import bin_spans, burn_span, report_span
 from onsale_obs.slo._report import ModeResult, OnSaleResult, Report, RuleResult, SLOResult
 from onsale_obs.slo._spec import (
     MODES,
@@ -81,12 +81,29 @@ def _rule(rule: AlertRule, burns: dict[float, float | None], bad: dict[float, fl
     )
 
 
+def _burn_down(
+    slo: SLO, mode: Mode, collected: Collected, report: Span, bins: int
+) -> tuple[tuple[float, float, float], ...]:
+    """Cumulative (bin end, total, good) over the window, when the source counted bins."""
+    out: list[tuple[float, float, float]] = []
+    total = good = 0.0
+    for span in bin_spans(report, bins) if bins > 0 else ():
+        agg = collected.spans.get(span.name)
+        if agg is None:
+            return ()
+        t, g = count(slo, mode, agg)
+        total, good = total + t, good + g
+        out.append((span.end, total, good))
+    return tuple(out)
+
+
 def _mode(
-    slo: SLO, mode: Mode, collected: Collected, at: float, window: float | None
+    slo: SLO, mode: Mode, collected: Collected, at: float, window: float | None, bins: int
 ) -> ModeResult:
     objective = slo.objectives[mode]
     note = _no_data_note(slo, mode, collected)
-    total, good = count(slo, mode, collected.spans[report_span(slo, at, window).name])
+    report = report_span(slo, at, window)
+    total, good = count(slo, mode, collected.spans[report.name])
     rules = slo.policy[mode]
     windows = sorted({w for r in rules for w in (r.long, r.short)})
     burns: dict[float, float | None] = {}
@@ -107,6 +124,7 @@ def _mode(
         burns,
         tuple(_rule(r, burns, bad) for r in rules) if note is None else (),
         note,
+        _burn_down(slo, mode, collected, report, bins) if note is None else (),
     )
 
 
@@ -155,15 +173,17 @@ def evaluate(
     *,
     slos: Iterable[SLO] | None = None,
     window: float | None = None,
+    bins: int = 0,
 ) -> Report:
     """Evaluate ``slos`` (default: all of ``spec``) at ``at`` from a source's counts.
 
-    ``collected`` must answer the request that ``plan(spec, at, slos=..., window=...)`` made.
+    ``collected`` must answer the request that ``plan(spec, at, slos=..., window=...,
+    bins=...)`` made.
     """
     results = []
     for slo in spec.slos if slos is None else slos:
         span = report_span(slo, at, window)
-        modes = {mode: _mode(slo, mode, collected, at, window) for mode in MODES}
+        modes = {mode: _mode(slo, mode, collected, at, window, bins) for mode in MODES}
         onsales = tuple(_onsales(slo, modes["onsale"], collected, span.start, at))
         results.append(SLOResult(slo, span.start, span.end, modes, onsales))
     return Report(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from onsale_obs.durations import format_duration
 from onsale_obs.modes._model import OnSaleWindow
@@ -30,6 +31,13 @@ def burn_span(seconds: float, at: float) -> Span:
     return Span(f"last:{format_duration(seconds)}", at - seconds, at)
 
 
+def bin_spans(report: Span, bins: int) -> tuple[Span, ...]:
+    """``report`` cut into ``bins`` equal consecutive spans (for budget burn-down charts)."""
+    width = (report.end - report.start) / bins
+    edges = [report.start + i * width for i in range(bins)] + [report.end]
+    return tuple(Span(f"bin:{a:.0f}-{b:.0f}", a, b) for a, b in pairwise(edges))
+
+
 def plan(
     spec: SLOSpec,
     at: float,
@@ -37,12 +45,19 @@ def plan(
     slos: Iterable[SLO] | None = None,
     window: float | None = None,
     onsale_windows: Iterable[OnSaleWindow] | None = None,
+    bins: int = 0,
 ) -> CountRequest:
-    """Everything the engine will need counted for ``slos`` (default: all) at ``at``."""
+    """Everything the engine will need counted for ``slos`` (default: all) at ``at``.
+
+    ``bins`` > 0 also counts each SLO window in that many equal parts, for burn-down charts
+    (it costs a Prometheus source ``bins`` more queries per metric).
+    """
     chosen = tuple(spec.slos if slos is None else slos)
     spans: dict[str, Span] = {}
     for slo in chosen:
-        for span in (report_span(slo, at, window), *(burn_span(w, at) for w in slo.windows())):
+        report = report_span(slo, at, window)
+        extra = bin_spans(report, bins) if bins > 0 else ()
+        for span in (report, *(burn_span(w, at) for w in slo.windows()), *extra):
             spans[span.name] = span
     thresholds = frozenset(
         t for slo in chosen if isinstance(slo.sli, LatencySLI) for t in slo.sli.threshold.values()

@@ -73,6 +73,8 @@ class ModeResult:
     burn_rates: dict[float, float | None]
     rules: tuple[RuleResult, ...]
     note: str | None = None
+    #: cumulative (time, total, good) at the end of each part of the window (``bins``)
+    burn_down: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def bad(self) -> float:
@@ -144,6 +146,17 @@ class ModeResult:
             "status": self.status,
             "rules": [r.to_json() for r in self.rules],
             "note": self.note,
+            "burn_down": [self._burn_point(*p) for p in self.burn_down],
+        }
+
+    def _burn_point(self, end: float, total: float, good: float) -> dict[str, Any]:
+        """Budget left at ``end``: bad so far against the whole window's allowance."""
+        allowed = self.allowed_bad
+        return {
+            "end": iso(end),
+            "total": number(total),
+            "bad": number(total - good),
+            "budget_remaining": number(1 - (total - good) / allowed) if allowed else None,
         }
 
 

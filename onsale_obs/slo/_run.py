@@ -22,16 +22,18 @@ def run_report(
     window: float | None = None,
     onsale_windows: Iterable[OnSaleWindow] | None = None,
     progress: Progress | None = None,
+    bins: int = 0,
 ) -> Report:
     """Count what ``slos`` need at ``at`` from ``source`` and evaluate them.
 
     ``onsale_windows`` come from the broadcaster's history; without them the source finds
-    the on-sales in its own data (the ``mode`` label, ``onsale_mode``).
+    the on-sales in its own data (the ``mode`` label, ``onsale_mode``). ``bins`` > 0 adds a
+    budget burn-down in that many steps.
     """
     chosen = tuple(spec.slos if slos is None else slos)
-    request = plan(spec, at, slos=chosen, window=window, onsale_windows=onsale_windows)
+    request = plan(spec, at, slos=chosen, window=window, onsale_windows=onsale_windows, bins=bins)
     collected = source.collect(request, progress)
-    return evaluate(spec, collected, at, slos=chosen, window=window)
+    return evaluate(spec, collected, at, slos=chosen, window=window, bins=bins)
 
 
 def open_source(
