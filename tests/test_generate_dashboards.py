@@ -260,7 +260,9 @@ def test_service_dashboard_splits_traffic_by_mode(boards: dict[str, Json]) -> No
             )
             [ratio] = exprs(by_title(board, f"Error ratio: {title}"))
             assert 'code=~"5xx"' in ratio
-            assert ratio.count("[$__rate_interval]") == 3  # errors, or 0 x all (no errors yet), over all
+            assert (
+                ratio.count("[$__rate_interval]") == 3
+            )  # errors, or 0 x all (no errors yet), over all
             latency = exprs(by_title(board, f"Latency: {title}"))
             assert [e.split(",")[0] for e in latency] == [
                 "histogram_quantile(0.5",
