@@ -262,3 +262,29 @@ def test_the_burn_down_ends_where_the_window_does(records: list[Record]) -> None
         assert last["budget_remaining"] == (
             None if mode.budget_remaining is None else pytest.approx(mode.budget_remaining)
         )
+
+
+def test_the_alert_timeline_fires_during_the_outage_and_not_before_or_long_after() -> None:
+    from onsale_obs.slo._timeline import firings, timeline_request
+
+    start = AT - 3600
+    ok = [buy(start + i, 200, "onsale", event="final", event_onsale=True) for i in range(1, 1200)]
+    outage = [
+        buy(start + 1200 + i, 503, "onsale", event="final", event_onsale=True)
+        for i in range(1, 300)
+    ]
+    s = spec()
+    times = [start + m * 60 for m in range(0, 61, 5)]
+    request = timeline_request(s, times, onsale_windows=(window(start, None),))
+    fired = firings(s, oracle(ok + outage, request), times)
+    fast = sorted({f.at for f in fired if f.slo == "checkout-availability" and f.rule == "fast"})
+    # the outage runs from minute 20 to 25: the fast rule fires at 25 (both windows burning)
+    # and stops once the 1-minute window is clean again
+    assert fast == [start + 25 * 60]
+    assert all(f.mode == "onsale" and f.priority in ("P1", "P2") for f in fired)
+    # the same moment through the one-moment engine agrees
+    at = start + 25 * 60
+    r = evaluate(s, oracle(ok + outage, plan(s, at, onsale_windows=(window(start, None),))), at)
+    assert {x.name for x in r.slos[0].modes["onsale"].rules if x.firing} == {
+        f.rule for f in fired if f.at == at and f.slo == "checkout-availability"
+    }

@@ -58,7 +58,9 @@ def burn_rate(total: float, good: float, objective: float) -> float | None:
     return ((total - good) / total) / (1 - objective)
 
 
-def _rule(rule: AlertRule, burns: dict[float, float | None], bad: dict[float, float]) -> RuleResult:
+def rule_result(
+    rule: AlertRule, burns: dict[float, float | None], bad: dict[float, float]
+) -> RuleResult:
     long_burn, short_burn = burns.get(rule.long), burns.get(rule.short)
     firing = (
         long_burn is not None
@@ -122,7 +124,7 @@ def _mode(
         total,
         good,
         burns,
-        tuple(_rule(r, burns, bad) for r in rules) if note is None else (),
+        tuple(rule_result(r, burns, bad) for r in rules) if note is None else (),
         note,
         _burn_down(slo, mode, collected, report, bins) if note is None else (),
     )
