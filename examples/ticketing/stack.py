@@ -36,6 +36,7 @@ def start_services(
     ports: tuple[int, int, int] = (0, 0, 0),
     fail_rate: float = 0.0,
     seed: int = 0,
+    seats_per_event: int = 1000,
 ) -> Running:
     """Start inventory, checkout, then gateway; ``stack`` stops them in the reverse order.
 
@@ -48,6 +49,7 @@ def start_services(
             registry=registries["inventory"],
             tracer_provider=tracer_provider,
             access_log=access_logs["inventory"],
+            seats_per_event=seats_per_event,
         ),
         name="inventory",
         host=host,
