@@ -1,0 +1,32 @@
+"""The Python walk of the routing tree agrees with amtool on the committed configuration."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from onsale_obs.generate._routing import routes_for
+from onsale_obs.testing import require_binary
+
+COMMITTED = Path(__file__).resolve().parent.parent / "alert_rules" / "alertmanager.yml"
+
+
+@pytest.mark.parametrize("mode", ["onsale", "normal", "other"])
+@pytest.mark.parametrize("priority", ["P1", "P2", "P3", "P4", "P9"])
+def test_routes_for_matches_amtool(mode: str, priority: str) -> None:
+    amtool = require_binary("amtool", "prometheus-alertmanager")
+    labels = {
+        "mode": mode,
+        "priority": priority,
+        "slo": "checkout-availability",
+        "service": "checkout",
+    }
+    found = subprocess.run(
+        [amtool, "config", "routes", "test", f"--config.file={COMMITTED}", *(f"{k}={v}" for k, v in labels.items())],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    theirs = found.stdout.strip().split(",")
+    ours = [d.receiver for d in routes_for(COMMITTED.read_text(), labels)]
+    assert ours == theirs
