@@ -14,6 +14,8 @@ from typer.core import TyperGroup
 from onsale_obs import __version__
 from onsale_obs.cli._alertmanager import alertmanager_app
 from onsale_obs.cli._dashboards import dashboards_app
+from onsale_obs.cli._demo import demo
+from onsale_obs.cli._exitrate import exitrate_app
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._mode import mode_app
 from onsale_obs.cli._rules import rules_app
@@ -28,6 +30,7 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("rules", rules_app),
     ("alertmanager", alertmanager_app),
     ("dashboards", dashboards_app),
+    ("exit-rate", exitrate_app),
 )
 
 
@@ -93,6 +96,7 @@ def build_app() -> typer.Typer:
 
     for name, group in _GROUPS:
         root.add_typer(group, name=name)
+    root.command("demo")(demo)
     return root
 
 

@@ -1,0 +1,221 @@
+"""``onsale-obs exit-rate``: exit-rate recommendations for waiting rooms.
+
+``simulate`` lives here; ``recommend`` (one live tick against Prometheus) is added beside it
+by the live-loop work and shares this ``exitrate_app``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from onsale_obs.cli._output import print_json, stdout
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate._run import (
+    GROUPS,
+    OURS,
+    TARGET_DRAIN_RATIO,
+    TARGET_SLO_SHARE,
+    ScenarioReport,
+    controller_names,
+    run_scenario,
+)
+from onsale_obs.exitrate._scenario import Scenario, load_scenario
+from onsale_obs.exitrate._table import HEADERS, row, title, verdict
+
+SimulateFormat = Literal["table", "json"]
+
+exitrate_app = typer.Typer(
+    help="Exit-rate recommendations for waiting rooms: how many users per minute to let "
+    "through, and why.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+
+@exitrate_app.command("simulate")
+def simulate(
+    scenario: Annotated[
+        list[Path],
+        typer.Option(
+            "--scenario",
+            metavar="FILE",
+            help="Scenario YAML (see examples/scenarios/). Repeat for more.",
+            show_default=False,
+        ),
+    ],
+    controllers: Annotated[
+        str,
+        typer.Option(
+            "--controllers",
+            metavar="LIST",
+            help=f"Comma-separated, from {', '.join(GROUPS)} (fixed = 0.5x, 0.75x, 1x and "
+            "1.25x of the initial capacity).",
+        ),
+    ] = ",".join(GROUPS),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Write SCENARIO.json (with every controller's timeline) per scenario here, "
+            "and SCENARIO.png with --plot.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        SimulateFormat,
+        typer.Option("--format", help="table for people, json (summary) for scripts."),
+    ] = "table",
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", min=0, help="Use this seed for every scenario instead of its own."),
+    ] = None,
+    plot: Annotated[
+        bool,
+        typer.Option("--plot", help="Also draw rate, capacity and errors (needs --out)."),
+    ] = False,
+) -> None:
+    """Simulate on-sales under our controller and the baselines, measured in the same run.
+
+    Every scenario is run under each controller with the same seed (the same users,
+    arrivals and browse times): ours, AIMD, fixed rates and an oracle that knows the true
+    capacity. The table shows the drain time against the physical limit, the share of
+    1-minute windows meeting the on-sale SLO, failed checkouts, peak overshoot and rate
+    oscillation. Exit code 1 when our controller misses the target on any scenario (drain
+    ratio <= 1.15, SLO minutes >= 99%, not dominated by a fixed rate or AIMD); 2 for bad
+    input.
+
+    Examples:
+
+        onsale-obs exit-rate simulate --scenario examples/scenarios/steady.yaml
+
+        onsale-obs exit-rate simulate --scenario examples/scenarios/capacity-loss.yaml --controllers ours,aimd --seed 7
+
+        onsale-obs exit-rate simulate --scenario examples/scenarios/steady.yaml --scenario examples/scenarios/arrival-spike.yaml --out sim/ --plot --format json
+    """
+    try:
+        names = controller_names(controllers.split(","))
+    except BadInputError as exc:
+        raise typer.BadParameter(exc.detail, param_hint="'--controllers'") from None
+    if not names:
+        raise typer.BadParameter("name at least one controller.", param_hint="'--controllers'")
+    if plot and out is None:
+        raise typer.BadParameter("--plot writes PNG files: give --out DIR.", param_hint="'--plot'")
+    scenarios = [load_scenario(path) for path in scenario]
+    if out is not None:
+        _make_dir(out)
+    reports = _run_all(scenarios, names, seed, show_progress=output == "table")
+    written = _write(reports, out, plot) if out is not None else []
+    if output == "json":
+        print_json(_summary(reports))
+    else:
+        _print_tables(reports, written)
+    if any(r.meets_target is False for r in reports):
+        raise typer.Exit(1)
+
+
+def _run_all(
+    scenarios: list[Scenario], names: list[str], seed: int | None, *, show_progress: bool
+) -> list[ScenarioReport]:
+    reports = []
+    with _progress(show_progress, len(scenarios) * len(names)) as advance:
+        for s in scenarios:
+
+            def done(controller: str, scenario: str = s.name) -> None:
+                advance(scenario, controller)
+
+            reports.append(run_scenario(s, names, seed=seed, progress=done))
+    return reports
+
+
+def _nothing(scenario: str, controller: str) -> None:
+    """No progress bar (not a terminal, or JSON output)."""
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str, str], None]]:
+    """A progress bar on stderr (only on a terminal): one step per simulated run."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield _nothing
+        return
+    columns = [
+        TextColumn("simulating {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(scenario: str, controller: str) -> None:
+            bar.update(task, advance=1, description=f"{scenario} ({controller} done)")
+
+        yield advance
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot be created as an output folder ({exc.strerror}).", file=str(path)
+        ) from None
+
+
+def _write(reports: list[ScenarioReport], out: Path, plot: bool) -> list[Path]:
+    written = []
+    for report in reports:
+        path = out / f"{report.scenario.name}.json"
+        _write_text(path, json.dumps(report.to_json(timeline=True), indent=2) + "\n")
+        written.append(path)
+        if plot:
+            from onsale_obs.exitrate._plot import plot_report
+
+            written.append(plot_report(report, out / f"{report.scenario.name}.png"))
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise BadInputError(f"cannot be written ({exc.strerror}).", file=str(path)) from None
+
+
+def _summary(reports: list[ScenarioReport]) -> dict[str, Any]:
+    """The stdout JSON: every scenario without timelines, and the overall verdict."""
+    ran = [r.meets_target for r in reports if r.meets_target is not None]
+    return {
+        "targets": {"drain_ratio": TARGET_DRAIN_RATIO, "slo_share": TARGET_SLO_SHARE},
+        "meets_target": None if not ran else all(ran),
+        "scenarios": [r.to_json(timeline=False) for r in reports],
+    }
+
+
+def _print_tables(reports: list[ScenarioReport], written: list[Path]) -> None:
+    console = stdout()
+    for report in reports:
+        table = Table(title=title(report), title_justify="left")
+        for header in HEADERS:
+            table.add_column(header, justify="left" if header == "controller" else "right")
+        for result in report.results:
+            table.add_row(*row(result), style="bold" if result.controller == OURS else None)
+        console.print(table)
+        style = "green" if report.meets_target else "bold red"
+        if report.meets_target is None:
+            style = "dim"
+        console.print(Text(verdict(report), style=style))
+        console.print()
+    for path in written:
+        console.print(f"wrote {path}")

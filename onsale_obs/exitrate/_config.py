@@ -1,0 +1,167 @@
+"""The exit-rate controller's parameters, their defaults and why (see ``README_SECTION.md``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from onsale_obs.exceptions import BadInputError
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRateConfig:
+    """Parameters of :class:`~onsale_obs.exitrate.ExitRateController`; rates in users/min.
+
+    Bounds:
+        min_rate: never recommend less (the room must keep moving). Default 100.
+        max_rate: never recommend more (what the edge and the payment provider allow).
+            Default 100,000.
+        safe_rate: where a long signal outage decays to; ``None`` means ``min_rate``.
+
+    Back-off (fast):
+        burn_threshold: cut when the short *and* the long burn rate are at or above this
+            (the on-sale fast alert rule: 14.4x). Default 14.4.
+        burn_backoff: the cut then, as a share of the rate. Default 0.4 (-40%).
+        latency_backoff: the cut when p95 latency is over its threshold. Default 0.25.
+            Fixed, not proportional to the excess: an overloaded backend's latency is its
+            queue timeout whatever the size of the overload.
+        saturation: cut back to ``target_utilisation`` when the current rate loads the
+            backend this much (by the capacity estimate, else the reading). Default 0.95.
+        max_decrease: no single cut is larger. Default 0.4: losing a third of the capacity
+            (one zone of three) while at the target utilisation is answered in one cut.
+        decrease_interval: seconds after a cut before the next one; ``None`` (the default)
+            waits until readings could show the cut: the admission lag's p90 (users admitted
+            before the cut keep arriving at checkout that long) + ``signal_lag`` + half the
+            short window. Cutting on readings that still show the old overload would cut
+            again and again for one incident.
+
+    Probing (slow):
+        target_utilisation: utilisation an increase aims for. Default 0.92: draining within
+            15% of the physical limit needs about 87% on average, ramps and incidents
+            included; latency and burn, not this number, keep the SLO.
+        utilisation_band: hold while utilisation is within this below the target (up to
+            ``saturation``). Default 0.03.
+        latency_margin: increase only while p95 <= margin x threshold; between the two is
+            the latency hold band. Default 0.8.
+        probe_max_burn_short / probe_max_burn_long: increase only while the burn rates are
+            at or below these. Short 3x: at a 99.99% objective one stray error in 10,000
+            checkouts is already 1x, and a real overload burns hundreds; long 6x: the on-sale
+            slow alert rule. The long limit is waived while its burn is the incident the
+            last cut answered (that cut came within the long window and the short window is
+            clean again). Defaults 3.0 and 6.0.
+        ceiling_margin: after a cut for latency or burn, probes stay this far under the
+            exit rate behind that reading (where the backend's latency knee or a failure
+            was), until the capacity estimate grows by 10% over the one learnt after the
+            cut (autoscaling). TCP's slow-start threshold, for the same reason. Default 0.05.
+        max_increase: largest step up. Default 0.25 (+25%).
+        min_increase: smallest step up. Default 0.02.
+        blind_increase: the step up when utilisation is not known. Default 0.1.
+        admission_lag: seconds from admission to checkout (the median browse time).
+            Default 60.
+        admission_lag_spread: spread of that time, as the sigma of its logarithm (it is
+            log-normal: most users are quick, a few take long). Default 0.6.
+        signal_lag: seconds for a change at the backend to show in the signals (scrape +
+            rule evaluation + half the rate window). Default 60.
+            An increase waits ``admission_lag + signal_lag`` after any change of the rate.
+        capacity_smoothing: weight of a new reading in the capacity estimate (capacity =
+            the exit rate behind a reading / its utilisation; smoothed because one-minute
+            readings wobble by a few percent, forgotten at every cut). Default 0.3.
+        utilisation_window: seconds the utilisation reading averages over. Default 60.
+            With ``admission_lag`` it tells which past exit rate a reading reflects: the
+            backend sees the users admitted one browse time earlier.
+
+    Missing signals:
+        stale_after: a reading whose ``observed_at`` is older than this many seconds counts
+            as missing. Default 120.
+        outage_after: seconds without burn rates or latency after which the rate decays
+            toward ``safe_rate``. Default 300.
+        decay_per_minute: share of the rate lost per minute of outage. Default 0.1.
+
+    Window labels for reasons (the windows themselves are the signal source's):
+        short_window, long_window: seconds. Defaults 60 and 300.
+    """
+
+    min_rate: float = 100.0
+    max_rate: float = 100_000.0
+    safe_rate: float | None = None
+    burn_threshold: float = 14.4
+    burn_backoff: float = 0.4
+    latency_backoff: float = 0.25
+    saturation: float = 0.95
+    max_decrease: float = 0.4
+    decrease_interval: float | None = None
+    target_utilisation: float = 0.92
+    utilisation_band: float = 0.03
+    latency_margin: float = 0.8
+    probe_max_burn_short: float = 3.0
+    probe_max_burn_long: float = 6.0
+    ceiling_margin: float = 0.05
+    max_increase: float = 0.25
+    min_increase: float = 0.02
+    blind_increase: float = 0.1
+    admission_lag: float = 60.0
+    admission_lag_spread: float = 0.6
+    signal_lag: float = 60.0
+    utilisation_window: float = 60.0
+    capacity_smoothing: float = 0.3
+    stale_after: float = 120.0
+    outage_after: float = 300.0
+    decay_per_minute: float = 0.1
+    short_window: float = 60.0
+    long_window: float = 300.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise BadInputError(f"expected a number, got {value!r}.", field=f.name)
+            if not math.isfinite(value) or value < 0:
+                raise BadInputError(f"expected a finite number >= 0, got {value!r}.", field=f.name)
+        if self.min_rate <= 0:
+            raise BadInputError("the minimum rate must be above zero.", field="min_rate")
+        if self.max_rate < self.min_rate:
+            raise BadInputError(
+                f"max_rate {self.max_rate:g} is below min_rate {self.min_rate:g}.",
+                field="max_rate",
+            )
+        if self.safe_rate is not None and not self.min_rate <= self.safe_rate <= self.max_rate:
+            raise BadInputError(
+                f"expected a safe rate between min_rate {self.min_rate:g} and max_rate "
+                f"{self.max_rate:g}, got {self.safe_rate:g}.",
+                field="safe_rate",
+            )
+        shares = ("burn_backoff", "latency_backoff", "max_decrease", "decay_per_minute")
+        for name in (*shares, "ceiling_margin"):
+            if not 0 < getattr(self, name) < 1:
+                raise BadInputError("expected a share between 0 and 1 (exclusive).", field=name)
+        for name in ("target_utilisation", "saturation", "latency_margin", "capacity_smoothing"):
+            if not 0 < getattr(self, name) <= 1:
+                raise BadInputError("expected a share in (0, 1].", field=name)
+        if self.saturation < self.target_utilisation:
+            raise BadInputError(
+                "saturation must be at or above target_utilisation.", field="saturation"
+            )
+        if self.min_increase > self.max_increase:
+            raise BadInputError("min_increase is above max_increase.", field="min_increase")
+        if self.burn_threshold <= 0:
+            raise BadInputError("expected a burn rate above zero.", field="burn_threshold")
+
+    @property
+    def safe(self) -> float:
+        """The rate a long outage decays to."""
+        return self.min_rate if self.safe_rate is None else self.safe_rate
+
+    @property
+    def cut_interval(self) -> float:
+        """Seconds after a cut before the next cut (see ``decrease_interval``)."""
+        if self.decrease_interval is not None:
+            return self.decrease_interval
+        p90 = self.admission_lag * math.exp(1.2816 * self.admission_lag_spread)
+        return p90 + self.signal_lag + self.short_window / 2
+
+    @property
+    def effect_lag(self) -> float:
+        """Seconds after a change before its effect can be seen: admission + signal lag."""
+        return self.admission_lag + self.signal_lag

@@ -1,0 +1,57 @@
+"""Simulation results as rows of text, for the CLI's tables and the benchmark."""
+
+from __future__ import annotations
+
+from onsale_obs.exitrate._report import ControllerResult
+from onsale_obs.exitrate._run import OURS, TARGET_DRAIN_RATIO, TARGET_SLO_SHARE, ScenarioReport
+
+HEADERS: tuple[str, ...] = (
+    "controller",
+    "drain",
+    "drain ratio",
+    "SLO minutes",
+    "SLO share",
+    "failed checkouts",
+    "peak overshoot",
+    "direction changes",
+    "rate variation",
+    "mean wait",
+)
+
+
+def row(result: ControllerResult) -> list[str]:
+    """One controller's line: the columns of :data:`HEADERS`."""
+    drain = "not drained" if result.drain_time is None else f"{result.drain_time / 60:.1f} min"
+    ratio = "-" if result.drain_time is None else f"{result.drain_ratio:.3f}"
+    return [
+        result.controller,
+        drain,
+        ratio,
+        f"{result.slo_good_minutes}/{result.slo_minutes}",
+        f"{result.slo_share:.1%}",
+        f"{result.failed:,.0f}",
+        f"{max(0.0, result.peak_overshoot):.0%}",
+        str(result.direction_changes),
+        f"{result.rate_variation:.2f}",
+        f"{result.mean_wait / 60:.1f} min",
+    ]
+
+
+def verdict(report: ScenarioReport) -> str:
+    """Whether our controller met the target on this scenario, in one line."""
+    if report.ours is None:
+        return "our controller did not run"
+    target = f"(drain ratio <= {TARGET_DRAIN_RATIO}, SLO minutes >= {TARGET_SLO_SHARE:.0%}, "
+    target += "not dominated by a fixed rate or AIMD)"
+    if report.meets_target:
+        return f"{OURS}: meets the target {target}"
+    return f"{OURS}: MISSES the target {target}: {'; '.join(report.misses)}"
+
+
+def title(report: ScenarioReport) -> str:
+    """The scenario's heading: name, physical limit, users, seed."""
+    s = report.scenario
+    return (
+        f"{s.name}: {s.waiting_room.users:,} users, physical limit "
+        f"{report.physical_limit / 60:.1f} min, seed {report.seed}"
+    )

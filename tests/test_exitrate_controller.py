@@ -1,0 +1,365 @@
+"""``ExitRateController``: fast back-off, slow probing, hold bands, bounds, missing signals."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation, Signals
+
+#: Short lags so tests need few readings: an increase waits 60 s after any change, and
+#: readings (30 s old) reflect the exit rate from 70 s after the first one.
+CONFIG = ExitRateConfig(
+    min_rate=100,
+    max_rate=10_000,
+    safe_rate=500,
+    admission_lag=30,
+    admission_lag_spread=0.0,
+    signal_lag=30,
+    utilisation_window=10,
+    decrease_interval=120,
+)
+
+
+def healthy(t: float, rate: float, **changes: Any) -> Signals:
+    """A reading with margin everywhere: no errors, p95 half the threshold, half busy."""
+    signals = Signals(
+        time=t,
+        current_rate=rate,
+        burn_short=0.0,
+        burn_long=0.0,
+        latency_p95=0.5,
+        latency_threshold=1.0,
+        queue_length=50_000,
+        utilisation=0.5,
+        arrivals=300.0,
+        observed_at=t - 30,
+    )
+    return replace(signals, **changes)
+
+
+def settle(controller: ExitRateController, rate: float, until: float, **changes: Any) -> float:
+    """Feed readings every 15 s from 0 to ``until`` (exclusive), applying each answer."""
+    t = 0.0
+    while t < until:
+        rate = controller.recommend(healthy(t, rate, **changes)).rate
+        t += 15
+    return rate
+
+
+def test_burn_over_both_windows_cuts_forty_percent_and_says_why() -> None:
+    """Short and long burn over 14.4x cut the rate by 40%, and the reason says so."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, burn_short=18, burn_long=15))
+    assert rec.action == "decrease"
+    assert rec.rate == pytest.approx(600)
+    assert rec.reason == "burn 18x/15x over 1m/5m >= 14.4x: -40%"
+    assert rec.change == pytest.approx(-0.4)
+
+
+def test_short_burn_alone_does_not_cut() -> None:
+    """Like the alert policy, a burst the long window does not confirm is no reason to cut."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, burn_short=50, burn_long=2))
+    assert rec.action == "hold"
+    assert rec.rate == 1000
+
+
+def test_latency_over_threshold_cuts() -> None:
+    """p95 over its threshold cuts by latency_backoff (25%)."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, latency_p95=1.5))
+    assert rec.action == "decrease"
+    assert rec.rate == pytest.approx(750)
+    assert rec.reason == "latency p95 1.5s > 1s: -25%"
+
+
+def test_cuts_take_the_largest_and_name_every_trigger() -> None:
+    """Burn and latency together: the larger cut, both reasons."""
+    rec = ExitRateController(CONFIG).recommend(
+        healthy(0, 1000, burn_short=100, burn_long=40, latency_p95=3.0)
+    )
+    assert rec.rate == pytest.approx(600)
+    assert "burn 100x/40x" in rec.reason
+    assert "latency p95 3s > 1s" in rec.reason
+
+
+def test_one_cut_per_incident_until_readings_could_show_it() -> None:
+    """The same evidence right after a cut holds; it cuts again after decrease_interval."""
+    controller = ExitRateController(CONFIG)
+    rate = controller.recommend(healthy(0, 1000, latency_p95=2.0)).rate
+    again = controller.recommend(healthy(15, rate, latency_p95=2.0))
+    assert again.action == "hold"
+    assert "next cut allowed after 2m" in again.reason
+    later = controller.recommend(healthy(135, rate, latency_p95=2.0))
+    assert later.action == "decrease"
+
+
+def test_more_severe_evidence_cuts_again_at_once() -> None:
+    """Errors after a latency cut are worse news: they cut without waiting."""
+    controller = ExitRateController(CONFIG)
+    rate = controller.recommend(healthy(0, 1000, latency_p95=2.0)).rate
+    rec = controller.recommend(healthy(15, rate, latency_p95=2.0, burn_short=50, burn_long=20))
+    assert rec.action == "decrease"
+    assert rec.rate < rate
+
+
+def test_probes_up_only_after_the_effect_of_the_last_change_could_show() -> None:
+    """Healthy and demand-limited: hold while the last change is younger than the lag (and
+    readings do not reflect the rate yet), then step up by at most max_increase."""
+    controller = ExitRateController(CONFIG)
+    answers = [controller.recommend(healthy(t, 1000)) for t in (0, 15, 30, 45, 60)]
+    assert all(a.action == "hold" for a in answers)
+    assert "its effect shows after 1m" in answers[3].reason
+    assert answers[4].reason == "capacity not known yet: readings do not reflect the rate"
+    rec = controller.recommend(healthy(75, 1000))
+    assert rec.action == "increase"
+    assert rec.rate == pytest.approx(1250)  # capacity 2000/min: +84% wanted, +25% allowed
+    assert "utilisation 0.50 < 0.89 (capacity ~2,000/min): +25%" in rec.reason
+    assert controller.recommend(healthy(90, rec.rate)).action == "hold"
+
+
+def test_probe_aims_at_the_target_utilisation() -> None:
+    """Close to the target, the step is what the capacity estimate says is left."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 75, utilisation=0.8)
+    rec = controller.recommend(healthy(75, rate, utilisation=0.8))
+    assert rec.rate == pytest.approx(0.92 * 1000 / 0.8)
+
+
+def test_no_increase_while_the_queue_is_empty() -> None:
+    """An empty queue means demand, not the exit rate, limits admissions: hold."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 90, queue_length=0)
+    rec = controller.recommend(healthy(90, 1000, queue_length=0))
+    assert rec.action == "hold"
+    assert rec.reason == "queue empty: not demand-limited"
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["burn_short", "burn_long", "latency_p95", "latency_threshold", "queue_length"],
+)
+def test_a_missing_signal_never_increases(missing: str) -> None:
+    """Any missing health signal or queue length holds where it would have increased."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 90, **{missing: None})
+    assert rate == 1000
+    rec = controller.recommend(healthy(90, rate, **{missing: None}))
+    assert rec.action == "hold"
+    assert "never increase on missing signals" in rec.reason
+
+
+def test_utilisation_gone_missing_holds() -> None:
+    """Once utilisation was read, losing it holds instead of stepping blind."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 60, utilisation=0.88)  # in the hold band
+    rec = controller.recommend(healthy(60, rate, utilisation=None))
+    assert rec.action == "hold"
+    assert rec.reason == "utilisation unknown: never increase on missing signals"
+
+
+def test_without_any_utilisation_signal_it_steps_blind() -> None:
+    """A deployment without utilisation probes by blind_increase (10%)."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 60, utilisation=None)
+    rec = controller.recommend(healthy(60, 1000, utilisation=None))
+    assert rec.rate == pytest.approx(1100)
+    assert "no utilisation signal: +10%" in rec.reason
+
+
+def test_nan_and_negative_readings_count_as_missing() -> None:
+    """Values that are not finite non-negative numbers are treated as missing."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 90, burn_short=math.nan, latency_p95=-1.0)
+    assert rate == 1000
+
+
+def test_stale_signals_hold() -> None:
+    """A reading whose data is older than stale_after is as good as none."""
+    controller = ExitRateController(CONFIG)
+    rec = controller.recommend(healthy(1000, 1000, observed_at=700))
+    assert rec.action == "hold"
+    assert rec.reason == "signals stale for 5m: never increase on missing signals"
+
+
+def test_long_outage_decays_to_the_safe_rate_and_never_below() -> None:
+    """Without signals for outage_after (5m) the rate decays to safe_rate, then holds."""
+    controller = ExitRateController(CONFIG)
+    blind = Signals(time=0, current_rate=2000)
+    rate, actions = 2000.0, []
+    for t in range(0, 3600, 15):
+        rec = controller.recommend(replace(blind, time=t, current_rate=rate))
+        assert rec.rate <= rate
+        rate = rec.rate
+        actions.append(rec.action)
+    assert actions[: 300 // 15] == ["hold"] * (300 // 15)
+    assert "decay" in actions
+    assert rate == pytest.approx(500)
+    last = controller.recommend(replace(blind, time=3600, current_rate=rate))
+    assert last.action == "hold"
+    assert "at or below the safe rate" in last.reason
+
+
+def test_decay_never_raises_a_rate_under_the_safe_rate() -> None:
+    """Below the safe rate an outage holds: decay only ever goes down."""
+    controller = ExitRateController(CONFIG)
+    for t in range(0, 900, 15):
+        rec = controller.recommend(Signals(time=t, current_rate=300))
+        assert rec.rate == 300
+
+
+def test_latency_hold_band() -> None:
+    """p95 between latency_margin x threshold and the threshold: neither up nor down."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 60, latency_p95=0.9)
+    rec = controller.recommend(healthy(60, 1000, latency_p95=0.9))
+    assert rec.action == "hold"
+    assert rec.reason == "latency p95 900ms in the hold band 800ms..1s"
+
+
+def test_utilisation_hold_band() -> None:
+    """Utilisation within utilisation_band under the target holds."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 75, utilisation=0.9)
+    rec = controller.recommend(healthy(75, 1000, utilisation=0.9))
+    assert rec.action == "hold"
+    assert rec.reason == "utilisation 0.90 in the hold band 0.89..0.95"
+
+
+def test_burn_hold_band() -> None:
+    """A short burn above the probe limit but under the alert threshold holds."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 60, burn_short=5.0)
+    rec = controller.recommend(healthy(60, 1000, burn_short=5.0))
+    assert rec.action == "hold"
+    assert "above the probe limit 3x" in rec.reason
+
+
+def test_saturation_cuts_back_to_the_target() -> None:
+    """A rate that loads the backend to saturation falls back to the target utilisation."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 75, utilisation=0.5)  # capacity ~2000/min
+    rec = controller.recommend(healthy(75, 1950, utilisation=0.5))
+    assert rec.action == "decrease"
+    assert rec.rate == pytest.approx(0.92 * 2000)
+    assert rec.reason == "utilisation 0.97 >= 0.95 (readings reflect 1,000/min): -6%"
+
+
+def test_a_latency_cut_leaves_a_ceiling_for_later_probes() -> None:
+    """After latency broke at a rate, probes stop just under it (the backend's knee)."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 75, utilisation=0.7)
+    rate = controller.recommend(healthy(75, 1000, latency_p95=1.2)).rate  # broke at 1000
+    t, answers = 90.0, []
+    while t < 1200:
+        rec = controller.recommend(healthy(t, rate, utilisation=0.5))
+        rate = rec.rate
+        answers.append(rec)
+        t += 15
+    assert rate == pytest.approx(950)
+    assert answers[-1].reason == "at 950/min, just under where latency or errors last broke"
+
+
+def test_the_ceiling_lifts_when_capacity_grows() -> None:
+    """Once the capacity estimate grows 10% over the one learnt after the cut, probing
+    goes past the old ceiling (the backend was scaled out)."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 75, utilisation=0.7)
+    rate = controller.recommend(healthy(75, 1000, latency_p95=1.2)).rate
+    t = 90.0
+    while t < 600:
+        rate = controller.recommend(healthy(t, rate, utilisation=0.7)).rate
+        t += 15
+    while t < 1800:  # twice the capacity: the same rate now loads the backend half as much
+        rate = controller.recommend(healthy(t, rate, utilisation=0.35 * rate / 950)).rate
+        t += 15
+    assert rate > 1500
+
+
+def test_bounds() -> None:
+    """Rates outside [min, max] are brought inside; cuts stop at min, probes at max."""
+    controller = ExitRateController(CONFIG)
+    assert controller.recommend(healthy(0, 20_000)).rate == 10_000
+    assert ExitRateController(CONFIG).recommend(healthy(0, 50)).rate == 100
+    low = ExitRateController(CONFIG).recommend(healthy(0, 120, burn_short=99, burn_long=99))
+    assert low.rate == 100
+    floor = ExitRateController(CONFIG).recommend(healthy(0, 100, burn_short=99, burn_long=99))
+    assert floor.action == "hold"
+    assert "already at the minimum" in floor.reason
+    top = ExitRateController(CONFIG)
+    rate = settle(top, 9_900, 75, utilisation=0.1)
+    assert top.recommend(healthy(75, rate, utilisation=0.1)).rate == 10_000
+
+
+def test_a_rate_changed_from_outside_restarts_the_wait() -> None:
+    """When the operator moves the rate, the controller waits for that change to show."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 45)
+    rec = controller.recommend(healthy(60, 1400))
+    assert rec.action == "hold"
+    assert "last change 0ms ago" in rec.reason
+
+
+def test_unknown_current_rate_uses_the_last_answer() -> None:
+    """A missing current rate falls back to the last recommendation, and says so."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000))
+    rec = controller.recommend(healthy(15, math.nan))
+    assert rec.rate == 1000
+    assert rec.reason.startswith("current rate unknown, using 1,000/min; ")
+
+
+def test_recommendation_json() -> None:
+    """The JSON has the rate, the reason, the action and the signals used."""
+    rec: Recommendation = ExitRateController(CONFIG).recommend(
+        healthy(0, 1000, burn_short=18, burn_long=15, arrivals=math.inf)
+    )
+    data = rec.to_json()
+    assert set(data) == {
+        "time",
+        "rate",
+        "previous_rate",
+        "change",
+        "action",
+        "reason",
+        "capacity_estimate",
+        "signals",
+    }
+    assert data["signals"]["burn_short"] == 18
+    assert data["signals"]["arrivals"] is None  # not finite: null
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("min_rate", 0.0, "above zero"),
+        ("max_rate", 10.0, "below min_rate"),
+        ("burn_backoff", 1.0, "between 0 and 1"),
+        ("target_utilisation", 1.5, r"in \(0, 1\]"),
+        ("saturation", 0.5, "at or above target_utilisation"),
+        ("safe_rate", 1e9, "between min_rate"),
+        ("signal_lag", math.inf, "finite number"),
+    ],
+)
+def test_config_errors_name_the_field(field: str, value: float, message: str) -> None:
+    """Invalid parameters raise BadInputError naming the parameter."""
+    with pytest.raises(BadInputError, match=message) as info:
+        ExitRateConfig(**{field: value})
+    assert info.value.field == field
+
+
+def test_cut_interval_defaults_to_when_readings_could_show_the_cut() -> None:
+    """Without decrease_interval: admission p90 + signal lag + half the short window."""
+    config = ExitRateConfig(admission_lag=60, admission_lag_spread=0.6, signal_lag=60)
+    assert config.cut_interval == pytest.approx(60 * math.exp(1.2816 * 0.6) + 60 + 30)
+    assert config.effect_lag == 120
+
+
+@pytest.mark.parametrize("time", [math.nan, math.inf])
+def test_a_reading_without_a_usable_time_is_bad_input(time: float) -> None:
+    """No clock, no lags: a non-finite time is refused with BadInputError naming it."""
+    with pytest.raises(BadInputError, match="finite number of seconds") as info:
+        ExitRateController(CONFIG).recommend(healthy(0, 1000, time=time))
+    assert info.value.field == "time"
