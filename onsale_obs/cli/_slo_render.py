@@ -65,7 +65,7 @@ def _numeric(header: str) -> bool:
 
 def percent(value: float | None, digits: int = 3) -> str:
     """``0.99953`` -> ``99.953%``; None -> ``no data``."""
-    return "no data" if value is None else f"{value * 100:.{digits}f}%"
+    return "no data" if value is None else f"{value * 100:,.{digits}f}%"
 
 
 def count(value: float) -> str:
