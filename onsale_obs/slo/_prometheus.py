@@ -1,9 +1,13 @@
 """Counting requests from the Prometheus HTTP API, with exact on-sale counts.
 
-Normal time is counted with ``increase()``: one query per span and metric, grouped by the
-labels SLOs select on (not one per SLO). ``increase()`` extrapolates to the edges of its range,
-which is harmless over a month of steady traffic but turns a short-lived on-sale series into a
-fractional count about 0.3% too high. So on-sale counts come from the raw samples instead: per
+Every span is counted with one query per metric, grouped by the labels SLOs select on (not
+one per SLO). Not with ``increase()``: it extrapolates to the edges of its range and takes the
+first sample of a series born inside the range as its baseline, so a new series (a new route,
+a restarted process, a young deployment) loses every request before its first scrape. The query
+is, per series, ``last value in the span - value at its start`` (``last_over_time(x[1h] offset
+span)``, or 0 for a series created inside), exact for every series without a reset around the
+span; a series with a reset there falls back to ``increase()``. On-sale counts are made exact
+even across resets from the raw samples: per
 merged on-sale window (its grace included) one range-selector query per metric fetches every
 sample, and the deltas are summed in Python, counter resets included:
 
@@ -195,6 +199,27 @@ def _alternatives(values: Iterable[str]) -> str:
     return _escape("|".join(re.escape(v) for v in sorted(set(values))))
 
 
+#: how far before a span's start its baseline sample is looked for (a longer scrape gap there
+#: makes the series count as new, from 0)
+BASELINE_LOOKBACK: Final = 3600.0
+
+
+def delta(selector: str, seconds: float, lookback: float = BASELINE_LOOKBACK) -> str:
+    """PromQL for the requests each series of ``selector`` counted in the last ``seconds``.
+
+    ``last - baseline`` (baseline 0 for a series created in the span) where no reset happened
+    in the span or since its baseline; ``increase()`` for the few series with one.
+    """
+    span, base = _duration(seconds), _duration(lookback)
+    around = _duration(seconds + lookback)
+    last = f"last_over_time({selector}[{span}])"
+    start = f"last_over_time({selector}[{base}] offset {span})"
+    return (
+        f"(({last} - ({start} or 0 * {last})) and (resets({selector}[{around}]) == 0))"
+        f" or (increase({selector}[{span}]) and (resets({selector}[{around}]) > 0))"
+    )
+
+
 def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
@@ -347,13 +372,12 @@ class _Collection:
             self.skipped[_BAD_SCOPE] = self.skipped.get(_BAD_SCOPE, 0) + 1
             return None
 
-    # ---- increase() per span -----------------------------------------------------------
+    # ---- counts per span --------------------------------------------------------------
 
     def _span(self, span: Span) -> Aggregate:
         agg = Aggregate()
-        length = _duration(span.end - span.start)
         grouping = "sum by (service, route, method, mode, code)"
-        query = f"{grouping} (increase({self._selector(REQUESTS)}[{length}]))"
+        query = f"{grouping} ({delta(self._selector(REQUESTS), span.end - span.start)})"
         for sample in self.client.query(query, span.end):
             key = (
                 *_route(sample.labels),
@@ -364,13 +388,13 @@ class _Collection:
         self._tick()
         if self.request.thresholds:
             grouping = "sum by (service, route, method, mode, le)"
-            query = f"{grouping} (increase({self._selector(BUCKETS)}[{length}]))"
+            query = f"{grouping} ({delta(self._selector(BUCKETS), span.end - span.start)})"
             for sample in self.client.query(query, span.end):
                 self._add_bucket(agg, sample.labels, _finite(sample.value))
             self._tick()
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):
-                query = f"sum by (mode) (increase({selector}[{length}]))"
+                query = f"sum by (mode) ({delta(selector, span.end - span.start)})"
                 for sample in self.client.query(query, span.end):
                     self._add_custom(agg, (name, kind), sample.labels, _finite(sample.value))
                 self._tick()
