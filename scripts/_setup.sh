@@ -49,6 +49,8 @@ ensure_servers() {
     command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
     command -v alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] \
         || [ -x /usr/bin/alertmanager ] || missing+=(prometheus-alertmanager)
+    # headless Chromium opens the HTML report in tests/test_slo_html.py
+    command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
     fi

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,13 +37,22 @@ from onsale_obs.modes import BACKEND_ENV, ModeHistory
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo import SLO, SLOSpec, load_spec
 from onsale_obs.slo._data import Progress as ProgressFn
+from onsale_obs.slo._data import Source
+from onsale_obs.slo._html import AlertTimeline, render_html, timeline_moments
 from onsale_obs.slo._report import Report
 from onsale_obs.slo._run import open_source, run_report
+from onsale_obs.slo._timeline import alert_timeline
 from onsale_obs.types import Mode
 
 SPEC_ENV = "ONSALE_OBS_SLO_SPEC"
 PROMETHEUS_ENV = "ONSALE_OBS_PROMETHEUS"
-ReportFormat = Literal["table", "json", "markdown"]
+OnSalesFormat = Literal["table", "json", "markdown"]
+ReportFormat = Literal["table", "json", "markdown", "html"]
+#: budget burn-down steps drawn per mode in the HTML report
+HTML_BINS = 30
+#: alert-timeline moments evaluated at most (about): each Prometheus moment costs queries
+HTML_MOMENTS_LOGS = 360
+HTML_MOMENTS_PROMETHEUS = 120
 
 slo_app = typer.Typer(
     help="Split SLOs: error budgets, burn rates and alerts for on-sales and normal time.",
@@ -142,10 +155,28 @@ SigningOption = Annotated[
         help="Or the private key, whose public half verifies the history.",
     ),
 ]
+OnSalesFormatOption = Annotated[
+    OnSalesFormat,
+    typer.Option(
+        "--format", help="table for people, markdown for retrospectives, json for scripts."
+    ),
+]
 ReportFormatOption = Annotated[
     ReportFormat,
     typer.Option(
-        "--format", help="table for people, markdown for retrospectives, json for scripts."
+        "--format",
+        help="table for people, markdown or html (a self-contained file with charts, needs "
+        "-o) for retrospectives, json for scripts.",
+    ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Write the report to FILE instead of stdout (required for html; - is stdout).",
+        show_default=False,
     ),
 ]
 TimeoutOption = Annotated[
@@ -206,6 +237,58 @@ def _progress(enabled: bool, what: str) -> Iterator[ProgressFn | None]:
         yield update
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one report reads: the spec, the SLOs chosen, the moment, on-sales and the source."""
+
+    spec: SLOSpec
+    slos: tuple[SLO, ...]
+    at: float
+    windows: list[OnSaleWindow] | None
+    source: Source
+    what: str
+
+
+def _open(
+    spec_path: Path,
+    prometheus: str | None,
+    logs: list[Path] | None,
+    at: When | None,
+    slos: list[str] | None,
+    backend: str | None,
+    verify_key: str | None,
+    signing_key: str | None,
+    timeout: float,
+) -> _Read:
+    if (prometheus is None) == (not logs):
+        raise typer.BadParameter(
+            "give exactly one source: --prometheus URL (or "
+            f"{PROMETHEUS_ENV}) or --logs FILE (repeat for several files).",
+            param_hint="'--prometheus' / '--logs'",
+        )
+    spec = load_spec(spec_path)
+    chosen = _chosen(spec, slos)
+    moment = (at or When()).resolve(time.time())
+    windows = _history(backend, verify_key, signing_key)
+    source = open_source(prometheus=prometheus, logs=logs or (), timeout=timeout)
+    what = "reading logs" if logs else "querying Prometheus"
+    return _Read(spec, chosen, moment, windows, source, what)
+
+
+def _evaluate(read: _Read, window: float | None, show_progress: bool, bins: int = 0) -> Report:
+    with _progress(show_progress, read.what) as progress:
+        return run_report(
+            read.spec,
+            read.source,
+            read.at,
+            slos=read.slos,
+            window=window,
+            onsale_windows=read.windows,
+            progress=progress,
+            bins=bins,
+        )
+
+
 def _report(
     spec_path: Path,
     prometheus: str | None,
@@ -219,28 +302,28 @@ def _report(
     timeout: float,
     show_progress: bool,
 ) -> Report:
-    if (prometheus is None) == (not logs):
-        raise typer.BadParameter(
-            "give exactly one source: --prometheus URL (or "
-            f"{PROMETHEUS_ENV}) or --logs FILE (repeat for several files).",
-            param_hint="'--prometheus' / '--logs'",
+    read = _open(spec_path, prometheus, logs, at, slos, backend, verify_key, signing_key, timeout)
+    return _evaluate(read, window, show_progress)
+
+
+def _alert_timeline(read: _Read, report: Report, show_progress: bool) -> AlertTimeline:
+    """The alert rules evaluated every minute of each on-sale (and now), on the same source.
+
+    The on-sale windows are the report's (from the history, or the ones it found in the
+    data), so the source does not look for them again; Prometheus needs them, since its
+    on-sale counts are the raw samples inside the windows.
+    """
+    prometheus = read.what == "querying Prometheus"
+    cap = HTML_MOMENTS_PROMETHEUS if prometheus else HTML_MOMENTS_LOGS
+    times, step = timeline_moments(report, read.spec.grace, cap=cap)
+    windows = read.windows
+    if windows is None:
+        windows = list(dict.fromkeys(o.window for s in report.slos for o in s.onsales))
+    with _progress(show_progress, read.what) as progress:
+        firings = alert_timeline(
+            read.spec, read.source, times, slos=read.slos, onsale_windows=windows, progress=progress
         )
-    spec = load_spec(spec_path)
-    chosen = _chosen(spec, slos)
-    moment = (at or When()).resolve(time.time())
-    windows = _history(backend, verify_key, signing_key)
-    source = open_source(prometheus=prometheus, logs=logs or (), timeout=timeout)
-    what = "reading logs" if logs else "querying Prometheus"
-    with _progress(show_progress, what) as progress:
-        return run_report(
-            spec,
-            source,
-            moment,
-            slos=chosen,
-            window=window,
-            onsale_windows=windows,
-            progress=progress,
-        )
+    return AlertTimeline(times, tuple(firings), step, read.spec.grace)
 
 
 def _notes(report: Report) -> list[str]:
@@ -258,6 +341,46 @@ def _exit(failing: bool) -> None:
         raise typer.Exit(1)
 
 
+def _output_file(output: Path | None, fmt: ReportFormat) -> Path | None:
+    """Where ``-o`` asks the report to go (None: stdout), checked before any reading."""
+    hint = "'-o' / '--output'"
+    if output is None:
+        if fmt == "html":
+            raise typer.BadParameter(
+                "--format html writes a file: give -o FILE (for example -o slo-report.html), "
+                "or -o - for stdout.",
+                param_hint=hint,
+            )
+        return None
+    if str(output) == "-":
+        return None
+    if output.is_dir():
+        raise typer.BadParameter(
+            f"{output} is a folder; expected a file name such as {output / 'slo-report.html'}.",
+            param_hint=hint,
+        )
+    if not output.parent.is_dir():
+        raise typer.BadParameter(
+            f"cannot write {output}: the folder {output.parent} does not exist.",
+            param_hint=hint,
+        )
+    return output
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (a reader never sees half a report)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise typer.BadParameter(
+            f"cannot write {path}: {exc.strerror or exc}.", param_hint="'-o' / '--output'"
+        ) from None
+    typer.echo(f"wrote {path}", err=True)
+
+
 @slo_app.command("report")
 def report(
     spec: SpecOption = Path("slo.yaml"),
@@ -270,7 +393,8 @@ def report(
     backend: HistoryOption = None,
     verify_key: VerifyOption = None,
     signing_key: SigningOption = None,
-    output: ReportFormatOption = "table",
+    fmt: ReportFormatOption = "table",
+    output: OutputOption = None,
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Error budgets, burn rates and alerts per SLO, normal time and on-sales side by side.
@@ -281,6 +405,11 @@ def report(
     an alert would fire, so scripts can gate on it; 2 for bad input; 3 when Prometheus or
     the mode store cannot be reached.
 
+    --format html -o FILE writes one self-contained page for a retrospective: both modes
+    side by side, budget burn-down charts, every on-sale, and an alert timeline (the rules
+    evaluated every minute of each on-sale, less often over long ones). It loads nothing
+    from the network.
+
     Examples:
 
         onsale-obs slo report --spec slo.yaml --logs access.log
@@ -288,33 +417,39 @@ def report(
         onsale-obs slo report --spec slo.yaml --prometheus http://localhost:9090 --mode onsale
 
         onsale-obs slo report --spec slo.yaml --logs a.log --logs b.log.gz --at 2026-12-01T12:00:00Z --format json
+
+        onsale-obs slo report --spec slo.yaml --logs access.log --format html -o slo-report.html
     """
-    result = _report(
-        spec,
-        prometheus,
-        logs,
-        at,
-        window,
-        slo,
-        backend,
-        verify_key,
-        signing_key,
-        timeout,
-        output != "json",
-    )
+    target = _output_file(output, fmt)
+    read = _open(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
+    result = _evaluate(read, window, fmt != "json", HTML_BINS if fmt == "html" else 0)
     modes: tuple[Mode, ...] = ("normal", "onsale") if mode is None else (mode,)
-    if output == "json":
+    text: str | None
+    if fmt == "html":
+        text = render_html(result, _alert_timeline(read, result, True), modes=modes)
+    elif fmt == "json":
         data = result.to_json()
         for s in data["slos"]:
             s["modes"] = {m: v for m, v in s["modes"].items() if m in modes}
             if "onsale" not in modes:
                 s["onsales"] = []
-        print_json(data)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         grids = [summary_grid(result, modes), burn_grid(result, modes)]
         if "onsale" in modes:
             grids.append(onsales_grid(all_onsales(result)))
-        print_grids(stdout(), grids, output == "markdown", _notes(result))
+        buffer = io.StringIO()
+        console = (
+            stdout()
+            if target is None
+            else Console(file=buffer, width=200, highlight=False, markup=False)
+        )
+        print_grids(console, grids, fmt == "markdown", _notes(result))
+        text = None if target is None else buffer.getvalue()
+    if target is not None and text is not None:
+        _write(target, text)
+    elif text is not None:
+        typer.echo(text, nl=False)
     _exit(any(s.modes[m].status in ("breached", "burning") for s in result.slos for m in modes))
 
 
@@ -329,7 +464,7 @@ def onsales(
     backend: HistoryOption = None,
     verify_key: VerifyOption = None,
     signing_key: SigningOption = None,
-    output: ReportFormatOption = "table",
+    output: OnSalesFormatOption = "table",
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """How did each on-sale of the window go? One row per on-sale and SLO.

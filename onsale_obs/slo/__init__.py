@@ -14,6 +14,7 @@ from onsale_obs.slo._data import (
     Span,
 )
 from onsale_obs.slo._engine import evaluate
+from onsale_obs.slo._html import AlertTimeline, render_html
 from onsale_obs.slo._load import load_spec, spec_from_data
 from onsale_obs.slo._plan import plan
 from onsale_obs.slo._policy import DEFAULT_POLICY
@@ -36,6 +37,7 @@ __all__ = [
     "SLO",
     "Aggregate",
     "AlertRule",
+    "AlertTimeline",
     "AvailabilitySLI",
     "Collected",
     "CountRequest",
@@ -56,6 +58,7 @@ __all__ = [
     "open_source",
     "parse_duration",
     "plan",
+    "render_html",
     "run_report",
     "spec_from_data",
 ]
