@@ -68,7 +68,14 @@ def test_the_controller_cuts_the_rate_during_the_failure_and_says_why(demo: Demo
 
 
 def test_the_folder_holds_the_data_and_slo_report_reproduces_it(demo: DemoResult) -> None:
-    for name in ("report.json", "alerts.json", "recommendations.json", "slo.yaml", "modes.db"):
+    for name in (
+        "report.html",
+        "report.json",
+        "alerts.json",
+        "recommendations.json",
+        "slo.yaml",
+        "modes.db",
+    ):
         assert (demo.folder / name).exists(), name
     args = ["slo", "report", "--spec", str(demo.spec_path), "--backend", demo.backend_url]
     args += ["--verify-key", str(demo.verify_key), "--at", fmt_time(demo.at), "--format", "json"]

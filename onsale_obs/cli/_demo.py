@@ -127,7 +127,7 @@ def demo(
     print_grids(console, grids, markdown=False, notes=[])
     logs = " ".join(f"--logs {p}" for p in result.logs)
     console.print(
-        f"\nData and reports are in {out}/ (report.json, alerts.json, recommendations.json, logs/, "
+        f"\nData and reports are in {out}/ (report.html, report.json, alerts.json, recommendations.json, logs/, "
         f"modes.db, keys/). Report again with:\n\n  onsale-obs slo report --spec {result.spec_path} "
         f"{logs} --backend {result.backend_url} --verify-key {result.verify_key} "
         f"--at {fmt_time(result.at)}\n"

@@ -31,7 +31,7 @@ from onsale_obs.modes import (
     open_backend,
 )
 from onsale_obs.modes._model import OnSaleWindow, event_scope
-from onsale_obs.slo import Report, SLOSpec, load_spec, run_report
+from onsale_obs.slo import AlertTimeline, Report, SLOSpec, load_spec, render_html, run_report
 from onsale_obs.slo._logs import LogSource
 from onsale_obs.slo._spec import severity_of
 from onsale_obs.slo._timeline import Firing, alert_timeline
@@ -225,6 +225,8 @@ def run_demo(
         report, _alerts(timeline, spec, MINUTE, routing), recommendations, driver.statuses,
     )  # fmt: skip
     _write(result, timeline, windows)
+    page = render_html(report, AlertTimeline(tuple(times), tuple(timeline), MINUTE, spec.grace))
+    (folder / "report.html").write_text(page)
     return result
 
 
