@@ -11,64 +11,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Gauge
 
 from onsale_obs.generate._alertmanager import receivers_from_data, render_alertmanager
 from onsale_obs.generate._dashboards import panel_queries, render_dashboards
 from onsale_obs.generate._rules_files import rule_files
-from onsale_obs.instrument._endpoint import metrics_wsgi_app
-from onsale_obs.instrument._metrics import RequestMetrics
 from onsale_obs.slo import load_spec
-from onsale_obs.testing import free_port, require_binary
+from onsale_obs.testing import require_binary
 from onsale_obs.testing_alertmanager import AlertmanagerServer, WebhookSink
 from onsale_obs.testing_prometheus import PrometheusServer, backfill
+from tests.live_exporter import Exporter
 
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "ticketing" / "slo.yaml"
 CHECKOUT = "/events/{event_id}/checkout"
 ENTER = "/events/{event_id}/enter"
 #: waiting longer than this is a failure (a bound on the test, not a performance figure)
 PATIENCE = 90.0
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@dataclass
-class Exporter:
-    """One service's real RequestMetrics on its own /metrics, as Prometheus scrapes it."""
-
-    service: str
-    port: int
-    registry: CollectorRegistry
-    metrics: RequestMetrics
-    server: WSGIServer
-
-    @classmethod
-    def start(cls, service: str) -> Exporter:
-        registry = CollectorRegistry()
-        metrics = RequestMetrics(service, registry=registry)
-        server = make_server(
-            "127.0.0.1", free_port(), metrics_wsgi_app(registry), handler_class=_Quiet
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return cls(service, server.server_port, registry, metrics, server)
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def history(exporters: list[Exporter], now: float) -> str:

@@ -17,6 +17,7 @@ from onsale_obs.cli._dashboards import dashboards_app
 from onsale_obs.cli._demo import demo
 from onsale_obs.cli._exitrate import exitrate_app
 from onsale_obs.cli._keys import keys_app
+from onsale_obs.cli._live import serve
 from onsale_obs.cli._mode import mode_app
 from onsale_obs.cli._rules import rules_app
 from onsale_obs.cli._slo import slo_app
@@ -97,6 +98,7 @@ def build_app() -> typer.Typer:
     for name, group in _GROUPS:
         root.add_typer(group, name=name)
     root.command("demo")(demo)
+    root.command("serve")(serve)
     return root
 
 

@@ -219,3 +219,13 @@ def _print_tables(reports: list[ScenarioReport], written: list[Path]) -> None:
         console.print()
     for path in written:
         console.print(f"wrote {path}")
+
+
+def _register_live() -> None:
+    """``exit-rate recommend`` lives with ``serve`` (both read Prometheus)."""
+    from onsale_obs.cli._live import recommend
+
+    exitrate_app.command("recommend")(recommend)
+
+
+_register_live()

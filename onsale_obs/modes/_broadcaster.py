@@ -42,8 +42,12 @@ class Broadcaster:
         until: float | None = None,
         source: Source = "manual",
         reason: str = "",
+        exit_rate: float | None = None,
     ) -> ModeState:
-        """Publish a new state for ``scope`` and return it with its store-assigned revision."""
+        """Publish a new state for ``scope`` and return it with its store-assigned revision.
+
+        ``exit_rate`` (users/min) carries the waiting room's recommendation to subscribers.
+        """
         scope = parse_scope(scope)
         checked_mode = parse_mode(mode)
         check_reason(reason)
@@ -53,7 +57,9 @@ class Broadcaster:
         made: list[ModeState] = []
 
         def seal(revision: int) -> bytes:
-            state = ModeState(scope, checked_mode, revision, since, until, source, reason)
+            state = ModeState(
+                scope, checked_mode, revision, since, until, source, reason, exit_rate
+            )
             made.append(state)
             return self.signer.seal(state)
 

@@ -98,6 +98,8 @@ class ModeState:
     until: float | None = None
     source: Source = "manual"
     reason: str = ""
+    #: the waiting room's recommended exit rate (users/min), published by ``onsale-obs serve``
+    exit_rate: float | None = None
 
     def is_onsale_at(self, now: float) -> bool:
         """True while this state puts its scope on sale at ``now`` (expiry honoured)."""
@@ -118,6 +120,8 @@ class ModeState:
             "until": self.until,
             "source": self.source,
             "reason": self.reason,
+            # only when set, so states without it sign exactly as before
+            **({} if self.exit_rate is None else {"exit_rate": self.exit_rate}),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -131,6 +135,7 @@ class ModeState:
             "until": iso(self.until),
             "source": self.source,
             "reason": self.reason,
+            **({} if self.exit_rate is None else {"exit_rate": self.exit_rate}),
         }
 
     @classmethod
@@ -151,6 +156,11 @@ class ModeState:
         until = None if until_raw is None else _number(payload, "until")
         if until is not None and until <= since:
             raise BadInputError("until must be later than since.", field="until")
+        exit_rate = None if payload.get("exit_rate") is None else _number(payload, "exit_rate")
+        if exit_rate is not None and (exit_rate < 0 or exit_rate == float("inf")):
+            raise BadInputError(
+                "exit_rate must be a number of users per minute >= 0.", field="exit_rate"
+            )
         return cls(
             scope=parse_scope(scope),
             mode=parse_mode(_field(payload, "mode", str)),
@@ -159,6 +169,7 @@ class ModeState:
             until=until,
             source=parse_source(_field(payload, "source", str)),
             reason=check_reason(_field(payload, "reason", str)),
+            exit_rate=exit_rate,
         )
 
 

@@ -73,6 +73,20 @@ def timeline_request(
     )
 
 
+def burns_at(
+    slo: SLO, mode: Mode, collected: Collected, at: float
+) -> tuple[dict[float, float | None], dict[float, float]]:
+    """Burn rate and bad events per policy window of ``slo`` ending at ``at`` (None: no data)."""
+    objective = slo.objectives[mode]
+    burns: dict[float, float | None] = {}
+    bad: dict[float, float] = {}
+    for w in slo.windows():
+        agg = collected.spans.get(_span(w, at).name)
+        total, good = count(slo, mode, agg) if agg is not None else (0.0, 0.0)
+        burns[w], bad[w] = burn_rate(total, good, objective), total - good
+    return burns, bad
+
+
 def firings(
     spec: SLOSpec, collected: Collected, times: Sequence[float], slos: Iterable[SLO] | None = None
 ) -> list[Firing]:
@@ -81,13 +95,7 @@ def firings(
     for at in sorted(times):
         for slo in spec.slos if slos is None else slos:
             for mode in MODES:
-                objective = slo.objectives[mode]
-                burns: dict[float, float | None] = {}
-                bad: dict[float, float] = {}
-                for w in slo.windows():
-                    agg = collected.spans.get(_span(w, at).name)
-                    total, good = count(slo, mode, agg) if agg is not None else (0.0, 0.0)
-                    burns[w], bad[w] = burn_rate(total, good, objective), total - good
+                burns, bad = burns_at(slo, mode, collected, at)
                 for rule in slo.policy[mode]:
                     r = rule_result(rule, burns, bad)
                     if r.firing and r.long_burn is not None and r.short_burn is not None:

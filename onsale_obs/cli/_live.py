@@ -1,0 +1,338 @@
+"""``onsale-obs exit-rate recommend`` (one tick) and ``onsale-obs serve`` (the live loop)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from onsale_obs.cli._context import load_signer, load_verifier, opened_backend
+from onsale_obs.cli._options import (
+    BackendOption,
+    SigningKeyOption,
+    VerifyKeyOption,
+    duration_seconds,
+)
+from onsale_obs.cli._output import print_json, stdout
+from onsale_obs.cli._slo import PROMETHEUS_ENV, SpecOption
+from onsale_obs.cli._slo_render import Grid, print_grids
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate._config import ExitRateConfig
+from onsale_obs.exitrate._live import ExitRateLoop, SignalReader
+from onsale_obs.instrument import configure_logging
+from onsale_obs.modes import Broadcaster, ModeBackend
+from onsale_obs.slo import SLO, AvailabilitySLI, LatencySLI, SLOSpec, load_spec
+from onsale_obs.slo._prom_client import PrometheusClient
+
+PrometheusRequired = Annotated[
+    str,
+    typer.Option(
+        "--prometheus", envvar=PROMETHEUS_ENV, metavar="URL", help="Prometheus-compatible HTTP API."
+    ),
+]
+SLOOption = Annotated[
+    str | None,
+    typer.Option(
+        "--slo",
+        metavar="NAME",
+        help="Availability SLO whose on-sale burn drives the rate (default: the spec's first "
+        "availability SLO); its service's latency SLO, if any, gives the latency threshold.",
+        show_default=False,
+    ),
+]
+QueueQueryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--queue-query",
+        metavar="PROMQL",
+        help='Users waiting, from your waiting room ($event is replaced): waiting_room_queue{event="$event"}. '
+        "Without a queue length the rate never goes up.",
+        show_default=False,
+    ),
+]
+UtilisationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--utilisation-query",
+        metavar="PROMQL",
+        help="Busy share 0..1 of the checkout backend ($event is replaced); optional.",
+        show_default=False,
+    ),
+]
+InitialRateOption = Annotated[
+    float,
+    typer.Option(
+        "--initial-rate", metavar="USERS_PER_MIN", min=1, help="The rate before any recommendation."
+    ),
+]
+MinRateOption = Annotated[
+    float, typer.Option("--min-rate", metavar="USERS_PER_MIN", min=1, help="Never below.")
+]
+MaxRateOption = Annotated[
+    float, typer.Option("--max-rate", metavar="USERS_PER_MIN", min=1, help="Never above.")
+]
+
+
+def _slos(spec: SLOSpec, name: str | None) -> tuple[SLO, SLO | None]:
+    if name is not None:
+        try:
+            chosen = spec.get(name)
+        except KeyError:
+            raise typer.BadParameter(
+                f"no SLO called {name!r} in {spec.source}; it has {', '.join(s.name for s in spec.slos)}.",
+                param_hint="'--slo'",
+            ) from None
+    else:
+        chosen = next((s for s in spec.slos if isinstance(s.sli, AvailabilitySLI)), None)  # type: ignore[assignment]
+        if chosen is None:
+            raise BadInputError(
+                "has no availability SLO to drive the exit rate; add one or pass --slo.",
+                file=spec.source,
+            )
+    if not isinstance(chosen.sli, AvailabilitySLI):
+        raise typer.BadParameter(
+            f"{chosen.name!r} is a {chosen.sli.type} SLO; expected an availability SLO.",
+            param_hint="'--slo'",
+        )
+    latency = next(
+        (s for s in spec.slos if s.service == chosen.service and isinstance(s.sli, LatencySLI)),
+        None,
+    )
+    return chosen, latency
+
+
+def _loop(
+    spec_path: Path, prometheus: str, slo: str | None, backend: ModeBackend, verify_key: str | None,
+    signing_key: str | None, queue_query: str | None, utilisation_query: str | None,
+    initial_rate: float, min_rate: float, max_rate: float, timeout: float, publish: bool,
+    registry: CollectorRegistry | None = None,
+) -> ExitRateLoop:  # fmt: skip
+    spec = load_spec(spec_path)
+    availability, latency = _slos(spec, slo)
+    if max_rate < min_rate:
+        raise typer.BadParameter(
+            f"--max-rate {max_rate:g} is below --min-rate {min_rate:g}.", param_hint="'--max-rate'"
+        )
+    reader = SignalReader(
+        spec, availability, PrometheusClient(prometheus, timeout=timeout), latency,
+        queue_query=queue_query, utilisation_query=utilisation_query,
+    )  # fmt: skip
+    verifier = load_verifier(verify_key, signing_key)
+    broadcaster = (
+        Broadcaster(backend, load_signer(signing_key), verifier=verifier) if publish else None
+    )
+    return ExitRateLoop(
+        reader, backend, verifier,
+        config=ExitRateConfig(min_rate=min_rate, max_rate=max_rate),
+        initial_rate=min(max(initial_rate, min_rate), max_rate),
+        broadcaster=broadcaster, registry=registry,
+        # serve logs each decision; recommend prints them, and its stdout may be JSON
+        logger=None if publish or registry is not None else _Silent(),
+    )  # fmt: skip
+
+
+class _Silent:
+    """A logger that says nothing."""
+
+    def info(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def recommend(
+    spec: SpecOption = Path("slo.yaml"),
+    prometheus: PrometheusRequired = "http://127.0.0.1:9090",
+    slo: SLOOption = None,
+    event: Annotated[
+        str | None,
+        typer.Option(
+            "--event",
+            metavar="ID",
+            help="Only this event (default: every event on sale now).",
+            show_default=False,
+        ),
+    ] = None,
+    current_rate: Annotated[
+        float,
+        typer.Option(
+            "--current-rate",
+            metavar="USERS_PER_MIN",
+            min=0,
+            help="The rate the waiting room applies now.",
+        ),
+    ] = 1_000.0,
+    queue: Annotated[
+        float | None,
+        typer.Option(
+            "--queue",
+            metavar="USERS",
+            min=0,
+            help="Users waiting now (or use --queue-query).",
+            show_default=False,
+        ),
+    ] = None,
+    queue_query: QueueQueryOption = None,
+    utilisation_query: UtilisationOption = None,
+    min_rate: MinRateOption = 100.0,
+    max_rate: MaxRateOption = 100_000.0,
+    backend: BackendOption = "sqlite:///onsale-obs.db",
+    verify_key: VerifyKeyOption = None,
+    signing_key: SigningKeyOption = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Per Prometheus request.")
+    ] = 10.0,
+) -> None:
+    """One recommendation now for each event on sale: the rate and why.
+
+    Reads the on-sale burn rates over 1m and 5m of the availability SLO through the SLO
+    engine, checkout p95 latency against the latency SLO's on-sale threshold, and the queue
+    from your waiting room. Prometheus unreachable: the rate holds (exit code 3). The
+    events on sale come from the mode store (--backend, verified with --verify-key).
+
+    Examples:
+
+        onsale-obs exit-rate recommend --spec slo.yaml --prometheus http://127.0.0.1:9090 --current-rate 600 --queue 40000
+
+        onsale-obs exit-rate recommend --spec slo.yaml --event final-2026 --queue-query 'waiting_room_queue{event="$event"}' --format json
+    """
+    if output not in ("table", "json"):
+        raise typer.BadParameter(
+            f"{output!r} is not a format; expected table or json.", param_hint="'--format'"
+        )
+    with opened_backend(backend) as store:
+        loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
+                     current_rate, min_rate, max_rate, timeout, publish=False)  # fmt: skip
+        on = [e for e, _ in loop.onsale_now(loop.clock())]
+        if event is not None and event not in on:
+            raise BadInputError(
+                f"event {event!r} is not on sale now (on sale: {', '.join(on) or 'nothing'}).",
+                field="--event",
+            )
+        loop.rates = dict.fromkeys(on, max(current_rate, min_rate))
+        queues = None if queue is None else dict.fromkeys(on, queue)
+        try:
+            made = [(e, r) for e, r in loop.tick(queues) if event in (None, e)]
+            down = bool(made) and not _reachable(loop)
+        finally:
+            loop.close()
+    if output == "json":
+        print_json({"recommendations": [{"event": e, **r.to_json()} for e, r in made]})
+    else:
+        grid = Grid("exit-rate recommendations", ["event", "rate", "action", "reason"])
+        for e, r in made:
+            grid.add(
+                [e, f"{r.rate:,.0f}", r.action, r.reason],
+                "bold red" if r.action == "decrease" else None,
+            )
+        notes = [] if made else ["nothing is on sale now"]
+        if down:
+            notes.append("warning: Prometheus could not be reached; the rate holds")
+        print_grids(stdout(), [grid], markdown=False, notes=notes)
+    if down:
+        raise typer.Exit(3)
+
+
+def _reachable(loop: ExitRateLoop) -> bool:
+    try:
+        loop.reader.client.query("vector(1)", loop.clock())
+    except Exception:
+        return False
+    return True
+
+
+def serve(
+    spec: SpecOption = Path("slo.yaml"),
+    prometheus: PrometheusRequired = "http://127.0.0.1:9090",
+    slo: SLOOption = None,
+    queue_query: QueueQueryOption = None,
+    utilisation_query: UtilisationOption = None,
+    initial_rate: InitialRateOption = 1_000.0,
+    min_rate: MinRateOption = 100.0,
+    max_rate: MaxRateOption = 100_000.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", parser=duration_seconds, metavar="DURATION", help="Time between ticks."
+        ),
+    ] = 15.0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port of /metrics (0: none).")
+    ] = 9464,
+    host: Annotated[str, typer.Option("--host", help="Address of /metrics.")] = "127.0.0.1",
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish/--no-publish",
+            help="Publish each new rate through the mode store (needs --signing-key).",
+        ),
+    ] = True,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            parser=duration_seconds,
+            metavar="DURATION",
+            help="Stop after this long.",
+            show_default=False,
+        ),
+    ] = None,
+    backend: BackendOption = "sqlite:///onsale-obs.db",
+    verify_key: VerifyKeyOption = None,
+    signing_key: SigningKeyOption = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Per Prometheus request.")
+    ] = 5.0,
+) -> None:
+    """Recommend the exit rate of every event on sale, every --interval, until Ctrl-C.
+
+    Each tick reads the signals through the SLO engine from Prometheus, asks one controller
+    per on-sale event, exports `onsale_exit_rate_recommended{event}` on /metrics, publishes
+    the rate through the mode store (a waiting room subscribed with ModeSubscriber reads
+    `state.exit_rate`) and logs each decision with its reason as a JSON line. Prometheus
+    down: the rate holds, and after 5 minutes decays to the minimum.
+
+    Examples:
+
+        onsale-obs serve --spec slo.yaml --prometheus http://127.0.0.1:9090 --signing-key keys/onsale-signing.pem --queue-query 'waiting_room_queue{event="$event"}'
+
+        onsale-obs serve --spec slo.yaml --no-publish --port 9464 --duration 1h
+    """
+    configure_logging()
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    registry = CollectorRegistry()
+    try:
+        with opened_backend(backend) as store:
+            loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
+                         initial_rate, min_rate, max_rate, timeout, publish, registry)  # fmt: skip
+            if port:
+                server, thread = start_http_server(port, addr=host, registry=registry)
+            ends = None if duration is None else time.monotonic() + duration
+            try:
+                while not stop.is_set() and (ends is None or time.monotonic() < ends):
+                    loop.tick()
+                    stop.wait(
+                        interval
+                        if ends is None
+                        else max(0.0, min(interval, ends - time.monotonic()))
+                    )
+            except KeyboardInterrupt:
+                pass
+            finally:
+                loop.close()
+                if port:
+                    server.shutdown()
+                    server.server_close()
+                    thread.join(5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,213 @@
+"""The live loop: signals from Prometheus through the SLO engine, a recommendation per on-sale
+event every tick, exported as ``onsale_exit_rate_recommended{event}`` and published through the
+broadcaster so a waiting room subscribed to the mode store can follow it.
+
+Prometheus down holds the rate (every signal is missing, so the controller never increases;
+after ``outage_after`` it decays toward the safe rate). The burn rates are the on-sale mode's
+of one availability SLO over the policy's short and long windows (1m, 5m); latency p95 is
+``histogram_quantile(0.95)`` of the SLO's service over the short window, against the latency
+SLO's on-sale threshold; the queue length and utilisation come from PromQL the operator gives
+(``$event`` is replaced by the event id), since the waiting room is not ours.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
+from onsale_obs.exitrate._config import ExitRateConfig
+from onsale_obs.exitrate._controller import ExitRateController
+from onsale_obs.exitrate._signals import Recommendation, Signals
+from onsale_obs.generate._promql import matcher, quote, selector
+from onsale_obs.modes import Broadcaster, ModeBackend, ModeHistory, Verifier
+from onsale_obs.modes._current import current_states
+from onsale_obs.modes._model import OnSaleWindow
+from onsale_obs.slo._prom_client import PrometheusClient
+from onsale_obs.slo._prometheus import PrometheusSource
+from onsale_obs.slo._spec import SLO, AvailabilitySLI, LatencySLI, SLOSpec
+from onsale_obs.slo._timeline import burns_at, timeline_request
+from onsale_obs.types import Clock
+
+GLOBAL = "global"  # the ``event`` label of a global on-sale's recommendation
+
+
+@dataclass
+class SignalReader:
+    """Reads one :class:`Signals` for an event from Prometheus."""
+
+    spec: SLOSpec
+    availability: SLO
+    client: PrometheusClient
+    latency: SLO | None = None
+    queue_query: str | None = None
+    utilisation_query: str | None = None
+    short: float = 60.0
+    long: float = 300.0
+
+    def read(
+        self,
+        now: float,
+        event: str,
+        current_rate: float,
+        windows: Sequence[OnSaleWindow],
+        queue: float | None = None,
+    ) -> Signals:
+        """The reading at ``now``; anything Prometheus cannot answer is None."""
+        burns: dict[float, float | None] = {}
+        try:
+            request = timeline_request(
+                self.spec, [now], slos=[self.availability], onsale_windows=windows
+            )
+            collected = PrometheusSource(self.client).collect(request)
+            burns, _ = burns_at(self.availability, "onsale", collected, now)
+        except PrometheusUnavailableError:
+            return Signals(time=now, current_rate=current_rate, queue_length=queue)
+        return Signals(
+            time=now,
+            current_rate=current_rate,
+            burn_short=burns.get(self.short),
+            burn_long=burns.get(self.long),
+            latency_p95=self._scalar(self._p95_query(event), now),
+            latency_threshold=self._threshold(),
+            queue_length=queue
+            if queue is not None
+            else self._scalar(self._with_event(self.queue_query, event), now),
+            utilisation=self._scalar(self._with_event(self.utilisation_query, event), now),
+            observed_at=now,
+        )
+
+    def _threshold(self) -> float | None:
+        sli = None if self.latency is None else self.latency.sli
+        return sli.threshold["onsale"] if isinstance(sli, LatencySLI) else None
+
+    def _p95_query(self, event: str) -> str:
+        sli = self.availability.sli
+        assert isinstance(sli, AvailabilitySLI)
+        matchers = [
+            f"service={quote(self.availability.service)}",
+            matcher("route", sli.selector.routes),
+            'mode="onsale"',
+            None if event == GLOBAL else f"event={quote(event)}",
+        ]
+        buckets = selector("onsale_request_duration_seconds_bucket", matchers)
+        window = f"{int(self.short)}s"
+        return f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))"
+
+    @staticmethod
+    def _with_event(query: str | None, event: str) -> str | None:
+        return None if query is None else query.replace("$event", event)
+
+    def _scalar(self, query: str | None, now: float) -> float | None:
+        if query is None:
+            return None
+        try:
+            values = [s.value for s in self.client.query(query, now) if math.isfinite(s.value)]
+        except (PrometheusUnavailableError, BadInputError):
+            return None
+        return max(values) if values else None
+
+
+class RecommendationGauge(Collector):
+    """``onsale_exit_rate_recommended{event}``: the latest recommendation per on-sale event."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+
+    def collect(self) -> Any:
+        gauge = GaugeMetricFamily(
+            "onsale_exit_rate_recommended",
+            "Recommended waiting-room exit rate, users per minute.",
+            labels=["event"],
+        )
+        for event, rate in sorted(self.rates.items()):
+            gauge.add_metric([event], rate)
+        yield gauge
+
+    def describe(self) -> list[Metric]:
+        return []
+
+
+@dataclass
+class ExitRateLoop:
+    """One controller per on-sale event; :meth:`tick` makes one recommendation for each."""
+
+    reader: SignalReader
+    backend: ModeBackend
+    verifier: Verifier
+    config: ExitRateConfig = field(default_factory=ExitRateConfig)
+    initial_rate: float = 1_000.0
+    broadcaster: Broadcaster | None = None
+    registry: CollectorRegistry | None = None
+    clock: Clock = time.time
+    logger: Any = None
+    controllers: dict[str, ExitRateController] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+    gauge: RecommendationGauge = field(default_factory=RecommendationGauge)
+
+    def __post_init__(self) -> None:
+        if self.registry is not None:
+            self.registry.register(self.gauge)
+        if self.logger is None:
+            self.logger = structlog.get_logger("onsale_obs.exitrate")
+
+    def close(self) -> None:
+        """Close the connections to Prometheus (the mode store is the caller's)."""
+        self.reader.client.close()
+
+    def onsale_now(self, now: float) -> list[tuple[str, list[OnSaleWindow]]]:
+        """(event id or ``global``, the windows that matter) for every scope on sale at ``now``."""
+        windows = ModeHistory(self.backend, self.verifier).onsale_windows(start=now - 86_400)
+        current = [w for w in windows if w.start <= now and (w.end is None or now < w.end)]
+        return [(w.event or GLOBAL, windows) for w in current]
+
+    def tick(self, queues: dict[str, float] | None = None) -> list[tuple[str, Recommendation]]:
+        """(event, recommendation) for each event on sale now; finished on-sales are dropped.
+
+        ``queues`` (event -> users waiting) overrides the reader's queue query.
+        """
+        now = self.clock()
+        made: list[tuple[str, Recommendation]] = []
+        live = self.onsale_now(now)
+        for event, windows in live:
+            controller = self.controllers.setdefault(event, ExitRateController(self.config))
+            rate = self.rates.get(event, self.initial_rate)
+            queue = None if queues is None else queues.get(event)
+            recommendation = controller.recommend(
+                self.reader.read(now, event, rate, windows, queue)
+            )
+            self.rates[event] = recommendation.rate
+            self.gauge.rates[event] = recommendation.rate
+            self._publish(event, recommendation)
+            self.logger.info(
+                "exit rate", onsale_event=event, rate=round(recommendation.rate, 1),
+                action=recommendation.action, reason=recommendation.reason,
+            )  # fmt: skip
+            made.append((event, recommendation))
+        on = {event for event, _ in live}
+        for gone in [e for e in self.gauge.rates if e not in on]:
+            del self.gauge.rates[gone], self.rates[gone], self.controllers[gone]
+        return made
+
+    def _publish(self, event: str, recommendation: Recommendation) -> None:
+        """A copy of the scope's current state carrying the new exit rate (when it changed)."""
+        if self.broadcaster is None:
+            return
+        scope = GLOBAL if event == GLOBAL else f"event:{event}"
+        state = current_states(self.backend, self.verifier).states.get(scope)
+        if state is None or not state.is_onsale_at(self.clock()):
+            return
+        if state.exit_rate is not None and abs(state.exit_rate - recommendation.rate) < 1.0:
+            return
+        self.broadcaster.set(
+            scope, "onsale", until=state.until, source=state.source, reason=state.reason,
+            exit_rate=round(recommendation.rate, 1),
+        )  # fmt: skip

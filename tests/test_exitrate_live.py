@@ -1,0 +1,194 @@
+"""The live loop against a real Prometheus scraping the middleware's metrics: a burning on-sale
+lowers the recommendation, a healthy one raises it, Prometheus down holds it; the rate is
+exported and published through the mode store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from typer.testing import CliRunner
+
+from onsale_obs.cli import app
+from onsale_obs.exitrate import ExitRateConfig
+from onsale_obs.exitrate._live import ExitRateLoop, SignalReader
+from onsale_obs.modes import Broadcaster, Signer, SqliteBackend, Verifier, generate_key_pair
+from onsale_obs.modes._current import current_states
+from onsale_obs.slo import load_spec
+from onsale_obs.slo._prom_client import PrometheusClient
+from onsale_obs.testing import free_port, require_binary
+from onsale_obs.testing_prometheus import PrometheusServer
+from tests.live_exporter import Exporter
+
+SPEC = Path(__file__).resolve().parent.parent / "examples" / "ticketing" / "slo.yaml"
+CHECKOUT = "/events/{event_id}/checkout"
+EVENT = "final"
+
+
+@dataclass
+class Live:
+    prometheus: PrometheusServer
+    checkout: Exporter
+    db: Path
+    signing: Path
+    verify: Path
+
+    recorded: int = 0
+    opened: list[ExitRateLoop] = field(default_factory=list)
+
+    def record(self, ok: int, failed: int) -> None:
+        self.recorded += ok + failed
+        for _ in range(ok):
+            self.checkout.metrics.record(CHECKOUT, "POST", 200, "onsale", EVENT, 0.05)
+        for _ in range(failed):
+            self.checkout.metrics.record(CHECKOUT, "POST", 503, "onsale", EVENT, 0.05)
+
+    def scraped(self) -> None:
+        """Wait until Prometheus has scraped everything recorded so far (bounded wait)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answer = httpx.get(
+                f"{self.prometheus.url}/api/v1/query",
+                params={"query": "sum(onsale_requests_total)"},
+            ).json()["data"]["result"]
+            if answer and float(answer[0]["value"][1]) >= self.recorded:
+                time.sleep(1.1)  # and one more evaluation tick for the rates
+                return
+            time.sleep(0.2)
+        raise AssertionError("Prometheus did not scrape the exporter within 30 s")
+
+    def loop(
+        self, *, publish: bool = False, client: PrometheusClient | None = None
+    ) -> ExitRateLoop:
+        spec = load_spec(SPEC)
+        reader = SignalReader(
+            spec, spec.get("checkout-availability"), client or PrometheusClient(self.prometheus.url),
+            spec.get("checkout-latency"), queue_query="vector(5000)",
+        )  # fmt: skip
+        backend = SqliteBackend(str(self.db))
+        verifier = Verifier.from_files([self.verify])
+        broadcaster = Broadcaster(backend, Signer.from_file(self.signing)) if publish else None
+        config = ExitRateConfig(
+            min_rate=50, admission_lag=1.0, signal_lag=1.0, decrease_interval=1.0
+        )
+        loop = ExitRateLoop(reader, backend, verifier, config=config, initial_rate=600.0,
+                            broadcaster=broadcaster, registry=CollectorRegistry())  # fmt: skip
+        self.opened.append(loop)
+        return loop
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    binary = require_binary("prometheus", "prometheus")
+    keys = generate_key_pair(tmp_path / "keys")
+    db = tmp_path / "modes.db"
+    store = SqliteBackend(str(db))
+    Broadcaster(store, Signer.from_file(keys.signing_key)).set(
+        f"event:{EVENT}", "onsale", until=time.time() + 3600
+    )
+    store.close()
+    checkout = Exporter.start("checkout")
+    config = f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: services
+    static_configs: [{{targets: ["{checkout.target}"]}}]
+"""
+    try:
+        with PrometheusServer(binary=binary, config=config) as prometheus:
+            made = Live(prometheus, checkout, db, keys.signing_key, keys.verify_key)
+            yield made
+            for loop in made.opened:
+                loop.close()
+                loop.backend.close()
+    finally:
+        checkout.stop()
+
+
+def test_a_burning_onsale_lowers_the_rate_and_a_healthy_one_raises_it(live: Live) -> None:
+    loop = live.loop(publish=True)
+    for _ in range(3):  # a healthy minute of traffic
+        live.record(ok=50, failed=0)
+        live.scraped()
+    [(event, first)] = loop.tick()
+    assert event == EVENT
+    time.sleep(2.1)  # the last change's effect could have shown (lags of 1 s each)
+    live.record(ok=50, failed=0)
+    live.scraped()
+    [(_, healthy)] = loop.tick()
+    assert healthy.action == "increase", healthy.reason
+    assert healthy.rate > first.rate
+    live.record(ok=10, failed=40)  # checkout starts failing
+    live.scraped()
+    [(_, burning)] = loop.tick()
+    assert burning.action == "decrease", burning.reason
+    assert "burn" in burning.reason
+    assert burning.rate < healthy.rate
+    # exported and published
+    assert (
+        f'onsale_exit_rate_recommended{{event="{EVENT}"}} {burning.rate}'
+        in generate_latest(
+            loop.registry  # type: ignore[arg-type]
+        ).decode()
+    )
+    state = current_states(loop.backend, loop.verifier).states[f"event:{EVENT}"]
+    assert state.mode == "onsale"
+    assert state.exit_rate == round(burning.rate, 1)
+
+
+def test_prometheus_down_holds_the_rate(live: Live) -> None:
+    live.record(ok=50, failed=0)
+    live.scraped()
+    down = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=0.5, retries=0)
+    loop = live.loop(client=down)
+    for _ in range(3):
+        [(_, recommendation)] = loop.tick()
+        assert recommendation.rate <= 600.0
+        assert recommendation.action in ("hold", "decay")
+        time.sleep(1.1)
+
+
+def test_recommend_prints_one_tick_and_exits_3_when_prometheus_is_down(live: Live) -> None:
+    live.record(ok=30, failed=30)
+    live.scraped()
+    args = ["exit-rate", "recommend", "--spec", str(SPEC), "--backend", f"sqlite:///{live.db}",
+            "--verify-key", str(live.verify), "--current-rate", "600", "--queue", "8000"]  # fmt: skip
+    result = CliRunner().invoke(
+        app, [*args, "--prometheus", live.prometheus.url, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    [answer] = json.loads(result.stdout)["recommendations"]
+    assert answer["event"] == EVENT
+    assert answer["rate"] < 600, (answer["reason"], answer["signals"])
+    down = CliRunner().invoke(
+        app, [*args, "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "0.5"]
+    )
+    assert down.exit_code == 3, down.output
+    assert "could not be reached" in down.output
+
+
+def test_serve_exports_and_publishes(live: Live) -> None:
+    live.record(ok=10, failed=40)
+    live.scraped()
+    port = free_port()
+    args = ["serve", "--spec", str(SPEC), "--backend", f"sqlite:///{live.db}", "--signing-key", str(live.signing),
+            "--verify-key", str(live.verify), "--prometheus", live.prometheus.url, "--queue-query", "vector(9000)",
+            "--interval", "1s", "--duration", "3s", "--port", str(port), "--initial-rate", "800"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert '"onsale_event": "final"' in result.output or '"onsale_event":"final"' in result.output
+    store = SqliteBackend(str(live.db))
+    try:
+        state = current_states(store, Verifier.from_files([live.verify])).states[f"event:{EVENT}"]
+    finally:
+        store.close()
+    assert state.exit_rate is not None
+    assert state.exit_rate < 800
+    with pytest.raises(httpx.TransportError):  # /metrics stopped with the loop
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
