@@ -129,13 +129,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server and remove the data folder this object created."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         if self.process is not None and self.process.stderr:
             self.process.stderr.close()
         self.process = None
@@ -153,6 +147,18 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Terminate ``process`` and wait; kill it if it does not stop within ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
 
 
 def require_binary(name: str, package: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from onsale_obs.testing import find_binary, free_port
+from onsale_obs.testing import find_binary, free_port, stop_process
 
 
 class WebhookSink(ThreadingHTTPServer):
@@ -148,13 +148,7 @@ class AlertmanagerServer:
 
     def stop(self) -> None:
         """Terminate (then kill) and remove its folder."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.process = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

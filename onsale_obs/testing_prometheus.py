@@ -22,7 +22,7 @@ from typing import Final
 
 import httpx
 
-from onsale_obs.testing import find_binary, free_port
+from onsale_obs.testing import find_binary, free_port, stop_process
 
 #: promtool aligns blocks to its block duration and parses the whole input once per block;
 #: 4374h (about six months) puts a month of history in one or two blocks.
@@ -163,13 +163,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Stop the server (terminate, then kill) and remove the folders this object made."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.process = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate._config import ExitRateConfig
+from onsale_obs.yamlfile import read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,22 +182,8 @@ class Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every error names the file and the field."""
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise BadInputError("does not exist; expected a scenario YAML file.", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot be read ({exc}).", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInputError(f"is not valid YAML{line}.", file=str(p)) from None
-    return scenario_from_data(data, file=str(p))
+    data = read_yaml(path, expected="a scenario YAML file (see examples/scenarios/)")
+    return scenario_from_data(data, file=str(path))
 
 
 def scenario_from_data(data: Any, *, file: str = "<scenario>") -> Scenario:
