@@ -83,16 +83,23 @@ def build_app() -> typer.Typer:
             ),
         ] = False,
     ) -> None:
-        """Make services aware of ticket on-sales: signed mode broadcasting, split SLOs.
+        """Make services aware of ticket on-sales: signed modes, split SLOs, exit rates.
 
-        Every command takes --help with an example. Exit codes: 0 ok, 2 bad input (the
-        message names the option, file or field), 3 the mode store cannot be reached.
+        Every command takes --help with an example. Exit codes: 0 ok, 1 an SLO is breached
+        or an alert would fire, 2 bad input (the message names the option, file or field),
+        3 the mode store or Prometheus cannot be reached.
 
-        Start with:
+        Start with the whole journey on the embedded default (about 40 seconds):
+
+            onsale-obs demo
+
+        Then, on your own services:
 
             onsale-obs keys generate --out keys
 
             onsale-obs mode set onsale --scope event:final-2026 --for 2h
+
+            onsale-obs slo report --spec slo.yaml --logs access.log
         """
 
     for name, group in _GROUPS:
