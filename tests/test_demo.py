@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -94,3 +95,11 @@ def test_the_folder_holds_the_data_and_slo_report_reproduces_it(demo: DemoResult
         assert [(o["scope"], o["total"], o["bad"]) for o in a["onsales"]] == [
             (o["scope"], o["total"], o["bad"]) for o in b["onsales"]
         ]
+
+
+def test_a_demo_folder_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("a file")
+    result = CliRunner().invoke(app, ["demo", "--out", str(target), "--quick"])
+    assert result.exit_code == 2, result.output
+    assert "expected a folder" in " ".join(result.output.split())

@@ -5,6 +5,7 @@ exported and published through the mode store."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -192,3 +193,29 @@ def test_serve_exports_and_publishes(live: Live) -> None:
     assert state.exit_rate < 800
     with pytest.raises(httpx.TransportError):  # /metrics stopped with the loop
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+
+
+def test_serve_runs_on_its_defaults_and_a_busy_port_is_bad_input(tmp_path: Path) -> None:
+    keys = generate_key_pair(tmp_path / "keys")
+    base = ["serve", "--spec", str(SPEC), "--backend", f"sqlite:///{tmp_path / 'modes.db'}",
+            "--verify-key", str(keys.verify_key), "--no-publish",
+            "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "0.5"]  # fmt: skip
+    quiet = CliRunner().invoke(app, [*base, "--duration", "1s", "--port", "0"])
+    assert quiet.exit_code == 0, quiet.output  # default --interval; nothing on sale; no Prometheus
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = CliRunner().invoke(app, [*base, "--duration", "1s", "--port", str(port)])
+    assert taken.exit_code == 2, taken.output
+    assert "--port" in taken.output
+    assert "Traceback" not in taken.output
+
+
+def test_a_queue_query_prometheus_rejects_is_bad_input(live: Live) -> None:
+    args = ["exit-rate", "recommend", "--spec", str(SPEC), "--backend", f"sqlite:///{live.db}",
+            "--verify-key", str(live.verify), "--prometheus", live.prometheus.url,
+            "--queue-query", "waiting_room_queue{event=}"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "waiting_room_queue" in result.output

@@ -229,3 +229,13 @@ def test_specs_that_would_make_bad_rules_are_refused_and_nothing_is_written(
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_bad_input(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(
+        app, ["rules", "render", "--spec", str(SPEC), "--out", str(blocker / "sub")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "afile" in result.output

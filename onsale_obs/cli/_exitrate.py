@@ -1,7 +1,7 @@
 """``onsale-obs exit-rate``: exit-rate recommendations for waiting rooms.
 
-``simulate`` lives here; ``recommend`` (one live tick against Prometheus) is added beside it
-by the live-loop work and shares this ``exitrate_app``.
+``simulate`` lives here; ``recommend`` (one live tick against Prometheus) lives in ``_live``
+beside ``serve`` and is registered on this ``exitrate_app`` at the end of the module.
 """
 
 from __future__ import annotations

@@ -119,14 +119,19 @@ def _loop(
         raise typer.BadParameter(
             f"--max-rate {max_rate:g} is below --min-rate {min_rate:g}.", param_hint="'--max-rate'"
         )
-    reader = SignalReader(
-        spec, availability, PrometheusClient(prometheus, timeout=timeout), latency,
-        queue_query=queue_query, utilisation_query=utilisation_query,
-    )  # fmt: skip
     verifier = load_verifier(verify_key, signing_key)
     broadcaster = (
         Broadcaster(backend, load_signer(signing_key), verifier=verifier) if publish else None
     )
+    reader = SignalReader(
+        spec, availability, PrometheusClient(prometheus, timeout=timeout), latency,
+        queue_query=queue_query, utilisation_query=utilisation_query,
+    )  # fmt: skip
+    try:
+        reader.check_queries(time.time())
+    except BaseException:
+        reader.client.close()
+        raise
     return ExitRateLoop(
         reader, backend, verifier,
         config=ExitRateConfig(min_rate=min_rate, max_rate=max_rate),
@@ -142,6 +147,8 @@ class _Silent:
 
     def info(self, *args: object, **kwargs: object) -> None:
         pass
+
+    warning = info
 
 
 def recommend(
@@ -316,7 +323,14 @@ def serve(
             loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
                          initial_rate, min_rate, max_rate, timeout, publish, registry)  # fmt: skip
             if port:
-                server, thread = start_http_server(port, addr=host, registry=registry)
+                try:
+                    server, thread = start_http_server(port, addr=host, registry=registry)
+                except OSError as exc:
+                    loop.close()
+                    raise typer.BadParameter(
+                        f"cannot serve /metrics on {host}:{port} ({exc.strerror or exc}).",
+                        param_hint="'--port'",
+                    ) from None
             ends = None if duration is None else time.monotonic() + duration
             try:
                 while not stop.is_set() and (ends is None or time.monotonic() < ends):

@@ -48,8 +48,13 @@ class When:
         return self.at if self.at is not None else now - self.ago
 
 
-def duration_seconds(text: str) -> float:
-    """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` or combinations such as ``1h30m``."""
+def duration_seconds(text: str | float) -> float:
+    """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` or combinations such as ``1h30m``.
+
+    A number (an option's default, which click also passes through the parser) is seconds.
+    """
+    if isinstance(text, int | float):
+        return float(text)
     try:
         return parse_duration(text.lower())
     except ValueError as exc:

@@ -14,8 +14,10 @@ from pathlib import Path
 from onsale_obs.demo._clock import SimClock
 from onsale_obs.demo._drive import Driver
 from onsale_obs.demo._plan import MINUTE, DemoPlan
+from onsale_obs.demo._services import examples
 from onsale_obs.demo._services import start as start_services
 from onsale_obs.demo._signals import read_signals
+from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
 from onsale_obs.generate._alertmanager import receivers_from_data, render_alertmanager
 from onsale_obs.generate._routing import Destination, routes_for
@@ -74,11 +76,17 @@ class DemoResult:
 
 
 def _fresh(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("logs", "keys"):
-        shutil.rmtree(folder / name, ignore_errors=True)
-    for name in ("modes.db", "modes.db-wal", "modes.db-shm"):
-        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("logs", "keys"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        for name in ("modes.db", "modes.db-wal", "modes.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot be used for the demo's data ({exc.strerror or exc}); expected a folder.",
+            file=str(folder),
+        ) from None
 
 
 def _wait_for_mode(subscribers: dict[str, ModeSubscriber], event: str, onsale: bool) -> None:
@@ -130,6 +138,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole demo, writing its data into ``folder``; returns what it found."""
     plan = plan or DemoPlan()
+    examples()  # before anything is written: the demo needs a source checkout
     _fresh(folder)
     keys = generate_key_pair(folder / "keys")
     spec_path = folder / "slo.yaml"

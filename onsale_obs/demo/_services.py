@@ -21,19 +21,23 @@ from onsale_obs.types import Clock
 SERVICES = ("gateway", "checkout", "inventory")
 
 
-def _examples() -> Any:
+def examples() -> Any:
     """``examples.ticketing.stack``, from the source checkout this package lives in."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "examples" / "ticketing" / "stack.py").exists():
+        raise BadInputError(
+            "the demo runs the services in examples/ticketing, which only a source checkout "
+            "has; run it from a clone of onsale-obs (pip install -e '.[examples]')."
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
         return importlib.import_module("examples.ticketing.stack")
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "examples" / "ticketing" / "stack.py").exists():
-            raise BadInputError(
-                "the demo runs the services in examples/ticketing, which only a source checkout "
-                "has; run it from a clone of onsale-obs (pip install -e .)."
-            ) from None
-        sys.path.insert(0, str(root))
-        return importlib.import_module("examples.ticketing.stack")
+    except ImportError as exc:
+        raise BadInputError(
+            f"the example services need the 'examples' extra ({exc}); "
+            "install it with pip install -e '.[examples]'."
+        ) from None
 
 
 @dataclass
@@ -77,7 +81,7 @@ def start(
         logs[name] = AccessLog(path, service=name, clock=clock, flush_interval=3600.0)
         stack.callback(logs[name].close)
         paths.append(path)
-    running = _examples().start_services(
+    running = examples().start_services(
         stack,
         subscribers=subscribers,
         registries=registries,

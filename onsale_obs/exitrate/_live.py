@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
+from onsale_obs.exceptions import BadInputError, OnsaleObsError, PrometheusUnavailableError
 from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._controller import ExitRateController
 from onsale_obs.exitrate._signals import Recommendation, Signals
@@ -106,6 +106,16 @@ class SignalReader:
     def _with_event(query: str | None, event: str) -> str | None:
         return None if query is None else query.replace("$event", event)
 
+    def check_queries(self, now: float) -> None:
+        """Run the operator's queries once: a query Prometheus rejects is bad input (exit 2),
+        not a signal that stays missing for ever (which would hold the rate without a word)."""
+        for query in (self.queue_query, self.utilisation_query):
+            if query is not None:
+                try:
+                    self.client.query(query.replace("$event", "check"), now)
+                except PrometheusUnavailableError:
+                    return  # cannot tell now; the loop holds until Prometheus answers
+
     def _scalar(self, query: str | None, now: float) -> float | None:
         if query is None:
             return None
@@ -176,7 +186,11 @@ class ExitRateLoop:
         """
         now = self.clock()
         made: list[tuple[str, Recommendation]] = []
-        live = self.onsale_now(now)
+        try:
+            live = self.onsale_now(now)
+        except OnsaleObsError as exc:  # the mode store is down: nothing to decide this tick
+            self.logger.warning("exit rate: mode store unavailable", error=str(exc))
+            return made
         for event, windows in live:
             controller = self.controllers.setdefault(event, ExitRateController(self.config))
             rate = self.rates.get(event, self.initial_rate)
@@ -186,7 +200,10 @@ class ExitRateLoop:
             )
             self.rates[event] = recommendation.rate
             self.gauge.rates[event] = recommendation.rate
-            self._publish(event, recommendation)
+            try:
+                self._publish(event, recommendation)
+            except OnsaleObsError as exc:  # the next tick publishes again
+                self.logger.warning("exit rate not published", onsale_event=event, error=str(exc))
             self.logger.info(
                 "exit rate", onsale_event=event, rate=round(recommendation.rate, 1),
                 action=recommendation.action, reason=recommendation.reason,
@@ -203,7 +220,9 @@ class ExitRateLoop:
             return
         scope = GLOBAL if event == GLOBAL else f"event:{event}"
         state = current_states(self.backend, self.verifier).states.get(scope)
-        if state is None or not state.is_onsale_at(self.clock()):
+        now = self.clock()
+        # an on-sale ending within the second is left to end (a copy could outlive a change)
+        if state is None or not state.is_onsale_at(now + 1.0):
             return
         if state.exit_rate is not None and abs(state.exit_rate - recommendation.rate) < 1.0:
             return

@@ -38,19 +38,30 @@ def write_checked(files: Mapping[Path, str], check: Callable[[Path], None] | Non
         if check is not None:
             check(staged)
         for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
-            os.chmod(name, 0o644)  # mkstemp makes 0600; Prometheus may run as another user
-            os.replace(name, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+                with os.fdopen(fd, "w") as out:
+                    out.write(text)
+                os.chmod(name, 0o644)  # mkstemp makes 0600; Prometheus may run as another user
+                os.replace(name, path)
+            except OSError as exc:
+                raise BadInputError(
+                    f"cannot be written ({exc.strerror or exc}); expected a writable folder.",
+                    file=str(path),
+                ) from None
 
 
 def run_tool(args: list[str], what: str, *, cwd: Path | None = None) -> None:
     """Run a checker (promtool, amtool) if it is installed; its complaint becomes bad input."""
     if shutil.which(args[0]) is None:
         return
-    result = subprocess.run(args, capture_output=True, text=True, cwd=cwd, timeout=120, check=False)
+    try:
+        result = subprocess.run(
+            args, capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BadInputError(f"{what} could not check the generated file ({exc}).") from None
     if result.returncode != 0:
         detail = (result.stdout + result.stderr).strip()
         raise BadInputError(
