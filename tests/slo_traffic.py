@@ -50,7 +50,7 @@ import orjson
 
 from onsale_obs.instrument._metrics import DEFAULT_BUCKETS, status_class
 from onsale_obs.modes._model import GLOBAL_SCOPE, OnSaleWindow
-from onsale_obs.slo._data import merge_windows
+from onsale_obs.slo._prometheus import merge_with_grace
 from tests.slo_oracle import Record
 
 AT: Final = 1_751_328_000.0  # 2025-07-01T00:00:00Z
@@ -133,7 +133,7 @@ def planted_restarts(windows: Iterable[OnSaleWindow], at: float = AT) -> dict[st
     restarts["inventory"].append(at - 21 * DAY + 3 * HOUR)  # normal time
     arena = next(w for w in windows if w.scope == "event:arena-tour")
     restarts["checkout"].append(arena.start + 40 * MINUTE)  # inside an on-sale
-    for _, end in merge_windows(windows, at):
+    for _, end in merge_with_grace(windows, 0.0, at):
         deploy = end + 2 * HOUR
         if deploy >= at:
             continue

@@ -29,8 +29,8 @@ from onsale_obs.exitrate._controller import ExitRateController
 from onsale_obs.exitrate._signals import Recommendation, Signals
 from onsale_obs.generate._promql import matcher, quote, selector
 from onsale_obs.modes import Broadcaster, ModeBackend, ModeHistory, Verifier
-from onsale_obs.modes._current import current_states
-from onsale_obs.modes._model import OnSaleWindow
+from onsale_obs.modes._history import windows_from_states
+from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.slo._prom_client import PrometheusClient
 from onsale_obs.slo._prometheus import PrometheusSource
 from onsale_obs.slo._spec import SLO, AvailabilitySLI, LatencySLI, SLOSpec
@@ -175,9 +175,17 @@ class ExitRateLoop:
 
     def onsale_now(self, now: float) -> list[tuple[str, list[OnSaleWindow]]]:
         """(event id or ``global``, the windows that matter) for every scope on sale at ``now``."""
-        windows = ModeHistory(self.backend, self.verifier).onsale_windows(start=now - 86_400)
+        return self._read(now)[0]
+
+    def _read(
+        self, now: float
+    ) -> tuple[list[tuple[str, list[OnSaleWindow]]], dict[str, ModeState]]:
+        """The store read and verified once: who is on sale, and each scope's latest state."""
+        states = ModeHistory(self.backend, self.verifier).transitions()
+        windows = [w for w in windows_from_states(states) if w.end is None or w.end > now - 86_400]
         current = [w for w in windows if w.start <= now and (w.end is None or now < w.end)]
-        return [(w.event or GLOBAL, windows) for w in current]
+        latest = {s.scope: s for s in states}  # oldest first: the last one wins
+        return [(w.event or GLOBAL, windows) for w in current], latest
 
     def tick(self, queues: dict[str, float] | None = None) -> list[tuple[str, Recommendation]]:
         """(event, recommendation) for each event on sale now; finished on-sales are dropped.
@@ -187,7 +195,7 @@ class ExitRateLoop:
         now = self.clock()
         made: list[tuple[str, Recommendation]] = []
         try:
-            live = self.onsale_now(now)
+            live, latest = self._read(now)
         except OnsaleObsError as exc:  # the mode store is down: nothing to decide this tick
             self.logger.warning("exit rate: mode store unavailable", error=str(exc))
             return made
@@ -199,9 +207,8 @@ class ExitRateLoop:
                 self.reader.read(now, event, rate, windows, queue)
             )
             self.rates[event] = recommendation.rate
-            self.gauge.rates[event] = recommendation.rate
             try:
-                self._publish(event, recommendation)
+                self._publish(event, recommendation, latest)
             except OnsaleObsError as exc:  # the next tick publishes again
                 self.logger.warning("exit rate not published", onsale_event=event, error=str(exc))
             self.logger.info(
@@ -210,16 +217,21 @@ class ExitRateLoop:
             )  # fmt: skip
             made.append((event, recommendation))
         on = {event for event, _ in live}
-        for gone in [e for e in self.gauge.rates if e not in on]:
-            del self.gauge.rates[gone], self.rates[gone], self.controllers[gone]
+        for gone in [e for e in self.rates if e not in on]:
+            del self.rates[gone]
+            self.controllers.pop(gone, None)
+        # one new dict, swapped in whole: /metrics reads it from another thread
+        self.gauge.rates = {event: r.rate for event, r in made}
         return made
 
-    def _publish(self, event: str, recommendation: Recommendation) -> None:
+    def _publish(
+        self, event: str, recommendation: Recommendation, latest: dict[str, ModeState]
+    ) -> None:
         """A copy of the scope's current state carrying the new exit rate (when it changed)."""
         if self.broadcaster is None:
             return
         scope = GLOBAL if event == GLOBAL else f"event:{event}"
-        state = current_states(self.backend, self.verifier).states.get(scope)
+        state = latest.get(scope)
         now = self.clock()
         # an on-sale ending within the second is left to end (a copy could outlive a change)
         if state is None or not state.is_onsale_at(now + 1.0):

@@ -14,7 +14,6 @@ request counts in a span when it *finished* after ``start`` and at or before ``e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
 
@@ -122,15 +121,3 @@ class Source(Protocol):
     def collect(self, request: CountRequest, progress: Progress | None = None) -> Collected:
         """Read the data and count what ``request`` asks for."""
         ...
-
-
-def merge_windows(windows: Iterable[OnSaleWindow], at: float) -> list[tuple[float, float]]:
-    """The union of the windows' time ranges (open windows end at ``at``), sorted."""
-    spans = sorted((w.start, at if w.end is None else min(w.end, at)) for w in windows)
-    merged: list[tuple[float, float]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged

@@ -31,7 +31,6 @@ from onsale_obs.types import Mode
 
 MODES: Final[tuple[Mode, Mode]] = ("normal", "onsale")
 Priority = Literal["P1", "P2", "P3", "P4"]
-STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def severity_of(priority: Priority) -> Literal["page", "ticket"]:

@@ -26,11 +26,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PerMode(_Strict):
-    normal: float
-    onsale: float
-
-
 class ObjectivesModel(_Strict):
     normal: float = Field(gt=0, lt=100, description="percent, e.g. 99.9")
     onsale: float = Field(gt=0, lt=100, description="percent, e.g. 99.99")
