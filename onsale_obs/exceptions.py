@@ -7,7 +7,8 @@
     ├── SigningKeyError        a signing or verify key is missing or unreadable (exit 2)
     ├── BackendUnavailableError the mode store cannot be reached (exit 3)
     │   └── PrometheusUnavailableError  Prometheus cannot be reached or failed (exit 3)
-    └── RevisionConflictError  another publisher took the revision first (retried internally)
+    ├── RevisionConflictError  another publisher took the revision first (retried internally)
+    └── StaleWriteError        the store changed since it was read: a conditional write is skipped
 
 Messages are whole sentences that say what was expected; structured attributes (``file``,
 ``field``) let tools point at the place.
@@ -70,3 +71,7 @@ class RevisionConflictError(OnsaleObsError):
 
 class PrometheusUnavailableError(BackendUnavailableError):
     """Prometheus (or a compatible API) could not be reached or answered with an error (exit 3)."""
+
+
+class StaleWriteError(OnsaleObsError):
+    """A write conditional on the store's latest revision found a newer one: nothing written."""

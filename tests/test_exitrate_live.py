@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
 from onsale_obs.cli import app
+from onsale_obs.exceptions import StaleWriteError
 from onsale_obs.exitrate import ExitRateConfig
 from onsale_obs.exitrate._live import ExitRateLoop, SignalReader
 from onsale_obs.modes import Broadcaster, Signer, SqliteBackend, Verifier, generate_key_pair
@@ -219,3 +220,31 @@ def test_a_queue_query_prometheus_rejects_is_bad_input(live: Live) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "waiting_room_queue" in result.output
+
+
+def test_a_conditional_publish_never_overwrites_a_newer_change(tmp_path: Path) -> None:
+    """serve publishes a copy of what it read; if an operator changed the mode meanwhile, the
+    copy is not written (an on-sale ended by hand stays ended)."""
+    keys = generate_key_pair(tmp_path / "keys")
+    store = SqliteBackend(str(tmp_path / "modes.db"))
+    try:
+        ops = Broadcaster(store, Signer.from_file(keys.signing_key))
+        read = ops.set(f"event:{EVENT}", "onsale", until=time.time() + 600)
+        ops.set(f"event:{EVENT}", "normal", reason="sold out")  # lands between read and write
+        with pytest.raises(StaleWriteError):
+            ops.set(
+                f"event:{EVENT}",
+                "onsale",
+                until=read.until,
+                exit_rate=300.0,
+                if_latest=read.revision,
+            )
+        latest = current_states(store, Verifier.from_files([keys.verify_key])).states[
+            f"event:{EVENT}"
+        ]
+        assert latest.mode == "normal"
+        written = ops.set(f"event:{EVENT}", "onsale", exit_rate=300.0, if_latest=latest.revision)
+        assert written.revision == latest.revision + 1
+        assert written.exit_rate == 300.0
+    finally:
+        store.close()

@@ -28,8 +28,8 @@ from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._controller import ExitRateController
 from onsale_obs.exitrate._signals import Recommendation, Signals
 from onsale_obs.generate._promql import matcher, quote, selector
-from onsale_obs.modes import Broadcaster, ModeBackend, ModeHistory, Verifier
-from onsale_obs.modes._history import windows_from_states
+from onsale_obs.modes import Broadcaster, ModeBackend, Verifier
+from onsale_obs.modes._history import verify_entries, windows_from_states
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.slo._prom_client import PrometheusClient
 from onsale_obs.slo._prometheus import PrometheusSource
@@ -162,6 +162,8 @@ class ExitRateLoop:
     controllers: dict[str, ExitRateController] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     gauge: RecommendationGauge = field(default_factory=RecommendationGauge)
+    #: the store's latest revision at the last read (publishing is conditional on it)
+    _head: int = 0
 
     def __post_init__(self) -> None:
         if self.registry is not None:
@@ -181,7 +183,9 @@ class ExitRateLoop:
         self, now: float
     ) -> tuple[list[tuple[str, list[OnSaleWindow]]], dict[str, ModeState]]:
         """The store read and verified once: who is on sale, and each scope's latest state."""
-        states = ModeHistory(self.backend, self.verifier).transitions()
+        entries = list(self.backend.history())
+        self._head = max((e.revision for e in entries), default=0)
+        states, _ = verify_entries(entries, self.verifier)
         windows = [w for w in windows_from_states(states) if w.end is None or w.end > now - 86_400]
         current = [w for w in windows if w.start <= now and (w.end is None or now < w.end)]
         latest = {s.scope: s for s in states}  # oldest first: the last one wins
@@ -238,7 +242,9 @@ class ExitRateLoop:
             return
         if state.exit_rate is not None and abs(state.exit_rate - recommendation.rate) < 1.0:
             return
-        self.broadcaster.set(
+        # only if nothing was published since the read: an operator's change always wins
+        published = self.broadcaster.set(
             scope, "onsale", until=state.until, source=state.source, reason=state.reason,
-            exit_rate=round(recommendation.rate, 1),
+            exit_rate=round(recommendation.rate, 1), if_latest=self._head,
         )  # fmt: skip
+        self._head = published.revision

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from onsale_obs.exceptions import BadInputError
+from onsale_obs.exceptions import BadInputError, StaleWriteError
 from onsale_obs.modes._backend import ModeBackend
 from onsale_obs.modes._current import current_states
 from onsale_obs.modes._history import ModeHistory
@@ -43,10 +43,13 @@ class Broadcaster:
         source: Source = "manual",
         reason: str = "",
         exit_rate: float | None = None,
+        if_latest: int | None = None,
     ) -> ModeState:
         """Publish a new state for ``scope`` and return it with its store-assigned revision.
 
         ``exit_rate`` (users/min) carries the waiting room's recommendation to subscribers.
+        ``if_latest``: write only if the store's latest revision is still this one (raises
+        ``StaleWriteError`` otherwise), for writes derived from what was read.
         """
         scope = parse_scope(scope)
         checked_mode = parse_mode(mode)
@@ -57,6 +60,11 @@ class Broadcaster:
         made: list[ModeState] = []
 
         def seal(revision: int) -> bytes:
+            if if_latest is not None and revision > if_latest + 1:
+                raise StaleWriteError(
+                    f"the mode store moved on to revision {revision - 1} since revision "
+                    f"{if_latest} was read; nothing was written."
+                )
             state = ModeState(
                 scope, checked_mode, revision, since, until, source, reason, exit_rate
             )

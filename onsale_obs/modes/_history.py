@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from onsale_obs.modes._backend import ModeBackend
+from onsale_obs.modes._backend import Entry, ModeBackend
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.modes._signing import RejectedMessage, Verifier
 
@@ -30,20 +31,7 @@ class ModeHistory:
         ]
 
     def _all(self) -> list[ModeState]:
-        states: list[ModeState] = []
-        last: dict[str, int] = {}
-        self.rejected = {}
-        for entry in self.backend.history():
-            try:
-                state = self.verifier.open_entry(entry)
-            except RejectedMessage as exc:
-                self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
-                continue
-            if state.revision <= last.get(state.scope, 0):
-                self.rejected["replayed"] = self.rejected.get("replayed", 0) + 1
-                continue
-            last[state.scope] = state.revision
-            states.append(state)
+        states, self.rejected = verify_entries(self.backend.history(), self.verifier)
         return states
 
     def onsale_windows(
@@ -61,6 +49,27 @@ class ModeHistory:
             and (end is None or w.start < end)
             and (start is None or w.end is None or w.end > start)
         ]
+
+
+def verify_entries(
+    entries: Iterable[Entry], verifier: Verifier
+) -> tuple[list[ModeState], dict[str, int]]:
+    """The entries that verify, as states (oldest first), and the rejected ones by reason."""
+    states: list[ModeState] = []
+    rejected: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for entry in entries:
+        try:
+            state = verifier.open_entry(entry)
+        except RejectedMessage as exc:
+            rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
+            continue
+        if state.revision <= last.get(state.scope, 0):
+            rejected["replayed"] = rejected.get("replayed", 0) + 1
+            continue
+        last[state.scope] = state.revision
+        states.append(state)
+    return states, rejected
 
 
 def windows_from_states(states: list[ModeState]) -> list[OnSaleWindow]:
