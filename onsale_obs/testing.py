@@ -161,6 +161,39 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0)
         process.wait(timeout)
 
 
+def launch(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a server process with stdout and stderr going to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def log_tail(log: Path | None, lines: int = 20) -> str:
+    """The last ``lines`` a server wrote to ``log`` (for error messages)."""
+    if log is None or not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+def wait_http_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float, log: Path | None = None
+) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError if the process dies or time runs out."""
+    import httpx  # only the HTTP servers need it
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args!r} exited at start: {log_tail(log)}")
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s: {log_tail(log)}")
+
+
 def require_binary(name: str, package: str) -> str:
     """Path of a server binary; under ``CI=true`` its absence is an error, else a pytest skip."""
     path = find_binary(name)

@@ -14,9 +14,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
-
-from onsale_obs.testing import find_binary, free_port, stop_process
+from onsale_obs.testing import (
+    find_binary,
+    free_port,
+    launch,
+    log_tail,
+    stop_process,
+    wait_http_ready,
+)
 
 
 class WebhookSink(ThreadingHTTPServer):
@@ -112,8 +117,7 @@ class AlertmanagerServer:
         self._scratch = Path(tempfile.mkdtemp(prefix="onsale-alertmanager-"))
         config = self._scratch / "alertmanager.yml"
         config.write_text(self.config)
-        log = (self._scratch / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
+        self.process = launch(
             [
                 path,
                 f"--config.file={config}",
@@ -122,29 +126,22 @@ class AlertmanagerServer:
                 "--cluster.listen-address=",
                 "--log.level=warn",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self._scratch / "alertmanager.log",
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"alertmanager exited: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"alertmanager did not become ready on {self.url}")
-            time.sleep(0.05)
+        try:
+            wait_http_ready(f"{self.url}/-/ready", self.process, timeout, self._log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def _log(self) -> Path | None:
+        return None if self._scratch is None else self._scratch / "alertmanager.log"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines it logged."""
-        if self._scratch is None or not (self._scratch / "alertmanager.log").exists():
-            return ""
-        return "\n".join((self._scratch / "alertmanager.log").read_text().splitlines()[-lines:])
+        return log_tail(self._log, lines)
 
     def stop(self) -> None:
         """Terminate (then kill) and remove its folder."""

@@ -14,15 +14,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-import httpx
-
-from onsale_obs.testing import find_binary, free_port, stop_process
+from onsale_obs.testing import (
+    find_binary,
+    free_port,
+    launch,
+    log_tail,
+    stop_process,
+    wait_http_ready,
+)
 
 #: promtool aligns blocks to its block duration and parses the whole input once per block;
 #: 4374h (about six months) puts a month of history in one or two blocks.
@@ -133,33 +137,21 @@ class PrometheusServer:
             *([f"--storage.tsdb.retention.time={self.retention}"] if self.retention else []),
             *self.extra_args,
         ]
-        log = (self._scratch / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self._wait_ready(timeout)
+        self.process = launch(args, self._scratch / "prometheus.log")
+        try:
+            wait_http_ready(f"{self.url}/-/ready", self.process, timeout, self._log)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as http:
-            while time.monotonic() < deadline:
-                if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"prometheus exited at start: {self.log_tail()}")
-                try:
-                    if http.get(f"{self.url}/-/ready").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"prometheus was not ready on port {self.port} within {timeout}s")
+    @property
+    def _log(self) -> Path | None:
+        return None if self._scratch is None else self._scratch / "prometheus.log"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the server logged (for error messages)."""
-        if self._scratch is None or not (self._scratch / "prometheus.log").exists():
-            return ""
-        text = (self._scratch / "prometheus.log").read_text(errors="replace")
-        return "\n".join(text.strip().splitlines()[-lines:])
+        return log_tail(self._log, lines)
 
     def stop(self) -> None:
         """Stop the server (terminate, then kill) and remove the folders this object made."""
