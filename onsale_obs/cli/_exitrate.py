@@ -31,6 +31,7 @@ from onsale_obs.exitrate._run import (
 )
 from onsale_obs.exitrate._scenario import Scenario, load_scenario
 from onsale_obs.exitrate._table import HEADERS, row, title, verdict
+from onsale_obs.generate._files import write_atomic
 
 SimulateFormat = Literal["table", "json"]
 
@@ -177,20 +178,13 @@ def _write(reports: list[ScenarioReport], out: Path, plot: bool) -> list[Path]:
     written = []
     for report in reports:
         path = out / f"{report.scenario.name}.json"
-        _write_text(path, json.dumps(report.to_json(timeline=True), indent=2) + "\n")
+        write_atomic(path, json.dumps(report.to_json(timeline=True), indent=2) + "\n")
         written.append(path)
         if plot:
             from onsale_obs.exitrate._plot import plot_report
 
             written.append(plot_report(report, out / f"{report.scenario.name}.png"))
     return written
-
-
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as exc:
-        raise BadInputError(f"cannot be written ({exc.strerror}).", file=str(path)) from None
 
 
 def _summary(reports: list[ScenarioReport]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from onsale_obs.cli._slo_render import (
     print_grids,
     summary_grid,
 )
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.generate._files import write_atomic
 from onsale_obs.modes import BACKEND_ENV, ModeHistory
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo import SLO, SLOSpec, load_spec
@@ -369,15 +370,10 @@ def _output_file(output: Path | None, fmt: ReportFormat) -> Path | None:
 
 def _write(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` at once (a reader never sees half a report)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise typer.BadParameter(
-            f"cannot write {path}: {exc.strerror or exc}.", param_hint="'-o' / '--output'"
-        ) from None
+        write_atomic(path, text)
+    except BadInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
     typer.echo(f"wrote {path}", err=True)
 
 

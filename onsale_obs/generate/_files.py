@@ -38,18 +38,30 @@ def write_checked(files: Mapping[Path, str], check: Callable[[Path], None] | Non
         if check is not None:
             check(staged)
         for path, text in files.items():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-                with os.fdopen(fd, "w") as out:
-                    out.write(text)
-                os.chmod(name, 0o644)  # mkstemp makes 0600; Prometheus may run as another user
-                os.replace(name, path)
-            except OSError as exc:
-                raise BadInputError(
-                    f"cannot be written ({exc.strerror or exc}); expected a writable folder.",
-                    file=str(path),
-                ) from None
+            write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (readers never see half a file), mode 0644.
+
+    Raises ``BadInputError`` naming the file when it cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(name, 0o644)  # mkstemp makes 0600; Prometheus may run as another user
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot be written ({exc.strerror or exc}); expected a writable folder.",
+            file=str(path),
+        ) from None
 
 
 def run_tool(args: list[str], what: str, *, cwd: Path | None = None) -> None:
