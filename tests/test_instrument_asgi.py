@@ -63,9 +63,12 @@ class Stack:
         return generate_latest(self.registry).decode()
 
 
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    """Broadcaster, subscriber, tracer provider with the on-sale processor, metrics and logs."""
+@pytest.fixture(params=["beside", "wrapping"])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Broadcaster, subscriber, tracer provider with the on-sale processor, metrics and logs.
+
+    Every test runs with the on-sale processor added beside the exporting one and wrapping it.
+    """
     signer, verifier = key_pair()
     backend = MemoryBackend()
     clock = FakeClock()
@@ -73,8 +76,11 @@ def stack() -> Iterator[Stack]:
     registry = CollectorRegistry()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(OnsaleSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if request.param == "beside":
+        provider.add_span_processor(OnsaleSpanProcessor())
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        provider.add_span_processor(OnsaleSpanProcessor(SimpleSpanProcessor(exporter)))
     logs = io.StringIO()
     configure_logging(stream=logs)
     yield Stack(
@@ -381,12 +387,12 @@ def test_non_http_and_metrics_paths_pass_through(stack: Stack) -> None:
             return None
 
         await middleware({"type": "lifespan"}, receive, send)
-        await middleware(
-            {"type": "http", "path": "/metrics", "method": "GET", "headers": []}, receive, send
-        )
+        for path in ("/metrics", "/metrics/"):
+            scope: Scope = {"type": "http", "path": path, "method": "GET", "headers": []}
+            await middleware(scope, receive, send)
 
     asyncio.run(go())
-    assert seen == ["lifespan", "http"]
+    assert seen == ["lifespan", "http", "http"]
     assert "onsale_requests_total{" not in stack.metrics_text()
 
 

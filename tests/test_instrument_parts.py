@@ -10,12 +10,17 @@ import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, generate_latest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from onsale_obs.instrument import (
     DEFAULT_BUCKETS,
+    OnsaleSpanProcessor,
     RequestMetrics,
     RequestMode,
     add_onsale_context,
@@ -208,3 +213,52 @@ def test_metrics_app_works_as_a_starlette_route() -> None:
     response = asyncio.run(scrape())
     assert response.status_code == 200
     assert 'mode="onsale"' in response.text
+
+
+class _Recording(SpanProcessor):
+    """An exporting processor that does something on start, as some vendors' processors do."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[str] = []
+        self.shut = False
+        self.flushed: int | None = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.started.append(span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span.name)
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.flushed = timeout_millis
+        return False
+
+
+def test_wrapping_processor_tags_then_hands_every_span_on(in_request: RequestMode) -> None:
+    """Wrapped, the exporting processor still sees every hook, after the span is tagged."""
+    recording = _Recording()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(OnsaleSpanProcessor(recording))
+    provider.add_span_processor(OnsaleSpanProcessor(SimpleSpanProcessor(exporter)))
+    with provider.get_tracer("t").start_as_current_span("SELECT seats"):
+        pass
+    assert recording.started == recording.ended == ["SELECT seats"]
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes == {"onsale.mode": "onsale", "onsale.event": "final"}
+    assert provider.force_flush(5000) is False  # the wrapped processor's own answer
+    assert recording.flushed is not None
+    provider.shutdown()
+    assert recording.shut
+
+
+def test_processor_skips_only_hooks_that_do_nothing() -> None:
+    """The SDK's processors do nothing on start; one that does is still called."""
+    simple = OnsaleSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert simple._then_start is None
+    recording = _Recording()
+    assert OnsaleSpanProcessor(recording)._then_start == recording.on_start

@@ -96,12 +96,13 @@ def _span_line(span: ReadableSpan) -> str:
 
 def _tracer_provider(stack: ExitStack, spans: Path | None) -> TracerProvider:
     provider = TracerProvider()
-    provider.add_span_processor(OnsaleSpanProcessor())
-    if spans is not None:
+    if spans is None:
+        provider.add_span_processor(OnsaleSpanProcessor())
+    else:
         out: IO[str] = stack.enter_context(spans.open("a", encoding="utf-8"))
-        provider.add_span_processor(
-            BatchSpanProcessor(ConsoleSpanExporter(out=out, formatter=_span_line))
-        )
+        exporting = BatchSpanProcessor(ConsoleSpanExporter(out=out, formatter=_span_line))
+        # tag every span, then hand it to the exporting processor
+        provider.add_span_processor(OnsaleSpanProcessor(exporting))
     stack.callback(provider.shutdown)
     return provider
 

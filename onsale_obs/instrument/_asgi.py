@@ -33,7 +33,7 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
     """Tags each HTTP request of an ASGI app with its mode (options: ``TaggingMiddleware``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") in self.exclude_paths:
+        if scope["type"] != "http" or scope["path"] in self.exclude_paths:
             await self.app(scope, receive, send)
             return
         arrived = now()
@@ -58,7 +58,17 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
 
-        sender = _StatusSend(send)
+        status = 0
+
+        # A plain function returning the real ``send``'s awaitable rather than a coroutine
+        # function (no extra coroutine frame per message), and a closure rather than an object
+        # with ``__call__`` (a cheaper call): this runs for every message of every request.
+        def sender(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
         failed = False
         try:
             await self.app(scope, receive, sender)
@@ -66,27 +76,7 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
             failed = True
             raise
         finally:
-            status = sender.status
             try:
                 tagger.end(started, 500 if failed or status == 0 else status, now() - arrived)
             except Exception:
                 tagger.failed("asgi request end")
-
-
-class _StatusSend:
-    """Wraps ``send`` to see the response status.
-
-    A plain callable returning the real ``send``'s awaitable, rather than a coroutine function:
-    no extra coroutine frame per message on the request path.
-    """
-
-    __slots__ = ("send", "status")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.status = 0
-
-    def __call__(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        return self.send(message)

@@ -6,6 +6,7 @@ from contextvars import ContextVar
 
 from opentelemetry.util.types import AttributeValue
 
+from onsale_obs.instrument._baggage import EVENT_KEY, MODE_KEY
 from onsale_obs.types import Mode
 
 #: Span attribute names (a contract, see DESIGN.md).
@@ -20,10 +21,13 @@ class RequestMode:
     ``event`` is the request's event id (its scope), whether or not that event is on sale;
     ``onsale_event`` is the same id only while that event is on sale (the metric label);
     ``upstream_mode`` is what the calling service said in baggage: recorded, never trusted.
-    ``span_attributes`` is computed once here, because every span of the request gets it.
+    ``span_attributes`` (every span of the request gets them) and ``baggage`` (the
+    ``onsale.*`` baggage entries this service passes on) are computed once here; both are
+    shared, read-only mappings.
     """
 
     __slots__ = (
+        "baggage",
         "event",
         "method",
         "mode",
@@ -49,12 +53,9 @@ class RequestMode:
         self.upstream_mode = upstream_mode
         self.route = route
         self.method = method
-        attrs: dict[str, AttributeValue] = {MODE_ATTR: mode}
-        if event is not None:
-            attrs[EVENT_ATTR] = event
-        if upstream_mode is not None:
-            attrs[UPSTREAM_MODE_ATTR] = upstream_mode
-        self.span_attributes = attrs
+        tags = _tags(mode, event, upstream_mode)
+        self.span_attributes: dict[str, AttributeValue] = tags[0]
+        self.baggage: dict[str, object] = tags[1]
         #: the request's trace (integer id), set from the server span when tracing is on
         self.trace_id: int | None = None
 
@@ -63,6 +64,32 @@ class RequestMode:
             f"RequestMode(mode={self.mode!r}, event={self.event!r}, onsale_event={self.onsale_event!r}, "
             f"upstream_mode={self.upstream_mode!r}, route={self.route!r})"
         )
+
+
+_Tags = tuple[dict[str, AttributeValue], dict[str, object]]
+_TAGS: dict[tuple[str, str | None, str | None], _Tags] = {}
+#: How many (mode, event, upstream mode) combinations keep their mappings made in advance.
+_MAX_TAGS = 4096
+
+
+def _tags(mode: str, event: str | None, upstream_mode: str | None) -> _Tags:
+    """The span attributes and baggage entries of a request, made once per combination."""
+    key = (mode, event, upstream_mode)
+    found = _TAGS.get(key)
+    if found is not None:
+        return found
+    baggage: dict[str, object] = {MODE_KEY: mode}
+    if event is not None:
+        baggage[EVENT_KEY] = event
+    attrs: dict[str, AttributeValue] = {MODE_ATTR: mode}
+    if event is not None:
+        attrs[EVENT_ATTR] = event
+    if upstream_mode is not None:
+        attrs[UPSTREAM_MODE_ATTR] = upstream_mode
+    if len(_TAGS) >= _MAX_TAGS:  # event ids are bounded by the extractors, but never trust that
+        _TAGS.clear()
+    found = _TAGS[key] = (attrs, baggage)
+    return found
 
 
 _current: ContextVar[RequestMode | None] = ContextVar("onsale_request_mode", default=None)

@@ -40,7 +40,7 @@ def status_class(status: int) -> str:
 
 
 class _Series:
-    __slots__ = ("bounds", "buckets", "codes", "count", "exemplars", "labels", "lock", "total")
+    __slots__ = ("bounds", "buckets", "codes", "exemplars", "labels", "lock", "total")
 
     def __init__(self, labels: tuple[str, str, str, str], bounds: tuple[float, ...]) -> None:
         self.labels = labels
@@ -50,7 +50,6 @@ class _Series:
         # (trace id, value) per bucket; turned into Exemplars only at scrape time
         self.exemplars: list[tuple[int, float] | None] = [None] * (len(bounds) + 1)
         self.codes = [0, 0, 0, 0, 0]
-        self.count = 0
         self.total = 0.0
 
 
@@ -99,13 +98,16 @@ class RequestMetrics(Collector):
             series = self._new_series(route, method, mode, event)
         code = status // 100 - 1
         index = bisect_left(series.bounds, seconds)
-        with series.lock:  # observe() inlined: this runs on every request
+        lock = series.lock
+        lock.acquire()  # observe() inlined, and no ``with``: this runs on every request
+        try:
             series.buckets[index] += 1
             series.codes[code if 0 <= code <= 4 else 4] += 1
-            series.count += 1
             series.total += seconds
             if trace_id is not None:
                 series.exemplars[index] = (trace_id, seconds)
+        finally:
+            lock.release()
 
     def _new_series(self, route: str, method: str, mode: str, event: str) -> _Series:
         with self._lock:

@@ -16,8 +16,6 @@ from opentelemetry import baggage, context, trace
 
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import (
-    EVENT_KEY,
-    MODE_KEY,
     parse_onsale_baggage,
     rewrite_baggage,
     strip_onsale_baggage,
@@ -141,7 +139,7 @@ class Tagger:
             # here (the span processor only sees spans started from now on).
             tag_span(span, rm.span_attributes)
             rm.trace_id = span.get_span_context().trace_id
-        otel_token = context.attach(_with_onsale_baggage(ctx, rm.mode, event))
+        otel_token = context.attach(_with_onsale_baggage(ctx, rm))
         # With no recording span yet, any OTel middleware is inside us and extracts the context
         # from the inbound headers: hand it this service's view.
         header = None
@@ -181,7 +179,7 @@ class Tagger:
                 )
 
 
-def _with_onsale_baggage(ctx: context.Context, mode: str, event: str | None) -> context.Context:
+def _with_onsale_baggage(ctx: context.Context, rm: RequestMode) -> context.Context:
     """``ctx`` with this service's ``onsale.*`` baggage, in one copy.
 
     Every inbound ``onsale.*`` entry an outer OTel middleware extracted is replaced, so a
@@ -191,14 +189,16 @@ def _with_onsale_baggage(ctx: context.Context, mode: str, event: str | None) -> 
         for key in baggage.get_all(ctx):
             if key.startswith("onsale."):
                 ctx = baggage.remove_baggage(key, ctx)
-        ctx = baggage.set_baggage(MODE_KEY, mode, ctx)
-        return ctx if event is None else baggage.set_baggage(EVENT_KEY, event, ctx)
-    current: Mapping[str, object] = ctx.get(_BAGGAGE_KEY) or _EMPTY  # type: ignore[assignment]
-    entries = {k: v for k, v in current.items() if not k.startswith("onsale.")} if current else {}
-    entries[MODE_KEY] = mode
-    if event is not None:
-        entries[EVENT_KEY] = event
-    return context.set_value(_BAGGAGE_KEY, entries, ctx)
+        for key, value in rm.baggage.items():
+            ctx = baggage.set_baggage(key, value, ctx)
+        return ctx
+    current: Mapping[str, object] | None = ctx.get(_BAGGAGE_KEY)  # type: ignore[assignment]
+    if current:
+        entries = {k: v for k, v in current.items() if not k.startswith("onsale.")}
+        entries.update(rm.baggage)
+        return context.Context({**ctx, _BAGGAGE_KEY: entries})
+    # no inbound baggage: the request's own entries, shared (OTel never changes them in place)
+    return context.Context({**ctx, _BAGGAGE_KEY: rm.baggage})
 
 
 class TaggingMiddleware(Generic[AppT]):
@@ -230,7 +230,9 @@ class TaggingMiddleware(Generic[AppT]):
     ) -> None:
         self.app = app
         self.service = service
-        self.exclude_paths = frozenset(p.rstrip("/") or "/" for p in exclude_paths)
+        # each path with and without its trailing slash: one set lookup per request
+        bases = [p.rstrip("/") for p in exclude_paths]
+        self.exclude_paths = frozenset([*(b or "/" for b in bases), *(b + "/" for b in bases)])
         self.tagger = Tagger(
             subscriber,
             routes=routes

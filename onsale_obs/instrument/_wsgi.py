@@ -32,7 +32,7 @@ class OnsaleWSGIMiddleware(TaggingMiddleware[WSGIApp]):
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if path.rstrip("/") in self.exclude_paths:
+        if path in self.exclude_paths:
             return self.app(environ, start_response)
         arrived = now()
         tagger = self.tagger
