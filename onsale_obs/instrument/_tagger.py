@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -45,6 +46,25 @@ except ImportError:  # pragma: no cover - depends on the OTel version
     _BAGGAGE_KEY = _SPAN_KEY = None
 
 _EMPTY: dict[str, Any] = {}
+
+
+def _otel_context_var() -> ContextVar[context.Context] | None:
+    """OTel's own context variable, when its runtime context is the default (contextvars) one.
+
+    Setting and resetting it directly is what ``context.attach``/``detach`` do, minus three
+    Python calls each way; any other runtime context goes through the public API.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - depends on the OTel version
+        return None
+    if type(_RUNTIME_CONTEXT) is not ContextVarsRuntimeContext:
+        return None
+    var = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+    return var if isinstance(var, ContextVar) else None
+
+
 AppT = TypeVar("AppT")
 
 #: The monotonic clock durations are measured with.
@@ -87,6 +107,7 @@ class Tagger:
         self.drop_inbound_baggage = drop_inbound_baggage
         self.logger = logger
         self._failed_once = False
+        self._otel_var = _otel_context_var()
 
     def start(
         self,
@@ -131,7 +152,9 @@ class Tagger:
             resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
         )
         token = _current.set(rm)
-        ctx = context.get_current()  # read once: the span and the baggage both come from it
+        otel_var = self._otel_var
+        # read once: the span and the baggage both come from it
+        ctx = otel_var.get() if otel_var is not None else context.get_current()
         span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
         outermost = span is None or not span.is_recording()
         if not outermost:
@@ -139,7 +162,8 @@ class Tagger:
             # here (the span processor only sees spans started from now on).
             tag_span(span, rm.span_attributes)
             rm.trace_id = span.get_span_context().trace_id
-        otel_token = context.attach(_with_onsale_baggage(ctx, rm))
+        ours = _with_onsale_baggage(ctx, rm)
+        otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
         # With no recording span yet, any OTel middleware is inside us and extracts the context
         # from the inbound headers: hand it this service's view.
         header = None
@@ -164,7 +188,14 @@ class Tagger:
             if self.access_log is not None:
                 self.access_log.write(rm, status, seconds)
         finally:
-            context.detach(otel_token)
+            otel_var = self._otel_var
+            if otel_var is None:
+                context.detach(otel_token)
+            else:
+                try:
+                    otel_var.reset(otel_token)
+                except ValueError:  # made in another context: OTel's detach logs why
+                    context.detach(otel_token)
             _current.reset(token)
 
     def failed(self, where: str) -> None:
