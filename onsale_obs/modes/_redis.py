@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -155,7 +156,7 @@ class RedisBackend:
                 self._client_url,
                 socket_connect_timeout=self._connect_timeout,
                 socket_timeout=self._connect_timeout + 10.0,
-                retry=Retry(NoBackoff(), 0),
+                retry=AsyncRetry(NoBackoff(), 0),  # redis-py >= 6 warns on a sync Retry here
             )
         try:
             reply = await self._aclient.xread(
