@@ -175,6 +175,45 @@ def test_async_subscriber_on_redis(redis_server: RedisServer) -> None:
     assert ticks >= 1
 
 
+def test_async_subscriber_survives_redis_restart(redis_server: RedisServer) -> None:
+    """The asyncio task keeps serving through a Redis kill, then reconnects and catches up."""
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+
+    async def wait_async(predicate: object) -> bool:
+        assert callable(predicate)
+        for _ in range(500):
+            if predicate():
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def scenario() -> None:
+        sub = ModeSubscriber(
+            open_backend(redis_server.url),
+            verifier,
+            registry=None,
+            poll_timeout=0.2,
+            retry_interval=0.05,
+            stale_after=0.3,
+        )
+        sub.start_task()
+        try:
+            await asyncio.to_thread(broadcaster.set, "event:final", "onsale")
+            assert await wait_async(lambda: sub.mode_for("final") == "onsale")
+            await asyncio.to_thread(redis_server.kill)
+            assert await wait_async(lambda: sub.stale)
+            assert sub.mode_for("final") == "onsale"  # the last known state keeps serving
+            await asyncio.to_thread(redis_server.start)
+            await asyncio.to_thread(broadcaster.set, "event:final", "normal")
+            assert await wait_async(lambda: sub.mode_for("final") == "normal" and not sub.stale)
+            assert sub.revision == 2
+        finally:
+            await sub.astop()
+
+    asyncio.run(scenario())
+
+
 def test_garbage_on_the_bus_is_counted_not_fatal(redis_server: RedisServer) -> None:
     """Malformed, truncated and forged messages written straight into Redis are rejected and counted."""
     signer, verifier = key_pair()

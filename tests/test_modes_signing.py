@@ -29,6 +29,18 @@ def test_round_trip(keys: tuple[Signer, Verifier]) -> None:
     assert verifier.open(signer.seal(STATE)) == STATE
 
 
+def test_signature_is_plain_ed25519(keys: tuple[Signer, Verifier]) -> None:
+    """Another Ed25519 implementation (OpenSSL here) verifies what the signer (libsodium) made.
+
+    Consumers outside Python check the envelope with whatever Ed25519 library they have.
+    """
+    signer, _ = keys
+    envelope = orjson.loads(signer.seal(STATE))
+    public_key = signer.private_key.public_key()
+    public_key.verify(base64.b64decode(envelope["sig"]), envelope["payload"].encode())
+    assert envelope["kid"] == signer.kid
+
+
 def test_wrong_key_is_forged(keys: tuple[Signer, Verifier]) -> None:
     """A state signed by a key the subscriber does not trust is rejected as forged."""
     other_signer, _ = key_pair()

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeAlias
 
@@ -63,22 +63,28 @@ class Signer:
     """Signs mode states with an Ed25519 private key."""
 
     private_key: Ed25519PrivateKey
+    _sign: Callable[[bytes], bytes] = field(init=False, repr=False, compare=False)
+    _kid: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # frozen: set once here, so sealing (on every mode change) does no key work
+        object.__setattr__(self, "_sign", _fast_sign(self.private_key))
+        object.__setattr__(self, "_kid", key_id(self.private_key.public_key()))
 
     @property
     def kid(self) -> str:
         """The id of the matching public key."""
-        return key_id(self.private_key.public_key())
+        return self._kid
 
     def seal(self, state: ModeState) -> bytes:
         """Return the signed envelope for ``state``, ready for the bus."""
         payload = orjson.dumps(state.to_payload(), option=orjson.OPT_SORT_KEYS)
-        sig = self.private_key.sign(payload)
         return orjson.dumps(
             {
                 "v": 1,
-                "kid": self.kid,
+                "kid": self._kid,
                 "payload": payload.decode(),
-                "sig": base64.b64encode(sig).decode(),
+                "sig": base64.b64encode(self._sign(payload)).decode(),
             }
         )
 
@@ -181,6 +187,27 @@ class Verifier:
                 )
             keys.append(loaded)
         return cls(keys)
+
+
+def _fast_sign(private_key: Ed25519PrivateKey) -> Callable[[bytes], bytes]:
+    """A sign function for one key: libsodium (PyNaCl) when installed, else OpenSSL.
+
+    Both give the same signature (Ed25519 is deterministic); libsodium takes about 19 us where
+    OpenSSL through ``cryptography`` takes about 29, on the publisher's path of every change.
+    """
+    try:
+        from nacl.signing import SigningKey
+    except ImportError:
+        return private_key.sign
+    seed = private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    key = SigningKey(seed)
+
+    def sign_sodium(payload: bytes) -> bytes:
+        return key.sign(payload).signature
+
+    return sign_sodium
 
 
 def _fast_verify(public_key: Ed25519PublicKey) -> Callable[[bytes, bytes], bool]:
