@@ -4,6 +4,8 @@
 ``time.time()`` when each revision is accepted (after signature verification).
 ``--kind raw``: a plain redis-py ``XREAD BLOCK`` loop on ``--stream`` that records
 ``time.time()`` when each entry arrives, keyed by the entry's ``seq`` field.
+``--kind raw-conn``: the same loop driven on a redis-py connection directly (no client
+machinery per command), the way ``RedisBackend.read`` reads.
 
 Both read in a background thread while the main thread waits on stdin. Protocol with the parent:
 the worker creates ``<dir>/ready/<id>`` once it is listening, and when stdin reaches EOF (the
@@ -70,11 +72,25 @@ def _raw(args: argparse.Namespace, seen: dict[int, float]) -> tuple[Callable[[],
     errors: list[str] = []
     block_ms = max(1, int(args.poll_timeout * 1000))
 
+    def xread_client() -> Any:
+        return client.xread({stream: last}, count=1000, block=block_ms)
+
+    conn: Any = client.connection_pool.make_connection()
+
+    def xread_conn() -> Any:
+        conn.send_command("XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", stream, last)
+        reply = conn.read_response()
+        if isinstance(reply, dict):  # RESP3
+            return list(reply.items())
+        return reply
+
+    xread = xread_conn if args.kind == "raw-conn" else xread_client
+
     def loop() -> None:
         nonlocal last
         while not stop_event.is_set():
             try:
-                reply: Any = client.xread({stream: last}, count=1000, block=block_ms)
+                reply: Any = xread()
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 errors.append(str(exc))
                 stop_event.wait(0.5)
@@ -82,6 +98,8 @@ def _raw(args: argparse.Namespace, seen: dict[int, float]) -> tuple[Callable[[],
             now = time.time()
             for _key, items in reply or []:
                 for entry_id, fields in items:
+                    if isinstance(fields, list):  # raw connection: [k, v, k, v]
+                        fields = dict(zip(fields[::2], fields[1::2], strict=True))
                     seen.setdefault(int(fields[b"seq"]), now)
                     last = entry_id
 
@@ -100,7 +118,7 @@ def _raw(args: argparse.Namespace, seen: dict[int, float]) -> tuple[Callable[[],
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kind", choices=("product", "raw"), required=True)
+    parser.add_argument("--kind", choices=("product", "raw", "raw-conn"), required=True)
     parser.add_argument("--id", required=True)
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--url", required=True)

@@ -8,6 +8,9 @@ with the same layout (N separate OS processes, one publisher in this process):
 - ``redis``:  N processes each running ``ModeSubscriber`` on ``RedisBackend``; the publisher calls
               ``Broadcaster.set`` (INCR + signed append + snapshot update; subscribers verify).
 - ``sqlite``: the same on ``SqliteBackend`` (a temp file, polled every ``--sqlite-poll`` s).
+- ``raw-conn``: ``raw`` with each subscriber driving its redis-py connection directly (no client
+              machinery per command), as ``RedisBackend.read`` does: a leaner baseline, printed
+              for comparison (the target is judged against ``raw``).
 
 Order within a round alternates (raw, redis, sqlite / sqlite, redis, raw) so that slow drifts
 of a noisy machine hit the baseline and the product alike. Latency of one (worker, transition)
@@ -47,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_bench_subscriber.py"
 SCOPE = "event:bench"
 TARGET_RATIO = 1.5
-BACKENDS = ("redis", "sqlite")
+BACKENDS = ("redis", "sqlite", "raw-conn")
 #: Hard caps so that nothing can run forever.
 WORKER_MAX_LIFETIME_S = 1800.0
 STOP_TIMEOUT_S = 30.0
@@ -107,7 +110,7 @@ class Publisher:
 def make_publisher(
     kind: str, tag: str, redis_url: str, run_dir: Path, keys_dir: Path, sqlite_poll: float
 ) -> Publisher:
-    if kind == "raw":
+    if kind in ("raw", "raw-conn"):
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=11.0)
         stream = f"benchraw-{tag}:stream"
         client.xadd(stream, {"seq": "-1"})  # warm-up: connection made, stream exists
@@ -117,7 +120,7 @@ def make_publisher(
             return i
 
         return Publisher(
-            publish_raw, ["--kind", "raw", "--url", redis_url, "--stream", stream], client.close
+            publish_raw, ["--kind", kind, "--url", redis_url, "--stream", stream], client.close
         )
     if kind == "redis":
         url = f"{redis_url}?prefix=bench-{tag}"
@@ -458,6 +461,15 @@ def print_tables(rows: list[Row], args: argparse.Namespace) -> None:
         )
     else:
         print(f"Redis target (p99 within {TARGET_RATIO}x of raw p99 at every N): MET ({detail}).")
+    lean = {r.n: r for r in rows if r.kind == "raw-conn"}
+    if lean:
+        detail = ", ".join(
+            f"N={r.n} {r.p99_ms / lean[r.n].p99_ms:.2f}x" for r in redis_rows if r.n in lean
+        )
+        print(
+            "Redis p99 beside the lean raw reader (raw-conn: connection driven directly, as "
+            f"RedisBackend.read does): {detail}."
+        )
 
 
 def _print_aligned(lines: list[tuple[str, ...]]) -> None:
@@ -473,7 +485,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--subscribers", default="1,50,200", help="comma-separated N values")
     parser.add_argument("--transitions", type=int, default=30, help="changes published per run")
-    parser.add_argument("--backends", default="redis,sqlite", help="comma-separated: redis,sqlite")
+    parser.add_argument(
+        "--backends",
+        default="redis,sqlite,raw-conn",
+        help="comma-separated: redis,sqlite,raw-conn (raw is always measured)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write results to this file")
     parser.add_argument(
         "--appendfsync",
