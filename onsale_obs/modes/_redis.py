@@ -137,7 +137,7 @@ class RedisBackend:
 
     # The subscriber's hot path, paid in every service process at once on each change: a
     # connection of its own, driven directly, skips the client's per-command machinery (pool
-    # checkout, retry wrapper, response callbacks), about 40 us of the ~200 us CPU a wake
+    # checkout, retry wrapper, response callbacks), about 60 us of the ~200 us CPU a wake
     # costs a sync subscriber (see the README's broadcaster performance section).
 
     def _xread_command(self, after: int, timeout: float) -> tuple[Any, ...]:
