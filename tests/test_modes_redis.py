@@ -34,6 +34,18 @@ def wait_for(predicate: object, timeout: float = 10.0) -> bool:
     return False
 
 
+def quick_subscriber(url: str, verifier: Verifier, stale_after: float = 0.3) -> ModeSubscriber:
+    """A subscriber that notices outages and recoveries within a fraction of a second."""
+    return ModeSubscriber(
+        open_backend(url),
+        verifier,
+        registry=None,
+        poll_timeout=0.2,
+        retry_interval=0.05,
+        stale_after=stale_after,
+    )
+
+
 def test_two_processes_see_every_transition_in_order(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -60,14 +72,7 @@ def test_redis_restart_loses_no_transition(redis_server: RedisServer, tmp_path: 
         start_worker(redis_server.url, keys.verify_key, last_revision=20, timeout=90)
         for _ in range(2)
     ]
-    local = ModeSubscriber(
-        open_backend(redis_server.url),
-        verifier,
-        registry=None,
-        poll_timeout=0.2,
-        retry_interval=0.05,
-        stale_after=0.5,
-    ).start()
+    local = quick_subscriber(redis_server.url, verifier, stale_after=0.5).start()
     try:
         for i in range(10):
             broadcaster.set("event:final", "onsale" if i % 2 == 0 else "normal")
@@ -106,14 +111,7 @@ def test_subscriber_started_while_redis_down_recovers(redis_server: RedisServer)
     broadcaster = Broadcaster(open_backend(redis_server.url), signer)
     broadcaster.set("global", "onsale")
     redis_server.kill()
-    sub = ModeSubscriber(
-        open_backend(redis_server.url),
-        verifier,
-        registry=None,
-        poll_timeout=0.2,
-        retry_interval=0.05,
-        stale_after=0.3,
-    ).start()
+    sub = quick_subscriber(redis_server.url, verifier).start()
     try:
         assert sub.mode_for(None) == "normal"
         assert wait_for(lambda: sub.stale)
@@ -189,14 +187,7 @@ def test_async_subscriber_survives_redis_restart(redis_server: RedisServer) -> N
         return False
 
     async def scenario() -> None:
-        sub = ModeSubscriber(
-            open_backend(redis_server.url),
-            verifier,
-            registry=None,
-            poll_timeout=0.2,
-            retry_interval=0.05,
-            stale_after=0.3,
-        )
+        sub = quick_subscriber(redis_server.url, verifier)
         sub.start_task()
         try:
             await asyncio.to_thread(broadcaster.set, "event:final", "onsale")
