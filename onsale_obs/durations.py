@@ -8,6 +8,8 @@ from typing import Final
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+#: No on-sale, window or SLO period is longer; anything beyond is a typo (and past year 9999).
+MAX_DURATION: Final = 100 * 365 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -21,6 +23,8 @@ def parse_duration(text: str) -> float:
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{text!r} is longer than 100 years")
     return seconds
 
 

@@ -709,10 +709,43 @@ def test_unexpected_errors_are_one_line_with_exit_1(
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
+    site.publisher().set("global", "normal")
     monkeypatch.setattr("onsale_obs.cli._mode.current_states", broken)
     result = invoke("mode", "get", "--backend", site.url, "--verify-key", site.verify)
     assert result.exit_code == 1
     assert result.stderr == "error: internal error: RuntimeError: boom\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mode", "get"],
+        ["mode", "history"],
+        ["mode", "watch", "--timeout", "1s"],
+    ],
+)
+def test_readers_refuse_a_mistyped_sqlite_path(
+    site: Site, tmp_path: Path, command: list[str]
+) -> None:
+    """Reading a store that was never written is a typo: exit 2, and no file or folder made."""
+    site.publisher().set("global", "onsale")
+    typo = tmp_path / "typo-dir" / "modes.db"
+    result = invoke(*command, "--backend", f"sqlite:///{typo}", "--verify-key", site.verify)
+    assert result.exit_code == 2, result.output
+    assert "--backend" in result.output
+    assert "no mode store" in flat(result.output)
+    assert not typo.parent.exists()
+
+
+def test_times_past_year_9999_are_refused_before_publishing(site: Site) -> None:
+    """A huge --for or --until is exit 2 naming the option; nothing is published."""
+    base = ["mode", "set", "onsale", "--scope", "global", "--backend", site.url]
+    keys = ["--signing-key", str(site.signing)]
+    for option in (["--for", "99999999999d"], ["--until", "9999-12-31T23:59:59-01:00"]):
+        result = invoke(*base, *option, *keys)
+        assert result.exit_code == 2, result.output
+        assert option[0] in result.output
+    assert not site.db.exists() or SqliteBackend(str(site.db)).snapshot().cursor == 0
 
 
 @pytest.mark.parametrize(
@@ -765,3 +798,14 @@ def test_times_need_a_zone_and_offsets_are_honoured() -> None:
     assert parse_time("now").resolve(42.0) == 42.0
     with pytest.raises(typer.BadParameter, match="no time zone"):
         parse_time("2026-12-01T10:00:00")
+
+
+@pytest.mark.parametrize("timeout", ["0.3", "300ms"])
+def test_interval_and_timeout_options_take_seconds_or_a_duration(site: Site, timeout: str) -> None:
+    """Options whose unit is plainly seconds accept a bare number as well as a duration."""
+    site.publisher().set("global", "normal")
+    result = invoke(
+        "mode", "watch", "--timeout", timeout, "--backend", site.url, "--verify-key", site.verify
+    )
+    assert result.exit_code == 0, result.output
+

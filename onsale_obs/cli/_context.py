@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -13,22 +14,37 @@ from onsale_obs.exceptions import BadInputError, SigningKeyError
 from onsale_obs.modes import (
     ModeBackend,
     Signer,
+    SqliteBackend,
     Verifier,
     open_backend,
 )
 
 
 @contextmanager
-def opened_backend(url: str) -> Iterator[ModeBackend]:
-    """Open the mode store named by ``--backend`` and close it when the command ends."""
+def opened_backend(url: str, *, reading: bool = False) -> Iterator[ModeBackend]:
+    """Open the mode store named by ``--backend`` and close it when the command ends.
+
+    ``reading``: the command only reads, so a sqlite file that does not exist is a mistyped
+    path, not an empty store (opening it would create it and report "everything is normal").
+    """
     try:
         backend = open_backend(url)
     except BadInputError as exc:
         raise typer.BadParameter(plain_message(exc), param_hint="'--backend'") from None
+    if reading and isinstance(backend, SqliteBackend) and not _exists(backend.path):
+        raise typer.BadParameter(
+            f"{url}: there is no mode store at {backend.path!r} (nothing was ever published "
+            "there). Check the path, or publish first with 'onsale-obs mode set'.",
+            param_hint="'--backend'",
+        )
     try:
         yield backend
     finally:
         backend.close()
+
+
+def _exists(path: str) -> bool:
+    return path == ":memory:" or Path(path).is_file()
 
 
 def load_signer(signing_key: str | None) -> Signer:

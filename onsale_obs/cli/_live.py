@@ -18,6 +18,7 @@ from onsale_obs.cli._options import (
     SigningKeyOption,
     VerifyKeyOption,
     duration_seconds,
+    seconds_or_duration,
 )
 from onsale_obs.cli._output import print_json, stdout
 from onsale_obs.cli._slo import PROMETHEUS_ENV, SpecOption
@@ -192,7 +193,13 @@ def recommend(
     signing_key: SigningKeyOption = None,
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     timeout: Annotated[
-        float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Per Prometheus request.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Per Prometheus request (seconds, or 500ms, 30s).",
+        ),
     ] = 10.0,
 ) -> None:
     """One recommendation now for each event on sale: the rate and why.
@@ -212,7 +219,7 @@ def recommend(
         raise typer.BadParameter(
             f"{output!r} is not a format; expected table or json.", param_hint="'--format'"
         )
-    with opened_backend(backend) as store:
+    with opened_backend(backend, reading=True) as store:
         loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
                      current_rate, min_rate, max_rate, timeout, publish=False)  # fmt: skip
         on = [e for e, _ in loop.onsale_now(loop.clock())]
@@ -265,7 +272,7 @@ def serve(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", parser=duration_seconds, metavar="DURATION", help="Time between ticks."
+            "--interval", parser=seconds_or_duration, metavar="DURATION", help="Time between ticks."
         ),
     ] = 15.0,
     port: Annotated[
@@ -293,7 +300,13 @@ def serve(
     verify_key: VerifyKeyOption = None,
     signing_key: SigningKeyOption = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Per Prometheus request.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Per Prometheus request (seconds, or 500ms, 30s).",
+        ),
     ] = 5.0,
 ) -> None:
     """Recommend the exit rate of every event on sale, every --interval, until Ctrl-C.

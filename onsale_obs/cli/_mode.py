@@ -84,7 +84,7 @@ def get(
         onsale-obs mode get --event final-2026 --verify-key keys/onsale-verify.pem
     """
     verifier = load_verifier(verify_key, signing_key)
-    with opened_backend(backend) as store:
+    with opened_backend(backend, reading=True) as store:
         current = current_states(store, verifier)
         url = store.url
     now = time.time()
@@ -270,7 +270,7 @@ def history(
             f"--since {fmt_time(start)} is not before --until {fmt_time(end)}.",
             param_hint="'--since'",
         )
-    with opened_backend(backend) as store:
+    with opened_backend(backend, reading=True) as store:
         log = ModeHistory(store, verifier)
         found_windows = log.onsale_windows(start, end, scope) if windows else []
         found_states = [] if windows else log.transitions(start, end, scope)

@@ -14,9 +14,9 @@ from typing import Annotated, Literal, TypeAlias
 
 import typer
 
-from onsale_obs.durations import parse_duration
+from onsale_obs.durations import MAX_DURATION, parse_duration
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.modes import BACKEND_ENV, event_scope, parse_mode, parse_scope
+from onsale_obs.modes import BACKEND_ENV, MAX_TIME, event_scope, parse_mode, parse_scope
 from onsale_obs.types import Mode
 
 SIGNING_KEY_ENV = "ONSALE_OBS_SIGNING_KEY"
@@ -51,7 +51,8 @@ class When:
 def duration_seconds(text: str | float) -> float:
     """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` or combinations such as ``1h30m``.
 
-    A number (an option's default, which click also passes through the parser) is seconds.
+    A unit is required: ``--for 2`` could mean two hours as easily as two seconds. A number
+    (an option's default, which click also passes through the parser) is seconds.
     """
     if isinstance(text, int | float):
         return float(text)
@@ -59,6 +60,19 @@ def duration_seconds(text: str | float) -> float:
         return parse_duration(text.lower())
     except ValueError as exc:
         raise typer.BadParameter(f"{exc}.") from None
+
+
+def seconds_or_duration(text: str | float) -> float:
+    """For intervals and timeouts, whose unit is plainly seconds: ``15``, ``0.5`` or ``500ms``."""
+    if isinstance(text, str):
+        try:
+            seconds = float(text)
+        except ValueError:
+            return duration_seconds(text)
+        if not 0 < seconds <= MAX_DURATION:
+            raise typer.BadParameter(f"{text!r} must be a number of seconds above zero.")
+        return seconds
+    return float(text)
 
 
 def parse_time(text: str) -> When:
@@ -74,7 +88,10 @@ def parse_time(text: str) -> When:
         raise typer.BadParameter(
             f"{text!r} has no time zone; add Z for UTC or an offset such as +01:00."
         )
-    return When(at=moment.timestamp())
+    at = moment.timestamp()
+    if not 0 <= at <= MAX_TIME:
+        raise typer.BadParameter(f"{text!r} is outside 1970-01-01 .. 9999-12-31 (UTC).")
+    return When(at=at)
 
 
 def parse_since(text: str) -> When:

@@ -22,6 +22,7 @@ from onsale_obs.cli._options import (
     duration_seconds,
     parse_time,
     scope_value,
+    seconds_or_duration,
 )
 from onsale_obs.cli._output import (
     fmt_time,
@@ -257,7 +258,12 @@ def apply(
 def run(
     interval: Annotated[
         float,
-        typer.Option("--interval", min=0.05, metavar="SECONDS", help="Seconds between passes."),
+        typer.Option(
+            "--interval",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Time between passes (seconds, or 500ms, 5s).",
+        ),
     ] = 1.0,
     file: ScheduleFileOption = DEFAULT_SCHEDULE_FILE,
     backend: BackendOption = DEFAULT_BACKEND_URL,
@@ -265,7 +271,7 @@ def run(
     verify_key: VerifyKeyOption = None,
     output: FormatOption = "table",
 ) -> None:
-    """Keep applying the schedule every --interval seconds until Ctrl-C or SIGTERM.
+    """Keep applying the schedule every --interval until Ctrl-C or SIGTERM.
 
     Prints each change as it is published (JSON lines with --format json). The file is
     re-read when it changes, so 'schedule add' takes effect without a restart; a file that

@@ -23,6 +23,7 @@ from onsale_obs.cli._options import (
     duration_seconds,
     mode_value,
     parse_time,
+    seconds_or_duration,
 )
 from onsale_obs.cli._output import print_json, stdout, warn
 from onsale_obs.cli._slo_render import (
@@ -181,7 +182,13 @@ OutputOption = Annotated[
     ),
 ]
 TimeoutOption = Annotated[
-    float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Per Prometheus request.")
+    float,
+    typer.Option(
+        "--timeout",
+        parser=seconds_or_duration,
+        metavar="DURATION",
+        help="Per Prometheus request (seconds, or 500ms, 30s).",
+    ),
 ]
 
 
@@ -205,7 +212,7 @@ def _history(
     if backend is None:
         return None
     verifier = load_verifier(verify_key, signing_key)
-    with opened_backend(backend) as store:
+    with opened_backend(backend, reading=True) as store:
         history = ModeHistory(store, verifier)
         windows = history.onsale_windows()
         if history.rejected:

@@ -15,6 +15,7 @@ from onsale_obs.cli._options import (
     ScopeFilterOption,
     SigningKeyOption,
     VerifyKeyOption,
+    seconds_or_duration,
 )
 from onsale_obs.cli._output import print_json_line, state_line, state_record, stdout
 from onsale_obs.exceptions import BackendUnavailableError
@@ -61,9 +62,9 @@ def watch(
         float | None,
         typer.Option(
             "--timeout",
-            min=0,
-            metavar="SECONDS",
-            help="Stop after this many seconds.",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Stop after this long (seconds, or 30s, 5m).",
             show_default=False,
         ),
     ] = None,
@@ -86,7 +87,7 @@ def watch(
     """
     verifier = load_verifier(verify_key, signing_key)
     deadline = time.monotonic() + timeout if timeout is not None else None
-    with opened_backend(backend) as store:
+    with opened_backend(backend, reading=True) as store:
         store.snapshot()  # an unreachable store fails here, with its own message (exit 3)
         arrived: queue.SimpleQueue[ModeState] = queue.SimpleQueue()
         subscriber = ModeSubscriber(

@@ -7,6 +7,7 @@ from onsale_obs.modes._history import ModeHistory, windows_from_states
 from onsale_obs.modes._memory import MemoryBackend
 from onsale_obs.modes._model import (
     GLOBAL_SCOPE,
+    MAX_TIME,
     ModeState,
     OnSaleWindow,
     check_reason,
@@ -32,6 +33,7 @@ __all__ = [
     "BACKEND_ENV",
     "DEFAULT_BACKEND_URL",
     "GLOBAL_SCOPE",
+    "MAX_TIME",
     "REJECT_REASONS",
     "Broadcaster",
     "Entry",

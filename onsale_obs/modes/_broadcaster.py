@@ -9,7 +9,7 @@ from onsale_obs.exceptions import BadInputError, StaleWriteError
 from onsale_obs.modes._backend import ModeBackend
 from onsale_obs.modes._current import current_states
 from onsale_obs.modes._history import ModeHistory
-from onsale_obs.modes._model import ModeState, check_reason, parse_mode, parse_scope
+from onsale_obs.modes._model import MAX_TIME, ModeState, check_reason, parse_mode, parse_scope
 from onsale_obs.modes._schedule import Schedule
 from onsale_obs.modes._signing import Signer, Verifier
 from onsale_obs.types import Clock, Mode, Source
@@ -57,6 +57,8 @@ class Broadcaster:
         since = self.clock()
         if until is not None and until <= since:
             raise BadInputError("until must be in the future.", field="until")
+        if until is not None and until > MAX_TIME:
+            raise BadInputError("until must be before the end of year 9999.", field="until")
         made: list[ModeState] = []
 
         def seal(revision: int) -> bytes:

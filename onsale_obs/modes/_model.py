@@ -16,6 +16,9 @@ EVENT_PREFIX = "event:"
 EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: A reason is for people; anything longer is a mistake or an attack on the bus.
 MAX_REASON_LENGTH = 500
+#: The last second a state's times may name (9999-12-31T23:59:59Z): every later time would
+#: break ISO-8601 formatting in every reader, so stores and subscribers refuse it.
+MAX_TIME = 253402300799.0
 
 
 def event_scope(event_id: str) -> str:
@@ -184,6 +187,10 @@ def _number(payload: dict[str, Any], name: str) -> float:
     value = payload.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise BadInputError(f"{name} must be a number of epoch seconds, got {value!r}.", field=name)
+    if name in ("since", "until") and not 0 <= value <= MAX_TIME:
+        raise BadInputError(
+            f"{name} must be between 1970 and the end of year 9999, got {value!r}.", field=name
+        )
     return float(value)
 
 

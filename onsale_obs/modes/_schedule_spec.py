@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from onsale_obs.modes._model import MAX_TIME
+
 
 class WindowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,6 +23,8 @@ class WindowSpec(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must include a time zone, for example 2026-12-01T10:00:00Z")
+        if value.timestamp() > MAX_TIME:
+            raise ValueError("must be before the end of year 9999 (UTC)")
         return value
 
     @model_validator(mode="after")
