@@ -808,4 +808,3 @@ def test_interval_and_timeout_options_take_seconds_or_a_duration(site: Site, tim
         "mode", "watch", "--timeout", timeout, "--backend", site.url, "--verify-key", site.verify
     )
     assert result.exit_code == 0, result.output
-

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,9 @@ def wait_for(predicate: object, timeout: float = 10.0) -> bool:
     return False
 
 
-def quick_subscriber(url: str, verifier: Verifier, stale_after: float = 0.3) -> ModeSubscriber:
+def quick_subscriber(
+    url: str, verifier: Verifier, stale_after: float = 0.3, logger: object = None
+) -> ModeSubscriber:
     """A subscriber that notices outages and recoveries within a fraction of a second."""
     return ModeSubscriber(
         open_backend(url),
@@ -43,7 +47,21 @@ def quick_subscriber(url: str, verifier: Verifier, stale_after: float = 0.3) -> 
         poll_timeout=0.2,
         retry_interval=0.05,
         stale_after=stale_after,
+        logger=logger,
     )
+
+
+class ListLogger:
+    """Keeps what a subscriber logs: (level, event) pairs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        def log(event: str, **_fields: object) -> None:
+            self.events.append((level, event))
+
+        return log
 
 
 def test_two_processes_see_every_transition_in_order(
@@ -103,6 +121,44 @@ def test_redis_restart_loses_no_transition(redis_server: RedisServer, tmp_path: 
     for worker in workers:
         assert finish_worker(worker, timeout=90) == expected
     assert local.states()["event:final"] == history[-1]
+
+
+def test_redis_restarted_without_its_data_is_followed(redis_server: RedisServer) -> None:
+    """Redis comes back empty: subscribers say so, take the new history, and ignore replays.
+
+    The data folder is wiped between kill and start, as when Redis runs without persistence.
+    """
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+    for i in range(5):
+        broadcaster.set("event:final", "onsale" if i % 2 == 0 else "normal")
+    # signed "normal" at revision 4: an attacker with access to Redis (not to the key) can put
+    # it back at its own revision once the store is empty
+    replay = next(e for e in broadcaster.backend.history() if e.revision == 4).message
+    log = ListLogger()
+    sub = quick_subscriber(redis_server.url, verifier, logger=log).start()
+    try:
+        assert wait_for(lambda: sub.revision == 5)
+        assert sub.mode_for("final") == "onsale"
+        redis_server.kill()
+        assert redis_server.directory is not None
+        shutil.rmtree(redis_server.directory)
+        redis_server.directory.mkdir()
+        redis_server.start()
+        raw = RedisBackend(redis_server.url)
+        for _ in range(3):
+            raw.inject("event:final", b"{junk")
+        assert raw.inject("event:final", replay) == 4
+        raw.close()
+        assert wait_for(lambda: sub.rejected()["replayed"] == 1)
+        assert sub.mode_for("final") == "onsale"  # the state it held, not the replayed one
+        fresh = Broadcaster(open_backend(redis_server.url), signer)
+        assert fresh.set("event:final", "normal", reason="after the restart").revision == 5
+        assert wait_for(lambda: sub.mode_for("final") == "normal")
+        assert not sub.stale
+        assert any("went back in time" in event for _, event in log.events)
+    finally:
+        sub.stop()
 
 
 def test_subscriber_started_while_redis_down_recovers(redis_server: RedisServer) -> None:

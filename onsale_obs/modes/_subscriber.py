@@ -98,6 +98,10 @@ class ModeSubscriber:
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = threading.Lock()
         self._outage_logged = False
+        # after an outage, compare the store's top with our cursor before reading on
+        self._check_store = False
+        # scopes whose state predates the store going back in time: ordered by ``since`` now
+        self._old_epoch: set[str] = set()
         if registry is not None:
             registry.register(_SubscriberCollector(self))
 
@@ -162,7 +166,7 @@ class ModeSubscriber:
         """
         with self._sync_lock:
             try:
-                if not self._synced:
+                if not self._synced or self._check_store:
                     self._apply_snapshot()
                 entries = self._backend.read(self._cursor, timeout)
             except BackendUnavailableError as exc:
@@ -178,7 +182,7 @@ class ModeSubscriber:
     async def async_sync(self, timeout: float = 0.0) -> bool:
         """``sync`` for asyncio: never blocks the event loop."""
         try:
-            if not self._synced:
+            if not self._synced or self._check_store:
                 await asyncio.to_thread(self._locked_snapshot)
             entries = await self._backend.aread(self._cursor, timeout)
         except Exception as exc:
@@ -195,12 +199,24 @@ class ModeSubscriber:
 
     def _apply_snapshot(self) -> None:
         snapshot = self._backend.snapshot()
+        self._check_store = False
         if snapshot.cursor < self._cursor:
+            # The store lost transitions we saw (restarted without its data, or restored from
+            # an old backup); its publishers now number from where it is. Follow it: read its
+            # log from the start, and until a scope gets a new state, keep serving the one we
+            # hold, replacing it only with a state signed later (a signature cannot be forged,
+            # so an old message replayed into the emptied store cannot win).
             self._log.error(
                 "mode store went back in time; was it restarted without persistence?",
                 store_revision=snapshot.cursor,
                 seen_revision=self._cursor,
             )
+            self._old_epoch = set(self._states)
+            self._cursor = 0
+            self._synced = True
+            return
+        if self._synced:
+            return  # after an outage: the log holds every transition since our cursor
         unverified = [
             entry.scope
             for entry in sorted(snapshot.latest.values(), key=lambda e: e.revision)
@@ -242,13 +258,24 @@ class ModeSubscriber:
             self._reject(exc.reason, exc.detail, entry)
             return False
         previous = self._states.get(state.scope)
-        if previous is not None and state.revision <= previous.revision:
-            self._reject(
-                "replayed",
-                f"revision {state.revision} is not newer than {previous.revision}",
-                entry,
-            )
-            return False
+        if previous is not None:
+            if state.scope in self._old_epoch:
+                if state.since <= previous.since:
+                    self._reject(
+                        "replayed",
+                        f"revision {state.revision} of the restarted store was signed before "
+                        f"the state held (revision {previous.revision})",
+                        entry,
+                    )
+                    return False
+                self._old_epoch.discard(state.scope)
+            elif state.revision <= previous.revision:
+                self._reject(
+                    "replayed",
+                    f"revision {state.revision} is not newer than {previous.revision}",
+                    entry,
+                )
+                return False
         if live and state.mode == "onsale" and state.is_expired_at(self._clock()):
             # It still supersedes older revisions (the scope is normal now), but it must not
             # put the scope on sale: the time it claimed has passed.
@@ -294,6 +321,7 @@ class ModeSubscriber:
         self._set_stale(False)
 
     def _on_failure(self, exc: BaseException) -> None:
+        self._check_store = self._synced
         if not self._outage_logged:
             self._log.warning(
                 "mode store unreachable; serving the last known modes", error=str(exc)
