@@ -808,3 +808,19 @@ def test_interval_and_timeout_options_take_seconds_or_a_duration(site: Site, tim
         "mode", "watch", "--timeout", timeout, "--backend", site.url, "--verify-key", site.verify
     )
     assert result.exit_code == 0, result.output
+
+
+def test_files_that_cannot_be_written_are_bad_input(tmp_path: Path) -> None:
+    """A schedule in a missing folder or keys --out naming a file: exit 2 naming the path."""
+    result = invoke(
+        "mode", "schedule", "add", "--event", "x", "--start", "now", "--for", "1h",
+        "--file", tmp_path / "no-such-folder" / "s.yaml",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "no-such-folder" in result.stderr
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    result = invoke("keys", "generate", "--out", a_file)
+    assert result.exit_code == 2, result.output
+    assert "a-file" in result.stderr
+    assert "expected a folder" in result.stderr

@@ -189,6 +189,7 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
         (("--logs", "LOG", "--slo", "nope"), "no SLO called 'nope'"),
         (("--logs", "LOG", "--window", "forever"), "not a duration"),
         (("--logs", "LOG", "--at", "yesterday"), "not a time"),
+        (("--prometheus", "http://"), "name a host"),
     ],
 )
 def test_bad_input_exits_2_naming_what_was_wrong(

@@ -62,6 +62,14 @@ def render(
 
         onsale-obs rules render --spec examples/ticketing/slo.yaml --check   # in CI
     """
+    try:
+        runbook.format(slo="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"{runbook!r} is not a template with only {{slo}} in braces ({type(exc).__name__}: "
+            f"{exc}); for example https://wiki.example.com/slo/{{slo}}.",
+            param_hint="'--runbook-url'",
+        ) from None
     files = rule_files(load_spec(spec), out, name=name, runbook=runbook)
     if check:
         stale = drifted(files)

@@ -50,6 +50,8 @@ return {cursor, redis.call('HGETALL', KEYS[2])}
 """
 
 _ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Errors that are the store's, not a bug: unreachable, or refusing (a missing database).
+_STORE_ERRORS = (*_ERRORS, redis.ResponseError)
 #: Publishers retry a lost revision race this many times before giving up.
 _MAX_APPEND_ATTEMPTS = 50
 
@@ -69,6 +71,19 @@ class RedisBackend:
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise BadInputError(
                 f"{url!r} is not a Redis URL; expected redis://host:port/db.", field="backend"
+            )
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise BadInputError(
+                f"{url!r} has a bad port; expected redis://host:port/db with a port in 1..65535.",
+                field="backend",
+            ) from None
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise BadInputError(
+                f"{url!r} names database {db!r}; expected a number (redis://host:port/0).",
+                field="backend",
             )
         query = parse_qs(parts.query)
         self.url = url
@@ -90,7 +105,13 @@ class RedisBackend:
         self._append = self._client.register_script(_APPEND)
         self._snapshot = self._client.register_script(_SNAPSHOT)
 
-    def _unavailable(self, exc: BaseException) -> BackendUnavailableError:
+    def _unavailable(self, exc: BaseException) -> BackendUnavailableError | BadInputError:
+        if isinstance(exc, redis.ResponseError) and "DB index" in str(exc):
+            return BadInputError(
+                f"{self.url!r}: Redis has no such database ({exc}).", field="backend"
+            )
+        if isinstance(exc, redis.ResponseError):
+            return BackendUnavailableError(f"Redis refused the command ({exc}).", url=self.url)
         return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=self.url)
 
     def append(self, scope: str, seal: Seal) -> int:
@@ -111,7 +132,7 @@ class RedisBackend:
                 # another publisher is appending right now: back off a little, randomly, so
                 # racing publishers spread out instead of colliding again
                 time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
-        except _ERRORS as exc:
+        except _STORE_ERRORS as exc:
             self._last_revision = None  # after an outage, read the top again
             raise self._unavailable(exc) from None
         raise BackendUnavailableError(
@@ -122,7 +143,7 @@ class RedisBackend:
         log, state = self._keys
         try:
             cursor_id, flat = self._snapshot(keys=[log, state])
-        except _ERRORS as exc:
+        except _STORE_ERRORS as exc:
             raise self._unavailable(exc) from None
         latest: dict[str, Entry] = {}
         for i in range(0, len(flat), 2):
@@ -164,7 +185,7 @@ class RedisBackend:
         try:
             conn.send_command(*self._xread_command(after, timeout))
             reply = conn.read_response()
-        except _ERRORS as exc:
+        except _STORE_ERRORS as exc:
             conn.disconnect()  # the next read connects again
             raise self._unavailable(exc) from None
         except BaseException:
@@ -185,7 +206,7 @@ class RedisBackend:
         try:
             await conn.send_command(*self._xread_command(after, timeout))
             reply = await conn.read_response()
-        except _ERRORS as exc:
+        except _STORE_ERRORS as exc:
             await conn.disconnect(nowait=True)
             raise self._unavailable(exc) from None
         except BaseException:  # cancelled mid-read (the subscriber stopping), or a bug
@@ -198,7 +219,7 @@ class RedisBackend:
         while True:
             try:
                 items = self._client.xrange(self._keys[0], min=start, max="+", count=1000)
-            except _ERRORS as exc:
+            except _STORE_ERRORS as exc:
                 raise self._unavailable(exc) from None
             if not items:
                 return

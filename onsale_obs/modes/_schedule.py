@@ -144,5 +144,10 @@ class Schedule:
 
         p = Path(path)
         tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_data(), sort_keys=False))
-        tmp.replace(p)
+        try:
+            tmp.write_text(yaml.safe_dump(self.to_data(), sort_keys=False))
+            tmp.replace(p)
+        except OSError as exc:
+            raise ScheduleError(
+                f"cannot write the schedule ({exc.strerror or exc}).", file=str(p)
+            ) from None

@@ -264,7 +264,13 @@ def generate_key_pair(
     directory: Path, *, name: str = "onsale", overwrite: bool = False
 ) -> KeyPairFiles:
     """Write a new Ed25519 pair: ``<name>-signing.pem`` (mode 0600) and ``<name>-verify.pem``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, or no permission
+        raise BadInputError(
+            f"cannot make the key folder ({exc.strerror or exc}); expected a folder path.",
+            file=str(directory),
+        ) from None
     signing = directory / f"{name}-signing.pem"
     verify = directory / f"{name}-verify.pem"
     if not overwrite:

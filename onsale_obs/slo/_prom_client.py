@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -61,9 +62,9 @@ class PrometheusClient:
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
+        if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
             raise BadInputError(
-                f"Prometheus URL {url!r} must start with http:// or https:// "
+                f"Prometheus URL {url!r} must start with http:// or https:// and name a host "
                 "(for example http://127.0.0.1:9090 or http://host/prometheus).",
                 field="prometheus",
             )
