@@ -242,11 +242,8 @@ def test_an_output_folder_that_cannot_be_made_is_bad_input(tmp_path: Path) -> No
 
 
 def test_a_runbook_template_with_unknown_braces_is_bad_input(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["rules", "render", "--spec", str(SPEC), "--out", str(tmp_path / "out"),
-         "--runbook-url", "https://wiki/{nope}"],  # fmt: skip
-    )
+    args = ["rules", "render", "--spec", str(SPEC), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--runbook-url", "https://wiki/{nope}"])
     assert result.exit_code == 2, result.output
     assert "--runbook-url" in result.output
     assert not (tmp_path / "out").exists()
