@@ -159,7 +159,7 @@ class _FileReader:
             with self.path.open("rb", buffering=0) as raw:
                 if self.path.name.endswith(".gz"):
                     with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                        yield from self._pieces(unzipped, raw)
+                        yield from self._pieces(_GzipStream(unzipped, self), raw)
                 else:
                     yield from self._pieces(raw, raw)
         except EOFError:
@@ -204,6 +204,40 @@ class _FileReader:
             read = stream.readinto(view[kept : kept + size]) or 0
         self.consumed += read
         return kept + read
+
+
+class _GzipStream:
+    """A gzip file read so that a file cut short loses nothing before the cut.
+
+    ``GzipFile.readinto`` fills a large buffer from many decompressed blocks and, when it
+    meets the cut, raises ``EOFError`` with the blocks already copied unaccounted for (up to a
+    whole chunk of lines). ``read1`` returns one block at a time, so only the cut is lost.
+    """
+
+    def __init__(self, unzipped: gzip.GzipFile, reader: _FileReader) -> None:
+        self._unzipped = unzipped
+        self._reader = reader
+        self._ended = False
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        filled = 0
+        wanted = len(buffer)
+        read1 = self._unzipped.read1
+        while filled < wanted and not self._ended:
+            try:
+                block = read1(wanted - filled)
+            except EOFError:  # the file ends inside the stream: still being written or copied
+                self._reader.truncated = self._ended = True
+                break
+            if not block:
+                self._ended = True
+                break
+            buffer[filled : filled + len(block)] = block
+            filled += len(block)
+        return filled
+
+    def tell(self) -> int:
+        return self._unzipped.tell()
 
 
 def _reason(exc: BaseException) -> str:
