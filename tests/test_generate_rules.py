@@ -247,3 +247,20 @@ def test_a_runbook_template_with_unknown_braces_is_bad_input(tmp_path: Path) -> 
     assert result.exit_code == 2, result.output
     assert "--runbook-url" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_threshold_off_the_bucket_boundaries_is_warned_about(tmp_path: Path) -> None:
+    """123ms has no 'le' bucket: every request would count as slow. The field is named."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(
+        "slos:\n  - name: lat\n    service: s\n"
+        "    sli: {type: latency, threshold: {normal: 123ms, onsale: 1s}}\n"
+        "    objectives: {normal: 99.5, onsale: 99.9}\n"
+    )
+    result = CliRunner().invoke(
+        app, ["rules", "render", "--spec", str(spec), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "'slos.0.sli.threshold.normal': 123ms is not a bucket boundary" in warning
+    assert "threshold.onsale" not in warning  # 1s is a boundary in both modes

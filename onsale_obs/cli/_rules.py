@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
+from onsale_obs.cli._output import warn
 from onsale_obs.cli._slo import SpecOption
 from onsale_obs.generate._files import drifted, write_checked
 from onsale_obs.generate._rules import DEFAULT_RUNBOOK
 from onsale_obs.generate._rules_files import check_rule_files, rule_files
-from onsale_obs.slo import load_spec
+from onsale_obs.slo import load_spec, off_bucket_thresholds
 
 rules_app = typer.Typer(
     help="Prometheus rules from an SLO spec: recording rules, burn-rate alerts per mode, and their promtool tests.",
@@ -70,7 +71,10 @@ def render(
             f"{exc}); for example https://wiki.example.com/slo/{{slo}}.",
             param_hint="'--runbook-url'",
         ) from None
-    files = rule_files(load_spec(spec), out, name=name, runbook=runbook)
+    loaded = load_spec(spec)
+    for message in off_bucket_thresholds(loaded):
+        warn(message)
+    files = rule_files(loaded, out, name=name, runbook=runbook)
     if check:
         stale = drifted(files)
         for path in stale:

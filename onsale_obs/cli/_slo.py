@@ -37,7 +37,7 @@ from onsale_obs.exceptions import BadInputError
 from onsale_obs.generate._files import write_atomic
 from onsale_obs.modes import BACKEND_ENV, ModeHistory
 from onsale_obs.modes._model import OnSaleWindow
-from onsale_obs.slo import SLO, SLOSpec, load_spec
+from onsale_obs.slo import SLO, SLOSpec, load_spec, off_bucket_thresholds
 from onsale_obs.slo._data import Progress as ProgressFn
 from onsale_obs.slo._data import Source
 from onsale_obs.slo._html import AlertTimeline, render_html, timeline_moments
@@ -276,6 +276,9 @@ def _open(
         )
     spec = load_spec(spec_path)
     chosen = _chosen(spec, slos)
+    if prometheus is not None:
+        for message in off_bucket_thresholds(spec):
+            warn(message)
     moment = (at or When()).resolve(time.time())
     windows = _history(backend, verify_key, signing_key)
     source = open_source(prometheus=prometheus, logs=logs or (), timeout=timeout)

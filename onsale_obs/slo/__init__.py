@@ -29,6 +29,7 @@ from onsale_obs.slo._spec import (
     PromQLSLI,
     Selector,
     SLOSpec,
+    off_bucket_thresholds,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "format_duration",
     "load_spec",
+    "off_bucket_thresholds",
     "open_source",
     "parse_duration",
     "plan",

@@ -138,3 +138,33 @@ class SLOSpec:
             if slo.name == name:
                 return slo
         raise KeyError(name)
+
+
+def off_bucket_thresholds(spec: SLOSpec) -> list[str]:
+    """Warnings for latency thresholds that are not boundaries of the default buckets.
+
+    Prometheus counts "fast" requests from the ``le`` bucket equal to the threshold; with no
+    such bucket, every request counts as slow and the SLO burns at once. A service whose
+    ``RequestMetrics`` declares that boundary is fine, hence a warning, not an error.
+    """
+    from onsale_obs.instrument._metrics import DEFAULT_BUCKETS
+
+    def seconds(value: float) -> str:
+        return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
+
+    out = []
+    for index, slo in enumerate(spec.slos):
+        if not isinstance(slo.sli, LatencySLI):
+            continue
+        for mode, threshold in slo.sli.threshold.items():
+            bounds = DEFAULT_BUCKETS[mode]
+            if not any(abs(threshold - b) < 1e-9 for b in bounds):
+                listed = ", ".join(seconds(b) for b in bounds)
+                out.append(
+                    f"{spec.source}, field 'slos.{index}.sli.threshold.{mode}': "
+                    f"{seconds(threshold)} is not a bucket boundary of "
+                    f"onsale_request_duration_seconds in {mode} mode ({listed}); Prometheus "
+                    "will count every request as slow unless the service's RequestMetrics "
+                    "has that boundary."
+                )
+    return out
