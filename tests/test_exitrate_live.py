@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,16 +144,39 @@ def test_a_burning_onsale_lowers_the_rate_and_a_healthy_one_raises_it(live: Live
     assert state.exit_rate == round(burning.rate, 1)
 
 
+class Recorder:
+    """A logger keeping (level, event) of every call."""
+
+    def __init__(self, into: list[tuple[str, str]]) -> None:
+        self.into = into
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        def log(event: str, **_fields: object) -> None:
+            self.into.append((level, event))
+
+        return log
+
+
 def test_prometheus_down_holds_the_rate(live: Live) -> None:
     live.record(ok=50, failed=0)
     live.scraped()
     down = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=0.5, retries=0)
     loop = live.loop(client=down)
+    logged: list[tuple[str, str]] = []
+    loop.logger = Recorder(logged)
     for _ in range(3):
         [(_, recommendation)] = loop.tick()
-        assert recommendation.rate <= 600.0
-        assert recommendation.action in ("hold", "decay")
+        # well within the outage's grace (5 minutes): neither raised nor decayed
+        assert recommendation.rate == 600.0
+        assert recommendation.action == "hold"
+        assert "missing" in recommendation.reason
         time.sleep(1.1)
+    outage = [event for level, event in logged if level == "warning"]
+    assert len(outage) == 1  # once per outage, not once per tick
+    assert "Prometheus unreachable" in outage[0]
+    loop.reader.client = PrometheusClient(live.prometheus.url)
+    loop.tick()
+    assert ("info", "exit rate: Prometheus reachable again") in logged
 
 
 def test_recommend_prints_one_tick_and_exits_3_when_prometheus_is_down(live: Live) -> None:
@@ -172,7 +195,14 @@ def test_recommend_prints_one_tick_and_exits_3_when_prometheus_is_down(live: Liv
         app, [*args, "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "0.5"]
     )
     assert down.exit_code == 3, down.output
-    assert "could not be reached" in down.output
+    assert "could not be reached" in down.stderr
+    down_json = CliRunner().invoke(
+        app, [*args, "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "0.5",
+              "--format", "json"],
+    )  # fmt: skip
+    assert down_json.exit_code == 3, down_json.output
+    assert "could not be reached" in down_json.stderr  # stdout stays JSON
+    assert json.loads(down_json.stdout)["recommendations"][0]["action"] == "hold"
 
 
 def test_serve_exports_and_publishes(live: Live) -> None:

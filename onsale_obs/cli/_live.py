@@ -20,7 +20,7 @@ from onsale_obs.cli._options import (
     duration_seconds,
     seconds_or_duration,
 )
-from onsale_obs.cli._output import print_json, stdout
+from onsale_obs.cli._output import print_json, stdout, warn
 from onsale_obs.cli._slo import PROMETHEUS_ENV, SpecOption
 from onsale_obs.cli._slo_render import Grid, print_grids
 from onsale_obs.exceptions import BadInputError
@@ -235,6 +235,8 @@ def recommend(
             down = bool(made) and not _reachable(loop)
         finally:
             loop.close()
+    if down:
+        warn(f"Prometheus could not be reached at {prometheus}; the rate holds.")
     if output == "json":
         print_json({"recommendations": [{"event": e, **r.to_json()} for e, r in made]})
     else:
@@ -245,8 +247,6 @@ def recommend(
                 "bold red" if r.action == "decrease" else None,
             )
         notes = [] if made else ["nothing is on sale now"]
-        if down:
-            notes.append("warning: Prometheus could not be reached; the rate holds")
         print_grids(stdout(), [grid], markdown=False, notes=notes)
     if down:
         raise typer.Exit(3)

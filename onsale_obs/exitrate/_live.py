@@ -52,6 +52,8 @@ class SignalReader:
     utilisation_query: str | None = None
     short: float = 60.0
     long: float = 300.0
+    #: why the last read got nothing from Prometheus (None: it answered)
+    unavailable: str | None = field(default=None, init=False)
 
     def read(
         self,
@@ -69,8 +71,10 @@ class SignalReader:
             )
             collected = PrometheusSource(self.client).collect(request)
             burns, _ = burns_at(self.availability, "onsale", collected, now)
-        except PrometheusUnavailableError:
+        except PrometheusUnavailableError as exc:
+            self.unavailable = str(exc)
             return Signals(time=now, current_rate=current_rate, queue_length=queue)
+        self.unavailable = None
         return Signals(
             time=now,
             current_rate=current_rate,
@@ -164,6 +168,8 @@ class ExitRateLoop:
     gauge: RecommendationGauge = field(default_factory=RecommendationGauge)
     #: the store's latest revision at the last read (publishing is conditional on it)
     _head: int = 0
+    #: Prometheus was unreachable at the last tick (logged once per outage)
+    _prometheus_down: bool = False
 
     def __post_init__(self) -> None:
         if self.registry is not None:
@@ -210,6 +216,7 @@ class ExitRateLoop:
             recommendation = controller.recommend(
                 self.reader.read(now, event, rate, windows, queue)
             )
+            self._note_prometheus()
             self.rates[event] = recommendation.rate
             try:
                 self._publish(event, recommendation, latest)
@@ -227,6 +234,18 @@ class ExitRateLoop:
         # one new dict, swapped in whole: /metrics reads it from another thread
         self.gauge.rates = {event: r.rate for event, r in made}
         return made
+
+    def _note_prometheus(self) -> None:
+        """Log an outage of Prometheus once when it starts and once when it ends."""
+        down = self.reader.unavailable
+        if down is not None and not self._prometheus_down:
+            self.logger.warning(
+                "exit rate: Prometheus unreachable; rates hold, then decay to the safe rate",
+                error=down,
+            )
+        elif down is None and self._prometheus_down:
+            self.logger.info("exit rate: Prometheus reachable again")
+        self._prometheus_down = down is not None
 
     def _publish(
         self, event: str, recommendation: Recommendation, latest: dict[str, ModeState]
