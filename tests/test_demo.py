@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,17 @@ def test_a_demo_folder_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--out", str(target), "--quick"])
     assert result.exit_code == 2, result.output
     assert "expected a folder" in " ".join(result.output.split())
+
+
+def test_the_printed_report_command_runs_as_pasted(tmp_path: Path) -> None:
+    """The 'Report again with' command is one line (not wrapped at the console width) and runs."""
+    shown = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--quick"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    [command] = [line for line in lines if line.strip().startswith("onsale-obs slo report")]
+    words = shlex.split(command)
+    assert "--at" in words
+    assert "--verify-key" in words
+    again = CliRunner().invoke(app, [*words[1:], "--format", "json"])
+    assert again.exit_code == 1, again.output  # the demo's on-sale breached its SLO
+    assert json.loads(again.stdout)["slos"]

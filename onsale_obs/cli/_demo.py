@@ -128,7 +128,11 @@ def demo(
     logs = " ".join(f"--logs {p}" for p in result.logs)
     console.print(
         f"\nData and reports are in {out}/ (report.html, report.json, alerts.json, recommendations.json, logs/, "
-        f"modes.db, keys/). Report again with:\n\n  onsale-obs slo report --spec {result.spec_path} "
-        f"{logs} --backend {result.backend_url} --verify-key {result.verify_key} "
-        f"--at {fmt_time(result.at)}\n"
+        f"modes.db, keys/). Report again with:\n"
+    )
+    # one line whatever the width, so it can be pasted as it is
+    console.print(
+        f"  onsale-obs slo report --spec {result.spec_path} {logs} --backend {result.backend_url} "
+        f"--verify-key {result.verify_key} --at {fmt_time(result.at)}\n",
+        soft_wrap=True,
     )
