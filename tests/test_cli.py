@@ -692,8 +692,11 @@ def test_unreadable_key_file_exits_2_naming_the_file(site: Site, tmp_path: Path)
         ["mode", "schedule", "run"],
     ],
 )
-def test_unreachable_store_exits_3(args: list[str], site: Site) -> None:
+def test_unreachable_store_exits_3(args: list[str], site: Site, tmp_path: Path) -> None:
     """A Redis that cannot be reached exits 3 with one error line naming the URL."""
+    if args[1] == "schedule":
+        (tmp_path / "s.yaml").write_text("onsales: []\n")
+        args = [*args, "--file", str(tmp_path / "s.yaml")]
     result = invoke(*args, "--backend", UNREACHABLE, "--signing-key", site.signing)
     assert result.exit_code == 3, result.output
     assert result.stderr.startswith(f"error: {UNREACHABLE}: ")
@@ -824,3 +827,23 @@ def test_files_that_cannot_be_written_are_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "a-file" in result.stderr
     assert "expected a folder" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["apply", "run"])
+def test_applying_a_missing_schedule_file_is_refused(
+    site: Site, tmp_path: Path, command: str
+) -> None:
+    """A mistyped --file would read as an empty schedule and end every scheduled on-sale."""
+    schedule = tmp_path / "s.yaml"
+    schedule.write_text(
+        "onsales:\n  - {event: final, start: '2000-01-01T00:00:00Z', end: '2999-01-01T00:00:00Z'}\n"
+    )
+    applied = invoke("mode", "schedule", "apply", "--file", schedule, "--backend", site.url,
+                     "--signing-key", site.signing)  # fmt: skip
+    assert applied.exit_code == 0, applied.output
+    result = invoke("mode", "schedule", command, "--file", tmp_path / "typo.yaml",
+                    "--backend", site.url, "--signing-key", site.signing)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--file" in result.output
+    shown = get_json(site, "--scope", "event:final")
+    assert shown["scopes"][0]["effective_mode"] == "onsale"  # the on-sale was left running

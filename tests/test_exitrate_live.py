@@ -278,3 +278,21 @@ def test_a_conditional_publish_never_overwrites_a_newer_change(tmp_path: Path) -
         assert written.exit_rate == 300.0
     finally:
         store.close()
+
+
+def test_recommend_brings_a_rate_below_the_minimum_up_and_says_why(live: Live) -> None:
+    """A waiting room running under --min-rate is told to raise it to the minimum, and why."""
+    live.record(ok=50, failed=0)
+    live.scraped()
+    args = ["exit-rate", "recommend", "--spec", str(SPEC), "--backend", f"sqlite:///{live.db}",
+            "--verify-key", str(live.verify), "--prometheus", live.prometheus.url,
+            "--current-rate", "50", "--min-rate", "100", "--queue", "8000", "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [answer] = json.loads(result.stdout)["recommendations"]
+    assert answer["rate"] == 100
+    assert answer["action"] == "increase"
+    assert "below the minimum" in answer["reason"]
+    both = CliRunner().invoke(app, [*args, "--queue-query", "x{"])
+    assert both.exit_code == 2, both.output
+    assert "--queue" in both.output

@@ -527,3 +527,14 @@ def test_every_query_runs_on_prometheus(
                 elif event == ".*" and not answer["data"]["result"]:
                     failures.append(f"{name}: {expr}: no data")
     assert not failures, "\n".join(failures)
+
+
+def test_out_dash_is_refused_not_a_folder_called_dash(
+    cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'--out -' cannot mean standard output for several files: exit 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    result = run(cli, "--spec", SPEC, "--out", "-")
+    assert result.exit_code == 2, result.output
+    assert "give a folder" in " ".join(result.output.split())
+    assert not (tmp_path / "-").exists()

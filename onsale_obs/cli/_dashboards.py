@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from onsale_obs.cli._options import folder_value
 from onsale_obs.cli._slo import SpecOption
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.generate._dashboards import SERVICE_FILE_PREFIX, render_dashboards
@@ -80,6 +81,7 @@ def render(
     """
     if out.exists() and not out.is_dir():
         raise BadInputError("is not a folder; expected a folder for the dashboards.", file=str(out))
+    folder_value(out, "the dashboards")
     files = {out / name: text for name, text in render_dashboards(load_spec(spec)).items()}
     stale = _stale(out, set(files))
     if check:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from onsale_obs.cli._context import load_signer, load_verifier, opened_backend
 from onsale_obs.cli._options import (
     BackendOption,
+    FormatOption,
     SigningKeyOption,
     VerifyKeyOption,
     duration_seconds,
@@ -191,7 +192,7 @@ def recommend(
     backend: BackendOption = "sqlite:///onsale-obs.db",
     verify_key: VerifyKeyOption = None,
     signing_key: SigningKeyOption = None,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: FormatOption = "table",
     timeout: Annotated[
         float,
         typer.Option(
@@ -215,9 +216,10 @@ def recommend(
 
         onsale-obs exit-rate recommend --spec slo.yaml --event final-2026 --queue-query 'waiting_room_queue{event="$event"}' --format json
     """
-    if output not in ("table", "json"):
+    if queue is not None and queue_query is not None:
         raise typer.BadParameter(
-            f"{output!r} is not a format; expected table or json.", param_hint="'--format'"
+            "give either --queue (users waiting now) or --queue-query, not both.",
+            param_hint="'--queue'",
         )
     with opened_backend(backend, reading=True) as store:
         loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
@@ -228,7 +230,7 @@ def recommend(
                 f"event {event!r} is not on sale now (on sale: {', '.join(on) or 'nothing'}).",
                 field="--event",
             )
-        loop.rates = dict.fromkeys(on, max(current_rate, min_rate))
+        loop.rates = dict.fromkeys(on, current_rate)  # out of bounds: the controller says so
         queues = None if queue is None else dict.fromkeys(on, queue)
         try:
             made = [(e, r) for e, r in loop.tick(queues) if event in (None, e)]

@@ -240,3 +240,13 @@ UntilOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def folder_value(out: Path, what: str) -> Path:
+    """Refuse ``--out -``: ``what`` is several files, so standard output cannot hold them."""
+    if str(out) == "-":
+        raise typer.BadParameter(
+            f"'-' (standard output) takes one file, and {what} are several; give a folder.",
+            param_hint="'--out'",
+        )
+    return out

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from onsale_obs.cli._options import folder_value
 from onsale_obs.cli._output import warn
 from onsale_obs.cli._slo import SpecOption
 from onsale_obs.generate._files import drifted, write_checked
@@ -71,6 +72,7 @@ def render(
             f"{exc}); for example https://wiki.example.com/slo/{{slo}}.",
             param_hint="'--runbook-url'",
         ) from None
+    folder_value(out, "the rules and their tests")
     loaded = load_spec(spec)
     for message in off_bucket_thresholds(loaded):
         warn(message)

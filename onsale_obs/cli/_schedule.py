@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -242,7 +243,7 @@ def apply(
     """
     signer = load_signer(signing_key)
     verifier = optional_verifier(verify_key)
-    planned = Schedule.load(file)
+    planned = Schedule.load(_existing(file))
     with opened_backend(backend) as store:
         changes = Broadcaster(store, signer, verifier=verifier).apply_schedule(planned)
     now = time.time()
@@ -252,6 +253,17 @@ def apply(
         stdout().print(states_table(changes, now, title="changes published"))
     else:
         stdout().print("no changes: every scope already follows the schedule.")
+
+
+def _existing(file: Path) -> Path:
+    """A schedule to apply must exist: read as empty, it would end every scheduled on-sale."""
+    if not file.is_file():
+        raise typer.BadParameter(
+            f"{file} does not exist; applying no schedule would end every scheduled on-sale. "
+            "Check the path, or add a window first with 'onsale-obs mode schedule add'.",
+            param_hint="'--file'",
+        )
+    return file
 
 
 @schedule_app.command("run")
@@ -284,7 +296,7 @@ def run(
     """
     signer = load_signer(signing_key)
     verifier = optional_verifier(verify_key)
-    Schedule.load(file)  # a bad file is an error at start, not only a warning later
+    Schedule.load(_existing(file))  # a bad file is an error at start, not only a warning later
     stop = threading.Event()
 
     def emit(state: ModeState) -> None:
