@@ -6,10 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from prometheus_client import CollectorRegistry
 
 from onsale_obs.modes import Broadcaster, MemoryBackend, Signer, SqliteBackend, Verifier
 from onsale_obs.testing import FakeClock, RedisServer, key_pair, require_binary
+
+# Property tests judge behaviour, not speed: no per-example deadline on 2 noisy cores.
+settings.register_profile("onsale", deadline=None)
+settings.load_profile("onsale")
 
 
 @pytest.fixture
