@@ -242,7 +242,8 @@ def test_background_thread_follows_changes(
 def test_asyncio_task_follows_changes(
     broadcaster: Broadcaster, memory: MemoryBackend, keys: tuple[Signer, Verifier]
 ) -> None:
-    """``start_task()`` keeps the view current from an asyncio task without blocking the loop."""
+    """``start_task()`` keeps the view current from an asyncio task (the loop not blocked: see
+    ``test_async_subscriber_on_redis``)."""
 
     async def scenario() -> str:
         sub = ModeSubscriber(memory, keys[1], registry=None, poll_timeout=0.05)

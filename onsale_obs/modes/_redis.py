@@ -231,6 +231,12 @@ class RedisBackend:
         """Write a raw message as a client without the signing key could (tests, drills)."""
         return self.append(scope, lambda _revision: message)
 
+    async def aclose(self) -> None:
+        """``close`` from the event loop the async reads ran on, closing their connection too."""
+        if self._areader is not None:
+            await self._areader.disconnect()
+        self.close()
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.disconnect()
