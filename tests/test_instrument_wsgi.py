@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +19,7 @@ from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -224,3 +226,62 @@ def test_asgi_under_real_uvicorn(modes: tuple[Broadcaster, ModeSubscriber, Memor
         in scraped
     )
     assert 'event="",method="POST",mode="normal",route="/events/{event_id}/checkout"' in scraped
+
+
+class _Body:
+    """A streamed WSGI body that can fail part-way and records that the server closed it."""
+
+    def __init__(self, fail: bool, closed: list[str], name: str) -> None:
+        self.fail = fail
+        self.closed = closed
+        self.name = name
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"first part;"
+        if self.fail:
+            raise RuntimeError("the stream broke")
+        yield b"second part"
+
+    def close(self) -> None:
+        self.closed.append(self.name)
+
+
+def test_wsgi_streamed_body_failure_is_5xx_and_the_apps_close_is_called(
+    modes: tuple[Broadcaster, ModeSubscriber, MemoryBackend],
+) -> None:
+    """A body that raises after the 200 went out counts as 5xx; the app's close() still runs."""
+    broadcaster, subscriber, _ = modes
+    broadcaster.set("event:final", "onsale")
+    subscriber.sync()
+    closed: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> _Body:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        name = str(environ["PATH_INFO"])
+        return _Body(name.endswith("/broken"), closed, name)
+
+    registry = CollectorRegistry()
+    tagged = OnsaleWSGIMiddleware(
+        app,
+        subscriber=subscriber,
+        service="tickets",
+        event=[lambda parts: "final"],
+        routes=lambda method, path: (path, {}),
+        metrics=RequestMetrics("tickets", registry=registry),
+    )
+    server, thread, url = serve_wsgi(tagged)
+    try:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            assert client.get("/stream/ok").text == "first part;second part"
+            with contextlib.suppress(httpx.HTTPError):  # the connection ends mid-body
+                client.get("/stream/broken")
+    finally:
+        server.shutdown()
+        thread.join(5)
+    scraped = generate_latest(registry).decode()
+    assert 'code="2xx",event="final",method="GET",mode="onsale",route="/stream/ok"' in scraped
+    assert 'code="5xx",event="final",method="GET",mode="onsale",route="/stream/broken"' in scraped
+    assert (
+        'code="2xx",event="final",method="GET",mode="onsale",route="/stream/broken"' not in scraped
+    )
+    assert sorted(closed) == ["/stream/broken", "/stream/ok"]
