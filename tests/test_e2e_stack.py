@@ -206,9 +206,16 @@ def walk(stack: Stack) -> Journey:
     assert stack.wait_mode(ONSALE_EVENT, "normal"), "the services never saw the on-sale end"
     time.sleep(2 * SCRAPE)
     stack.load.stop()
-    time.sleep(0.2)  # a request's log line is written just after its answer is sent
-    stack.flush_logs()
     journey.answers = dict(stack.load.answers())
+    # a request's log line is written just after its answer is sent: wait for the last ones
+    answered = sum(n for (_, status), n in journey.answers.items() if status)
+    gateway_log = stack.access_logs["gateway"]
+
+    def logged() -> int:
+        stack.flush_logs()
+        return len(gateway_log.read_bytes().splitlines())
+
+    wait_for(lambda: logged() >= answered or None, timeout=10.0)
     logs = [a for p in stack.access_logs.values() for a in ("--logs", str(p))]
     scrapes = stack.wait_scraped_after(time.time() + 0.1)
     spec = load_spec(stack.config.spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -237,6 +238,12 @@ def test_background_thread_follows_changes(
         assert sub.mode_for("final") == "onsale"
     finally:
         sub.stop()
+    assert sub._thread is not None
+    assert not sub._thread.is_alive()
+    broadcaster.set("event:final", "normal")  # after stop(): nobody reads it
+    time.sleep(0.2)  # four poll timeouts, had the thread still been reading
+    assert seen == [state.revision]
+    assert sub.mode_for("final") == "onsale"
 
 
 def test_asyncio_task_follows_changes(
