@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from onsale_obs.generate._rules import RulesError, alert_name, render_rules
 from onsale_obs.generate._rules_files import rule_files
 from onsale_obs.generate._rules_test import EVAL_MINUTE, OUTAGE_MINUTE, RATE, render_rule_tests
 from onsale_obs.generate._yaml import dump
-from onsale_obs.slo import SLOSpec, evaluate, load_spec, plan, spec_from_data
+from onsale_obs.slo import PromQLSLI, SLOSpec, evaluate, load_spec, plan, spec_from_data
 from onsale_obs.slo._spec import MODES
 from onsale_obs.testing import require_binary
 from tests.slo_oracle import Record, oracle
@@ -189,17 +190,6 @@ def test_render_check_reports_drift_and_render_rewrites(tmp_path: Path) -> None:
         (
             [
                 {
-                    "name": "pay",
-                    "service": "p",
-                    "sli": {"type": "promql", "good": "rate(x[5m])", "total": "x"},
-                    "objectives": {"normal": 99, "onsale": 99},
-                }
-            ],
-            "not a series selector",
-        ),
-        (
-            [
-                {
                     "name": "a-b",
                     "service": "s",
                     "sli": {"type": "availability"},
@@ -264,3 +254,22 @@ def test_a_threshold_off_the_bucket_boundaries_is_warned_about(tmp_path: Path) -
     warning = " ".join(result.stderr.split())
     assert "'slos.0.sli.threshold.normal': 123ms is not a bucket boundary" in warning
     assert "threshold.onsale" not in warning  # 1s is a boundary in both modes
+
+
+def test_an_slo_built_in_python_with_a_bad_selector_is_refused() -> None:
+    """Spec files are checked when loaded; SLOs made in code are checked when rendered."""
+    good = spec_from_data(
+        {
+            "slos": [
+                {
+                    "name": "pay",
+                    "service": "p",
+                    "objectives": {"normal": 99, "onsale": 99},
+                    "sli": {"type": "promql", "good": "x", "total": "y"},
+                }
+            ]
+        }  # fmt: skip
+    )
+    bad = dataclasses.replace(good.slos[0], sli=PromQLSLI(good="rate(x[5m])", total="y"))
+    with pytest.raises(RulesError, match="not a series selector"):
+        render_rules(SLOSpec((bad,)))

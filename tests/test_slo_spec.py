@@ -116,6 +116,11 @@ def test_latency_thresholds_per_mode_or_one_for_both() -> None:
             "slos.0.sli.promql.total",
             "required",
         ),
+        (
+            {"slos": [slo(sli={"type": "promql", "good": "x", "total": 'y{a="1"[5m]'})]},
+            "slos.0.sli.total",
+            "not a series selector",
+        ),
     ],
 )
 def test_every_mistake_names_the_file_the_field_and_what_was_expected(

@@ -57,6 +57,17 @@ def _slo(m: Any, index: int, file: str) -> SLO:
 
     sli: SLI
     if isinstance(m.sli, PromQLModel):
+        from onsale_obs.generate._promql import is_selector
+
+        for name in ("good", "total"):
+            text = getattr(m.sli, name)
+            if not is_selector(text):
+                raise SpecError(
+                    f"{text!r} is not a series selector; expected a counter such as "
+                    'payments_total{outcome="ok"} (no functions, no ranges).',
+                    file=file,
+                    field=f"slos.{index}.sli.{name}",
+                )
         sli = PromQLSLI(good=m.sli.good.strip(), total=m.sli.total.strip())
     else:
         selector = Selector(m.service, tuple(m.sli.routes), tuple(m.sli.methods))
