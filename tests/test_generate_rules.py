@@ -268,7 +268,7 @@ def test_an_slo_built_in_python_with_a_bad_selector_is_refused() -> None:
                     "sli": {"type": "promql", "good": "x", "total": "y"},
                 }
             ]
-        }  # fmt: skip
+        }
     )
     bad = dataclasses.replace(good.slos[0], sli=PromQLSLI(good="rate(x[5m])", total="y"))
     with pytest.raises(RulesError, match="not a series selector"):
