@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from statistics import NormalDist
 from typing import Any
 
 import pytest
@@ -353,7 +354,9 @@ def test_config_errors_name_the_field(field: str, value: float, message: str) ->
 def test_cut_interval_defaults_to_when_readings_could_show_the_cut() -> None:
     """Without decrease_interval: admission p90 + signal lag + half the short window."""
     config = ExitRateConfig(admission_lag=60, admission_lag_spread=0.6, signal_lag=60)
-    assert config.cut_interval == pytest.approx(60 * math.exp(1.2816 * 0.6) + 60 + 30)
+    # the 90th percentile of a log-normal lag with median 60 s and sigma 0.6
+    p90 = NormalDist(math.log(60), 0.6).inv_cdf(0.9)
+    assert config.cut_interval == pytest.approx(math.exp(p90) + 60 + 30, rel=1e-4)
     assert config.effect_lag == 120
 
 
