@@ -124,42 +124,81 @@ def test_redis_restart_loses_no_transition(redis_server: RedisServer, tmp_path: 
     assert local.states()["event:final"] == history[-1]
 
 
-def test_redis_restarted_without_its_data_is_followed(redis_server: RedisServer) -> None:
-    """Redis comes back empty: subscribers say so, take the new history, and ignore replays.
+def wipe_and_restart(server: RedisServer) -> None:
+    """Kill Redis and start it on an empty data folder, as when it runs without persistence."""
+    server.kill()
+    assert server.directory is not None
+    shutil.rmtree(server.directory)
+    server.directory.mkdir()
+    server.start()
 
-    The data folder is wiped between kill and start, as when Redis runs without persistence.
+
+def test_redis_restarted_without_its_data_is_followed(redis_server: RedisServer) -> None:
+    """Redis comes back empty: subscribers say so, take the new history, and refuse old states.
+
+    An attacker with access to Redis but not to the key puts old signed states back at their
+    own revisions: before the new history reaches them, and after (at a revision above it).
     """
     signer, verifier = key_pair()
     broadcaster = Broadcaster(open_backend(redis_server.url), signer)
-    for i in range(5):
+    for i in range(7):  # revisions 1, 3, 5, 7 on sale; 2, 4, 6 normal
         broadcaster.set("event:final", "onsale" if i % 2 == 0 else "normal")
-    # signed "normal" at revision 4: an attacker with access to Redis (not to the key) can put
-    # it back at its own revision once the store is empty
-    replay = next(e for e in broadcaster.backend.history() if e.revision == 4).message
+    old = {e.revision: e.message for e in broadcaster.backend.history()}
     log = ListLogger()
     sub = quick_subscriber(redis_server.url, verifier, logger=log).start()
     try:
-        assert wait_for(lambda: sub.revision == 5)
+        assert wait_for(lambda: sub.revision == 7)
         assert sub.mode_for("final") == "onsale"
-        redis_server.kill()
-        assert redis_server.directory is not None
-        shutil.rmtree(redis_server.directory)
-        redis_server.directory.mkdir()
-        redis_server.start()
+        wipe_and_restart(redis_server)
+        assert wait_for(lambda: any("went back in time" in e for _, e in log.events))
         raw = RedisBackend(redis_server.url)
         for _ in range(3):
             raw.inject("event:final", b"{junk")
-        assert raw.inject("event:final", replay) == 4
-        raw.close()
+        assert raw.inject("event:final", old[4]) == 4  # an old "normal"
         assert wait_for(lambda: sub.rejected()["replayed"] == 1)
-        assert sub.mode_for("final") == "onsale"  # the state it held, not the replayed one
+        assert sub.mode_for("final") == "onsale"  # the state it held, not the old one
         fresh = Broadcaster(open_backend(redis_server.url), signer)
         assert fresh.set("event:final", "normal", reason="after the restart").revision == 5
         assert wait_for(lambda: sub.mode_for("final") == "normal")
+        raw.inject("event:final", b"{junk")
+        assert raw.inject("event:final", old[7]) == 7  # an old "onsale", above the new top
+        assert wait_for(lambda: sub.rejected()["replayed"] == 2)
+        assert sub.mode_for("final") == "normal"
         assert not sub.stale
-        assert any("went back in time" in event for _, event in log.events)
+        raw.close()
     finally:
         sub.stop()
+
+
+def test_a_reset_is_noticed_even_when_the_new_history_passed_our_cursor(
+    redis_server: RedisServer,
+) -> None:
+    """Redis came back empty and got more changes than we had seen before we looked again:
+    the entry at our cursor is not ours, so the new history is read from its start."""
+    signer, verifier = key_pair()
+    broadcaster = Broadcaster(open_backend(redis_server.url), signer)
+    broadcaster.set("event:a", "onsale")
+    broadcaster.set("event:b", "normal")
+    seen: list[tuple[str, str]] = []
+    sub = ModeSubscriber(open_backend(redis_server.url), verifier, registry=None)
+    sub.add_listener(lambda s: seen.append((s.scope, s.mode)))
+    assert sub.sync()
+    assert sub.revision == 2
+    redis_server.kill()
+    assert not sub.sync()  # the outage, seen
+    wipe_and_restart(redis_server)
+    fresh = Broadcaster(open_backend(redis_server.url), signer)
+    for scope, mode in (("event:a", "normal"), ("event:b", "onsale"), ("event:c", "onsale")):
+        fresh.set(scope, mode)
+    assert sub.sync(0.5)
+    assert sub.sync(0.5)
+    assert (sub.mode_for("a"), sub.mode_for("b"), sub.mode_for("c")) == (
+        "normal",
+        "onsale",
+        "onsale",
+    )
+    assert seen[2:] == [("event:a", "normal"), ("event:b", "onsale"), ("event:c", "onsale")]
+    assert sub.rejected()["replayed"] == 0
 
 
 def test_subscriber_started_while_redis_down_recovers(redis_server: RedisServer) -> None:

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from onsale_obs.exceptions import BackendUnavailableError
 from onsale_obs.modes._backend import Entry, ModeBackend
 from onsale_obs.modes._model import GLOBAL_SCOPE, ModeState, scope_event
+from onsale_obs.modes._resets import StoreResets
 from onsale_obs.modes._schedule import Schedule
 from onsale_obs.modes._signing import REJECT_REASONS, RejectedMessage, RejectReason, Verifier
 from onsale_obs.types import Clock, Mode
@@ -98,10 +99,9 @@ class ModeSubscriber:
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = threading.Lock()
         self._outage_logged = False
-        # after an outage, compare the store's top with our cursor before reading on
+        # after an outage, check the store still holds our history before reading on
         self._check_store = False
-        # scopes whose state predates the store going back in time: ordered by ``since`` now
-        self._old_epoch: set[str] = set()
+        self._resets = StoreResets()
         if registry is not None:
             registry.register(_SubscriberCollector(self))
 
@@ -199,24 +199,22 @@ class ModeSubscriber:
 
     def _apply_snapshot(self) -> None:
         snapshot = self._backend.snapshot()
-        self._check_store = False
-        if snapshot.cursor < self._cursor:
-            # The store lost transitions we saw (restarted without its data, or restored from
-            # an old backup); its publishers now number from where it is. Follow it: read its
-            # log from the start, and until a scope gets a new state, keep serving the one we
-            # hold, replacing it only with a state signed later (a signature cannot be forged,
-            # so an old message replayed into the emptied store cannot win).
-            self._log.error(
-                "mode store went back in time; was it restarted without persistence?",
-                store_revision=snapshot.cursor,
-                seen_revision=self._cursor,
-            )
-            self._old_epoch = set(self._states)
-            self._cursor = 0
-            self._synced = True
-            return
         if self._synced:
-            return  # after an outage: the log holds every transition since our cursor
+            # after an outage: if the store still holds our history, its log has every
+            # transition since our cursor; if not (restarted without its data, restored from
+            # an older backup), read its new history from the start (see _resets.py)
+            if snapshot.cursor < self._cursor or not self._resets.still_holds_cursor(
+                self._backend, self._cursor
+            ):
+                self._log.error(
+                    "mode store went back in time; was it restarted without persistence?",
+                    store_revision=snapshot.cursor,
+                    seen_revision=self._cursor,
+                )
+                self._resets.store_went_back(self._states, snapshot.cursor)
+                self._cursor = 0
+            self._check_store = False
+            return
         unverified = [
             entry.scope
             for entry in sorted(snapshot.latest.values(), key=lambda e: e.revision)
@@ -225,7 +223,11 @@ class ModeSubscriber:
         if unverified:
             self._recover_from_log(set(unverified), snapshot.cursor)
         self._cursor = max(self._cursor, snapshot.cursor)
+        self._resets.at_cursor = next(
+            (e for e in snapshot.latest.values() if e.revision == snapshot.cursor), None
+        )
         self._synced = True
+        self._check_store = False
         self._publish_view()
 
     def _recover_from_log(self, scopes: set[str], cursor: int) -> None:
@@ -247,7 +249,9 @@ class ModeSubscriber:
         changed = False
         for entry in entries:
             changed = self._accept(entry, live=True) or changed
-            self._cursor = max(self._cursor, entry.revision)
+            if entry.revision >= self._cursor:
+                self._cursor = entry.revision
+                self._resets.at_cursor = entry
         if changed:
             self._publish_view()
 
@@ -257,25 +261,11 @@ class ModeSubscriber:
         except RejectedMessage as exc:
             self._reject(exc.reason, exc.detail, entry)
             return False
-        previous = self._states.get(state.scope)
-        if previous is not None:
-            if state.scope in self._old_epoch:
-                if state.since <= previous.since:
-                    self._reject(
-                        "replayed",
-                        f"revision {state.revision} of the restarted store was signed before "
-                        f"the state held (revision {previous.revision})",
-                        entry,
-                    )
-                    return False
-                self._old_epoch.discard(state.scope)
-            elif state.revision <= previous.revision:
-                self._reject(
-                    "replayed",
-                    f"revision {state.revision} is not newer than {previous.revision}",
-                    entry,
-                )
-                return False
+        refused = self._resets.refusal(state, self._states.get(state.scope))
+        if refused is not None:
+            if entry.revision > self._resets.catch_up_to:
+                self._reject("replayed", refused, entry)
+            return False
         if live and state.mode == "onsale" and state.is_expired_at(self._clock()):
             # It still supersedes older revisions (the scope is normal now), but it must not
             # put the scope on sale: the time it claimed has passed.
