@@ -368,6 +368,57 @@ def test_tagging_failure_is_counted_and_request_served(stack: Stack) -> None:
     assert "onsale_instrument_errors_total 2.0" in stack.metrics_text()
 
 
+def test_a_failed_start_still_records_the_request_with_a_fallback_tag(stack: Stack) -> None:
+    """A broken extractor during a global on-sale: the app's 500 is still counted, on sale.
+
+    And the failed start leaves no mode behind for the next request.
+    """
+    put_onsale(stack, "global")
+
+    def broken(parts: object) -> str:
+        raise RuntimeError("extractor exploded")
+
+    app = OnsaleMiddleware(
+        build_app(stack), subscriber=stack.subscriber, service="checkout", event=[broken],
+        metrics=stack.metrics, access_log=AccessLog(stack.access, service="checkout", flush_interval=0),
+    )  # fmt: skip
+    assert call(app, "POST", "/events/final/checkout?fail=500").status_code == 500
+    text = stack.metrics_text()
+    assert 'code="5xx",event="",method="POST",mode="onsale",route="unmatched"' in text
+    assert "onsale_instrument_errors_total 1.0" in text
+    assert [(x["status"], x["mode"]) for x in stack.access_lines()] == [(500, "onsale")]
+    assert current_request_mode() is None
+
+
+def test_an_app_mounted_under_a_root_path_is_routed(stack: Stack) -> None:
+    """Behind a path prefix (uvicorn --root-path), routes and path parameters are still found."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack), otel="none")
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, root_path="/shop")
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.post("/shop/events/final/checkout")
+
+    assert asyncio.run(go()).json()["mode"] == "onsale"
+    assert 'route="/events/{event_id}/checkout"' in stack.metrics_text()
+
+
+def test_add_middleware_finds_the_router(stack: Stack) -> None:
+    """The usual Starlette/FastAPI pattern: app.add_middleware(OnsaleMiddleware, ...)."""
+    put_onsale(stack)
+    app = build_app(stack)
+    app.add_middleware(
+        OnsaleMiddleware,
+        subscriber=stack.subscriber,
+        service="checkout",
+        event=[PathParam("event_id")],
+        metrics=stack.metrics,
+    )
+    assert call(app, "POST", "/events/final/checkout").json()["mode"] == "onsale"
+    assert 'route="/events/{event_id}/checkout"' in stack.metrics_text()
+
+
 def test_non_http_and_metrics_paths_pass_through(stack: Stack) -> None:
     """Lifespan/websocket scopes and /metrics scrapes are not counted as requests."""
     seen: list[str] = []

@@ -36,6 +36,7 @@ from onsale_obs.instrument._baggage import (
     strip_onsale_baggage,
 )
 from onsale_obs.instrument._context import _current
+from onsale_obs.instrument._events import valid_event
 from onsale_obs.testing import free_port
 
 
@@ -74,6 +75,20 @@ def test_rewrite_replaces_every_onsale_member() -> None:
         "k=v,onsale.event=final,onsale.mode=normal"
     )
     assert strip_onsale_baggage("k=v, onsale.mode=onsale") == "k=v"
+
+
+def test_percent_encoded_onsale_keys_are_onsale_keys() -> None:
+    """OTel decodes baggage keys: 'onsale%2Eevent' is onsale.event and is dropped at the edge."""
+    assert strip_onsale_baggage("onsale%2Eevent=victim,k=v,onsale%2emode=onsale") == "k=v"
+    assert parse_onsale_baggage("onsale%2Eevent=final") == ("final", None)
+    assert "victim" not in rewrite_baggage("onsale%2Eevent=victim", None, "normal")
+
+
+@pytest.mark.parametrize("claimed", ["x" * 6000, 'onsale\n"{}', "ONSALE"])
+def test_a_strange_upstream_mode_is_recorded_as_invalid(claimed: str) -> None:
+    """The caller's mode goes on every span: only normal/onsale are kept verbatim."""
+    assert parse_onsale_baggage(f"onsale.mode={claimed}"[:8000]) == (None, "invalid")
+    assert parse_onsale_baggage("onsale.mode=normal") == (None, "normal")
 
 
 @pytest.mark.parametrize(
@@ -262,3 +277,10 @@ def test_processor_skips_only_hooks_that_do_nothing() -> None:
     assert simple._then_start is None
     recording = _Recording()
     assert OnsaleSpanProcessor(recording)._then_start == recording.on_start
+
+
+@pytest.mark.parametrize("event", ["abc\n", "abc\r\n", "", "-x", "a" * 129])
+def test_event_ids_are_checked_whole(event: str) -> None:
+    """An id with a trailing newline (from %0A in a path or baggage) is not a valid event."""
+    assert valid_event(event) is None
+    assert valid_event("final-2026.b") == "final-2026.b"

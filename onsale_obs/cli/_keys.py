@@ -12,7 +12,7 @@ import typer
 from onsale_obs.cli._options import SIGNING_KEY_ENV, VERIFY_KEY_ENV
 from onsale_obs.modes import generate_key_pair
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 keys_app = typer.Typer(
     name="keys",

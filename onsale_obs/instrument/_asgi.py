@@ -45,7 +45,11 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
                 if key == b"baggage":
                     inbound = value.decode("latin-1")
                     break
-            started = tagger.start(scope["method"], scope["path"], inbound, _parts, scope)
+            path = scope["path"]
+            root = scope.get("root_path")
+            if root and path.startswith(root):  # mounted under a prefix: routes exclude it
+                path = path[len(root) :] or "/"
+            started = tagger.start(scope["method"], path, inbound, _parts, scope)
             if started[3] is not None:
                 value = started[3].encode("latin-1")
                 scope = {
@@ -55,8 +59,7 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
                 }
         except Exception:
             tagger.failed("asgi request start")
-            await self.app(scope, receive, send)
-            return
+            started = tagger.degraded(str(scope.get("method", "GET")))
 
         status = 0
 
@@ -66,7 +69,7 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
         def sender(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = message.get("status", 0)
             return send(message)
 
         failed = False
@@ -77,6 +80,7 @@ class OnsaleMiddleware(TaggingMiddleware[ASGIApp]):
             raise
         finally:
             try:
-                tagger.end(started, 500 if failed or status == 0 else status, now() - arrived)
+                code = status if type(status) is int else 0
+                tagger.end(started, 500 if failed or code == 0 else code, now() - arrived)
             except Exception:
                 tagger.failed("asgi request end")

@@ -94,9 +94,18 @@ class FlaskRoutes:
 
 
 def routes_for(app: Any) -> RouteResolver | None:
-    """Pick a resolver for a known framework app (Starlette/FastAPI, Flask), or None."""
-    if hasattr(app, "url_map"):
-        return FlaskRoutes(app)
-    if hasattr(app, "routes") and hasattr(app, "router"):
-        return StarletteRoutes(app)
+    """Pick a resolver for a known framework app (Starlette/FastAPI, Flask), or None.
+
+    Middleware added with ``app.add_middleware(...)`` is given the rest of the stack, not the
+    app: the ``.app`` chain is followed down to the router.
+    """
+    for _ in range(32):
+        if app is None:
+            return None
+        if hasattr(app, "url_map"):
+            return FlaskRoutes(app)
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list | tuple) and all(hasattr(r, "matches") for r in routes):
+            return StarletteRoutes(app)
+        app = getattr(app, "app", None)
     return None

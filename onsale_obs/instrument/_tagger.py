@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
@@ -152,6 +153,15 @@ class Tagger:
             resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
         )
         token = _current.set(rm)
+        try:
+            return self._set_context(rm, token, inbound, event)
+        except BaseException:
+            _current.reset(token)  # a failed start must not leave its mode to the next request
+            raise
+
+    def _set_context(
+        self, rm: RequestMode, token: Any, inbound: str | None, event: str | None
+    ) -> Started:
         otel_var = self._otel_var
         # read once: the span and the baggage both come from it
         ctx = otel_var.get() if otel_var is not None else context.get_current()
@@ -163,13 +173,29 @@ class Tagger:
             tag_span(span, rm.span_attributes)
             rm.trace_id = span.get_span_context().trace_id
         ours = _with_onsale_baggage(ctx, rm)
-        otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
         # With no recording span yet, any OTel middleware is inside us and extracts the context
-        # from the inbound headers: hand it this service's view.
+        # from the inbound headers: hand it this service's view. At an edge that drops inbound
+        # baggage, the app's own view of the headers loses the client's onsale.* too.
         header = None
-        if outermost and (inbound is not None or event is not None):
+        if (outermost and (inbound is not None or event is not None)) or (
+            self.drop_inbound_baggage and inbound is not None
+        ):
             header = rewrite_baggage(inbound, event, rm.mode)
+        # last: nothing after it can fail and leave OTel's context set
+        otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
         return rm, token, otel_token, header
+
+    def degraded(self, method: str) -> Started:
+        """What to record for a request whose ``start`` failed: never raises.
+
+        The request is still counted (route ``unmatched``), with the mode of no event scope
+        (on sale only during a global on-sale), so an SLO never loses its errors.
+        """
+        try:
+            mode = self.subscriber.resolve(None).mode
+        except Exception:
+            mode = "normal"
+        return RequestMode(mode, None, None, None, UNMATCHED_ROUTE, method), None, None, None
 
     def end(self, started: Started, status: int, seconds: float) -> None:
         """Record the finished request and restore the context."""
@@ -188,6 +214,11 @@ class Tagger:
             if self.access_log is not None:
                 self.access_log.write(rm, status, seconds)
         finally:
+            if token is not None:
+                self._reset(token, otel_token)
+
+    def _reset(self, token: Any, otel_token: Any) -> None:
+        if otel_token is not None:
             otel_var = self._otel_var
             if otel_var is None:
                 context.detach(otel_token)
@@ -196,7 +227,7 @@ class Tagger:
                     otel_var.reset(otel_token)
                 except ValueError:  # made in another context: OTel's detach logs why
                     context.detach(otel_token)
-            _current.reset(token)
+        _current.reset(token)
 
     def failed(self, where: str) -> None:
         """Count a failure inside the tagging; log the first one with its traceback."""
@@ -205,8 +236,12 @@ class Tagger:
         if not self._failed_once:
             self._failed_once = True
             with contextlib.suppress(Exception):  # logging must not break the request either
-                self.logger.exception(
-                    "on-sale tagging failed; serving the request untagged", where=where
+                # the traceback as text: a renderer shown exc_info may print local variables,
+                # and these hold the request's headers (cookies, authorization)
+                self.logger.error(
+                    "on-sale tagging failed; serving the request with a fallback tag",
+                    where=where,
+                    traceback=traceback.format_exc(),
                 )
 
 
@@ -264,11 +299,17 @@ class TaggingMiddleware(Generic[AppT]):
         # each path with and without its trailing slash: one set lookup per request
         bases = [p.rstrip("/") for p in exclude_paths]
         self.exclude_paths = frozenset([*(b or "/" for b in bases), *(b + "/" for b in bases)])
+        if routes is None:
+            routes = routes_for(route_app if route_app is not None else app)
+            if routes is None and any(type(e) is PathParam for e in event):
+                (logger or structlog.get_logger("onsale_obs.instrument")).warning(
+                    "no router found for the path parameters; PathParam will find no event "
+                    "(pass route_app= or routes=)",
+                    service=service,
+                )
         self.tagger = Tagger(
             subscriber,
-            routes=routes
-            if routes is not None
-            else routes_for(route_app if route_app is not None else app),
+            routes=routes,
             extractors=event,
             metrics=metrics,
             access_log=access_log,

@@ -44,14 +44,14 @@ class OnsaleWSGIMiddleware(TaggingMiddleware[WSGIApp]):
                 environ["HTTP_BAGGAGE"] = started[3]
         except Exception:
             tagger.failed("wsgi request start")
-            return self.app(environ, start_response)
+            started = tagger.degraded(str(environ.get("REQUEST_METHOD", "GET")))
 
         status = [0]
 
         def start_with_status(status_line: str, headers: Any, exc_info: Any = None) -> Any:
             try:
                 status[0] = int(status_line.split(" ", 1)[0])
-            except ValueError:
+            except (ValueError, TypeError, AttributeError):  # not "200 OK": the app's bug
                 status[0] = 500
             return (
                 start_response(status_line, headers, exc_info)

@@ -13,7 +13,7 @@ from onsale_obs.types import MODES, SOURCES, Mode, Source
 GLOBAL_SCOPE = "global"
 EVENT_PREFIX = "event:"
 #: Event ids travel in baggage, metric labels and Redis keys: keep them short and plain.
-EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: no trailing newline
 #: A reason is for people; anything longer is a mistake or an attack on the bus.
 MAX_REASON_LENGTH = 500
 #: The last second a state's times may name (9999-12-31T23:59:59Z): every later time would
