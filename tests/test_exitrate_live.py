@@ -296,3 +296,19 @@ def test_recommend_brings_a_rate_below_the_minimum_up_and_says_why(live: Live) -
     both = CliRunner().invoke(app, [*args, "--queue-query", "x{"])
     assert both.exit_code == 2, both.output
     assert "--queue" in both.output
+
+
+def test_a_query_prometheus_starts_refusing_holds_instead_of_crashing_the_loop() -> None:
+    """A 422 mid-run (a sample limit hit) is no signal this tick, never an exception in serve."""
+    error = {"status": "error", "errorType": "execution", "error": "would load too many samples"}
+    transport = httpx.MockTransport(
+        lambda _: httpx.Response(422, json=error, headers={"content-type": "application/json"})
+    )
+    spec = load_spec(SPEC)
+    client = PrometheusClient("http://prom.example", transport=transport, retries=0)
+    reader = SignalReader(spec, spec.get("checkout-availability"), client)
+    signals = reader.read(1_800_000_000.0, EVENT, 600.0, [], queue=100.0)
+    assert signals.burn_short is None
+    assert signals.burn_long is None
+    assert reader.unavailable is not None
+    assert "too many samples" in reader.unavailable

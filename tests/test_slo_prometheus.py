@@ -660,3 +660,82 @@ def test_access_log_view_is_the_same_stream(planted_traffic: Traffic) -> None:
     onsale = [orjson.loads(line) for line in lines if b'"event_onsale":true' in line]
     assert onsale
     assert all(line["mode"] == "onsale" for line in onsale)
+
+
+# ---- garbage from a server that speaks the API -----------------------------------------------
+
+_ONE_SLO = {
+    "slos": [
+        {
+            "name": "checkout-availability",
+            "service": "checkout",
+            "sli": {"type": "availability"},
+            "objectives": {"normal": 99.9, "onsale": 99.99},
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf", "-5000"])
+def test_a_count_that_is_not_a_count_is_no_answer_not_zero(value: str) -> None:
+    """NaN, infinities or a negative count must not read as "no errors, SLO ok"."""
+    vector = [{"metric": {"service": "checkout", "mode": "normal", "code": "5xx"},
+               "value": [AT, value]}]  # fmt: skip
+    body = orjson.dumps({"status": "success", "data": {"resultType": "vector", "result": vector}})
+    source = PrometheusSource(_mock(lambda _: httpx.Response(200, content=body, headers=_JSON)))
+    request = plan(spec_from_data(_ONE_SLO), AT, onsale_windows=[])
+    with pytest.raises(PrometheusUnavailableError, match="counts must be finite"):
+        source.collect(request)
+
+
+def test_an_instant_query_answered_with_a_matrix_is_the_servers_fault() -> None:
+    """Not our bad input (exit 2) but a server that is not Prometheus-compatible (exit 3)."""
+    body = orjson.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}})
+    client = _mock(lambda _: httpx.Response(200, content=body, headers=_JSON))
+    with pytest.raises(PrometheusUnavailableError, match="not a vector"):
+        client.query("up", AT)
+
+
+def test_a_retry_after_longer_than_the_timeout_gives_up_at_once() -> None:
+    waits: list[float] = []
+    reply = (429, {"retry-after": "3600"}, b"")
+    with (
+        scripted(reply) as server,
+        _client(server, waits) as client,
+        pytest.raises(PrometheusUnavailableError, match="retry after 3600 s"),
+    ):
+        client.query("up", AT)
+    assert waits == []
+
+
+def test_a_server_trickling_its_answer_is_cut_at_the_timeout() -> None:
+    """Headers at once, then a byte at a time: --timeout bounds the whole answer."""
+    stop = threading.Event()
+
+    def trickle(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+            while not stop.wait(0.05):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        thread = threading.Thread(target=trickle, args=(listener,), daemon=True)
+        thread.start()
+        port = listener.getsockname()[1]
+        try:
+            with (
+                PrometheusClient(f"http://127.0.0.1:{port}", timeout=0.5, retries=0) as client,
+                pytest.raises(PrometheusUnavailableError, match=r"took longer than 0\.5 s"),
+            ):
+                client.query("up", AT)
+        finally:
+            stop.set()
+            thread.join(5)

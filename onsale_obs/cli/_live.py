@@ -234,11 +234,15 @@ def recommend(
         queues = None if queue is None else dict.fromkeys(on, queue)
         try:
             made = [(e, r) for e, r in loop.tick(queues) if event in (None, e)]
-            down = bool(made) and not _reachable(loop)
+            down = bool(made) and (loop.reader.unavailable is not None or not _reachable(loop))
+            why = loop.reader.unavailable
         finally:
             loop.close()
     if down:
-        warn(f"Prometheus could not be reached at {prometheus}; the rate holds.")
+        warn(
+            f"Prometheus could not be reached at {prometheus}, or answered nothing usable; "
+            f"the rate holds{f' ({why})' if why else ''}."
+        )
     if output == "json":
         print_json({"recommendations": [{"event": e, **r.to_json()} for e, r in made]})
     else:

@@ -71,7 +71,9 @@ class SignalReader:
             )
             collected = PrometheusSource(self.client).collect(request)
             burns, _ = burns_at(self.availability, "onsale", collected, now)
-        except PrometheusUnavailableError as exc:
+        except (PrometheusUnavailableError, BadInputError) as exc:
+            # BadInputError here: Prometheus refused a query that worked before (too many
+            # samples, a limit): no signal this tick, never a crash of the loop
             self.unavailable = str(exc)
             return Signals(time=now, current_rate=current_rate, queue_length=queue)
         self.unavailable = None

@@ -21,6 +21,7 @@ import orjson
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
 
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+_BODY_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _QUERY_ERROR_STATUS: Final = frozenset({400, 422})
 #: Retry-After longer than this is not "short": give up instead of stalling a report.
 _MAX_RETRY_AFTER: Final = 10.0
@@ -97,9 +98,11 @@ class PrometheusClient:
         kind, result = data
         if kind == "scalar":
             return [_sample({}, result, promql)]
-        if kind != "vector":
-            raise BadInputError(
-                f"the query {promql!r} returned a {kind}; expected an instant vector."
+        if kind != "vector":  # our queries are instant ones: the server answered wrongly
+            raise PrometheusUnavailableError(
+                f"an instant query answered with a {kind}, not a vector; "
+                "this is not a Prometheus-compatible API.",
+                url=self.url,
             )
         return [_sample(item.get("metric"), item.get("value"), promql) for item in _items(result)]
 
@@ -107,7 +110,11 @@ class PrometheusClient:
         """Evaluate a range-selector query at ``at``; the answer is every raw sample."""
         kind, result = self._call("/api/v1/query", {"query": promql, "time": _ts(at)}, promql)
         if kind != "matrix":
-            raise BadInputError(f"the query {promql!r} returned a {kind}; expected a range vector.")
+            raise PrometheusUnavailableError(
+                f"a range-selector query answered with a {kind}, not a matrix; "
+                "this is not a Prometheus-compatible API.",
+                url=self.url,
+            )
         return [_series(item, promql) for item in _items(result)]
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
@@ -136,6 +143,9 @@ class PrometheusClient:
                 return self._answer(outcome, endpoint, promql)
             last, retry_after = outcome
             wait = self.backoff * 2**attempt if retry_after is None else retry_after
+            if retry_after is not None and retry_after > min(self.timeout, _MAX_RETRY_AFTER):
+                last += f" (asked to retry after {retry_after:g} s: longer than --timeout)"
+                break
         raise PrometheusUnavailableError(
             f"POST {endpoint} failed {attempts} time(s); last: {last}. "
             "Is Prometheus running there, and is the URL (with any path prefix) right?",
@@ -151,7 +161,9 @@ class PrometheusClient:
                 self._http = httpx.Client(
                     timeout=self.timeout, headers=self._headers, transport=self._transport
                 )
-            response = self._http.post(endpoint, data=form)
+            response = self._post_within(endpoint, form)
+            if response is None:
+                return f"took longer than {self.timeout:g} s", None
         except httpx.TimeoutException:
             return f"timed out after {self.timeout:g} s", None
         except httpx.TransportError as exc:
@@ -167,6 +179,31 @@ class PrometheusClient:
         if response.status_code in _RETRY_STATUS:
             return _status_text(response), _retry_after(response)
         return response
+
+    def _post_within(self, endpoint: str, form: dict[str, str]) -> httpx.Response | None:
+        """POST and read the whole answer within ``timeout`` seconds (None: it took longer).
+
+        httpx's timeout bounds each network read, so a server trickling bytes could hold a
+        request for ever; the body is read in pieces against one deadline.
+        """
+        assert self._http is not None
+        deadline = time.monotonic() + self.timeout
+        with self._http.stream("POST", endpoint, data=form) as streamed:
+            pieces = []
+            for piece in streamed.iter_bytes():
+                pieces.append(piece)
+                if time.monotonic() > deadline:
+                    return None
+            # the pieces are decoded already: the copy must not decode them again
+            headers = [
+                (k, v) for k, v in streamed.headers.items() if k.lower() not in _BODY_HEADERS
+            ]
+            return httpx.Response(
+                streamed.status_code,
+                headers=headers,
+                content=b"".join(pieces),
+                request=streamed.request,
+            )
 
     def _answer(self, response: httpx.Response, endpoint: str, promql: str) -> tuple[str, Any]:
         """Check the API envelope and map errors; return (resultType, result)."""
@@ -217,12 +254,12 @@ def _status_text(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """A numeric Retry-After, capped: a report should not stall for long."""
+    """A numeric Retry-After (the caller gives up when it is long: never stall for long)."""
     try:
         value = float(response.headers.get("retry-after", ""))
     except ValueError:
         return None
-    return min(value, _MAX_RETRY_AFTER) if value >= 0 else None
+    return value if value >= 0 else None
 
 
 def _malformed(promql: str, what: str) -> PrometheusUnavailableError:

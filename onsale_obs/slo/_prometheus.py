@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Final
 
-from onsale_obs.exceptions import BadInputError
+from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
 from onsale_obs.modes._model import GLOBAL_SCOPE, OnSaleWindow, parse_scope
 from onsale_obs.slo._data import (
     INF,
@@ -305,6 +305,20 @@ class _Collection:
             parts.append(f'service=~"{self.services}"')
         return f"{metric}{{{','.join(parts)}}}"
 
+    def _count(self, value: float, query: str) -> float:
+        """A count from Prometheus: finite and not negative, or the answer is garbage."""
+        if math.isfinite(value) and value >= -1e-6:  # float noise around 0 is 0
+            return max(value, 0.0)
+        raise self._garbage(value, query)
+
+    def _garbage(self, value: float, query: str) -> PrometheusUnavailableError:
+        # counted as "no answer" (exit 3; the exit-rate loop holds), never as zero errors
+        return PrometheusUnavailableError(
+            f"Prometheus answered {value!r} for a counter (query {query[:200]!r}); counts "
+            "must be finite and not negative, so nothing was reported.",
+            url=self.client.url,
+        )
+
     # ---- the whole read ----------------------------------------------------------------
 
     def run(self) -> Collected:
@@ -384,19 +398,21 @@ class _Collection:
                 sample.labels.get("mode", ""),
                 sample.labels.get("code", ""),
             )
-            agg.requests[key] = agg.requests.get(key, 0.0) + _finite(sample.value)
+            agg.requests[key] = agg.requests.get(key, 0.0) + self._count(sample.value, query)
         self._tick()
         if self.request.thresholds:
             grouping = "sum by (service, route, method, mode, le)"
             query = f"{grouping} ({delta(self._selector(BUCKETS), span.end - span.start)})"
             for sample in self.client.query(query, span.end):
-                self._add_bucket(agg, sample.labels, _finite(sample.value))
+                self._add_bucket(agg, sample.labels, self._count(sample.value, query))
             self._tick()
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):
                 query = f"sum by (mode) ({delta(selector, span.end - span.start)})"
                 for sample in self.client.query(query, span.end):
-                    self._add_custom(agg, (name, kind), sample.labels, _finite(sample.value))
+                    self._add_custom(
+                        agg, (name, kind), sample.labels, self._count(sample.value, query)
+                    )
                 self._tick()
         return agg
 
@@ -466,7 +482,10 @@ class _Collection:
         for series in self.client.query_matrix(query, end):
             if series.labels.get("mode") != "onsale":
                 continue  # a custom SLI's selector may match normal series too
-            times, increments = raw_deltas(series.points, start)
+            for _, value in series.points:
+                if not (math.isfinite(value) and value >= 0):
+                    raise self._garbage(value, query)
+            times, increments = raw_deltas(sorted(series.points), start)
             if times:
                 out.append(_Deltas(series.labels, times, increments))
         self._tick()
@@ -530,11 +549,6 @@ class _Collection:
 def _route(labels: Mapping[str, str]) -> RouteKey:
     service, route, method = (labels.get(name, "") for name in _ROUTE_LABELS)
     return service, route, method
-
-
-def _finite(value: float) -> float:
-    """NaN or infinite estimates (a broken series) count as nothing rather than poison sums."""
-    return value if math.isfinite(value) else 0.0
 
 
 def _frange(start: float, stop: float, step: float) -> list[float]:
