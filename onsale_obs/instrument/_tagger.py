@@ -153,36 +153,31 @@ class Tagger:
             resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
         )
         token = _current.set(rm)
-        try:
-            return self._set_context(rm, token, inbound, event)
+        try:  # inline, not a helper: this runs on every request
+            otel_var = self._otel_var
+            # read once: the span and the baggage both come from it
+            ctx = otel_var.get() if otel_var is not None else context.get_current()
+            span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
+            outermost = span is None or not span.is_recording()
+            if not outermost:
+                # An outer OTel middleware started the server span before we knew the mode: tag it
+                # here (the span processor only sees spans started from now on).
+                tag_span(span, rm.span_attributes)
+                rm.trace_id = span.get_span_context().trace_id
+            ours = _with_onsale_baggage(ctx, rm)
+            # With no recording span yet, any OTel middleware is inside us and extracts the context
+            # from the inbound headers: hand it this service's view. At an edge that drops inbound
+            # baggage, the app's own view of the headers loses the client's onsale.* too.
+            header = None
+            if (outermost and (inbound is not None or event is not None)) or (
+                self.drop_inbound_baggage and inbound is not None
+            ):
+                header = rewrite_baggage(inbound, event, rm.mode)
+            # last: nothing after it can fail and leave OTel's context set
+            otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
         except BaseException:
             _current.reset(token)  # a failed start must not leave its mode to the next request
             raise
-
-    def _set_context(
-        self, rm: RequestMode, token: Any, inbound: str | None, event: str | None
-    ) -> Started:
-        otel_var = self._otel_var
-        # read once: the span and the baggage both come from it
-        ctx = otel_var.get() if otel_var is not None else context.get_current()
-        span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
-        outermost = span is None or not span.is_recording()
-        if not outermost:
-            # An outer OTel middleware started the server span before we knew the mode: tag it
-            # here (the span processor only sees spans started from now on).
-            tag_span(span, rm.span_attributes)
-            rm.trace_id = span.get_span_context().trace_id
-        ours = _with_onsale_baggage(ctx, rm)
-        # With no recording span yet, any OTel middleware is inside us and extracts the context
-        # from the inbound headers: hand it this service's view. At an edge that drops inbound
-        # baggage, the app's own view of the headers loses the client's onsale.* too.
-        header = None
-        if (outermost and (inbound is not None or event is not None)) or (
-            self.drop_inbound_baggage and inbound is not None
-        ):
-            header = rewrite_baggage(inbound, event, rm.mode)
-        # last: nothing after it can fail and leave OTel's context set
-        otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
         return rm, token, otel_token, header
 
     def degraded(self, method: str) -> Started:
@@ -214,20 +209,16 @@ class Tagger:
             if self.access_log is not None:
                 self.access_log.write(rm, status, seconds)
         finally:
-            if token is not None:
-                self._reset(token, otel_token)
-
-    def _reset(self, token: Any, otel_token: Any) -> None:
-        if otel_token is not None:
-            otel_var = self._otel_var
-            if otel_var is None:
-                context.detach(otel_token)
-            else:
-                try:
-                    otel_var.reset(otel_token)
-                except ValueError:  # made in another context: OTel's detach logs why
+            if token is not None:  # None: a degraded start set nothing
+                otel_var = self._otel_var
+                if otel_var is None:
                     context.detach(otel_token)
-        _current.reset(token)
+                else:
+                    try:
+                        otel_var.reset(otel_token)
+                    except ValueError:  # made in another context: OTel's detach logs why
+                        context.detach(otel_token)
+                _current.reset(token)
 
     def failed(self, where: str) -> None:
         """Count a failure inside the tagging; log the first one with its traceback."""
