@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,19 @@ from types import TracebackType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale_obs.modes import Signer, Verifier
+
+
+class ListLogger:
+    """A stand-in structlog logger that keeps (level, event) of every call, for assertions."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        def log(event: str, **_fields: object) -> None:
+            self.events.append((level, event))
+
+        return log
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from onsale_obs.modes import Broadcaster, Signer, SqliteBackend, Verifier, gener
 from onsale_obs.modes._current import current_states
 from onsale_obs.slo import load_spec
 from onsale_obs.slo._prom_client import PrometheusClient
-from onsale_obs.testing import free_port, require_binary
+from onsale_obs.testing import ListLogger, free_port, require_binary
 from onsale_obs.testing_prometheus import PrometheusServer
 from tests.live_exporter import Exporter
 
@@ -144,26 +144,14 @@ def test_a_burning_onsale_lowers_the_rate_and_a_healthy_one_raises_it(live: Live
     assert state.exit_rate == round(burning.rate, 1)
 
 
-class Recorder:
-    """A logger keeping (level, event) of every call."""
-
-    def __init__(self, into: list[tuple[str, str]]) -> None:
-        self.into = into
-
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        def log(event: str, **_fields: object) -> None:
-            self.into.append((level, event))
-
-        return log
-
-
 def test_prometheus_down_holds_the_rate(live: Live) -> None:
     live.record(ok=50, failed=0)
     live.scraped()
     down = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=0.5, retries=0)
     loop = live.loop(client=down)
-    logged: list[tuple[str, str]] = []
-    loop.logger = Recorder(logged)
+    recorder = ListLogger()
+    loop.logger = recorder
+    logged = recorder.events
     for _ in range(3):
         [(_, recommendation)] = loop.tick()
         # well within the outage's grace (5 minutes): neither raised nor decayed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from onsale_obs.modes import (
     open_backend,
 )
 from onsale_obs.modes._redis import RedisBackend
-from onsale_obs.testing import RedisServer, key_pair
+from onsale_obs.testing import ListLogger, RedisServer, key_pair
 from tests.workers import finish_worker, start_worker
 
 
@@ -50,19 +49,6 @@ def quick_subscriber(
         stale_after=stale_after,
         logger=logger,
     )
-
-
-class ListLogger:
-    """Keeps what a subscriber logs: (level, event) pairs."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        def log(event: str, **_fields: object) -> None:
-            self.events.append((level, event))
-
-        return log
 
 
 def test_two_processes_see_every_transition_in_order(

@@ -17,6 +17,7 @@ from onsale_obs.cli._options import (
     BackendOption,
     FormatOption,
     SigningKeyOption,
+    TimeoutOption,
     VerifyKeyOption,
     duration_seconds,
     seconds_or_duration,
@@ -193,15 +194,7 @@ def recommend(
     verify_key: VerifyKeyOption = None,
     signing_key: SigningKeyOption = None,
     output: FormatOption = "table",
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            parser=seconds_or_duration,
-            metavar="DURATION",
-            help="Per Prometheus request (seconds, or 500ms, 30s).",
-        ),
-    ] = 10.0,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
     """One recommendation now for each event on sale: the rate and why.
 
@@ -305,15 +298,7 @@ def serve(
     backend: BackendOption = "sqlite:///onsale-obs.db",
     verify_key: VerifyKeyOption = None,
     signing_key: SigningKeyOption = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            parser=seconds_or_duration,
-            metavar="DURATION",
-            help="Per Prometheus request (seconds, or 500ms, 30s).",
-        ),
-    ] = 5.0,
+    timeout: TimeoutOption = 5.0,
 ) -> None:
     """Recommend the exit rate of every event on sale, every --interval, until Ctrl-C.
 

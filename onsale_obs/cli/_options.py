@@ -250,3 +250,15 @@ def folder_value(out: Path, what: str) -> Path:
             param_hint="'--out'",
         )
     return out
+
+
+#: ``--timeout`` of the commands that query Prometheus.
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=seconds_or_duration,
+        metavar="DURATION",
+        help="Per Prometheus request (seconds, or 500ms, 30s).",
+    ),
+]

@@ -19,11 +19,11 @@ from onsale_obs.cli._context import load_verifier, opened_backend
 from onsale_obs.cli._options import (
     SIGNING_KEY_ENV,
     VERIFY_KEY_ENV,
+    TimeoutOption,
     When,
     duration_seconds,
     mode_value,
     parse_time,
-    seconds_or_duration,
 )
 from onsale_obs.cli._output import print_json, stdout, warn
 from onsale_obs.cli._slo_render import (
@@ -179,15 +179,6 @@ OutputOption = Annotated[
         metavar="FILE",
         help="Write the report to FILE instead of stdout (required for html; - is stdout).",
         show_default=False,
-    ),
-]
-TimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        parser=seconds_or_duration,
-        metavar="DURATION",
-        help="Per Prometheus request (seconds, or 500ms, 30s).",
     ),
 ]
 
