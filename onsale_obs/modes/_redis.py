@@ -49,9 +49,8 @@ if #top > 0 then cursor = top[1][1] end
 return {cursor, redis.call('HGETALL', KEYS[2])}
 """
 
-_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Errors that are the store's, not a bug: unreachable, or refusing (a missing database).
-_STORE_ERRORS = (*_ERRORS, redis.ResponseError)
+_STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError)
 #: Publishers retry a lost revision race this many times before giving up.
 _MAX_APPEND_ATTEMPTS = 50
 
