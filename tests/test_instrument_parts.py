@@ -136,6 +136,42 @@ def test_unknown_methods_and_overflowing_labels_are_capped() -> None:
     )
 
 
+def test_requests_from_many_threads_are_all_counted() -> None:
+    """Requests recorded from several threads at once all reach the scrape, none twice."""
+    registry = CollectorRegistry()
+    metrics = RequestMetrics("svc", registry=registry)
+    barrier = threading.Barrier(8)
+
+    def serve(worker: int) -> None:
+        barrier.wait()
+        for i in range(1000):
+            metrics.record("/r", "GET", 200 if i % 10 else 503, "onsale", "final", 0.01 * worker)
+
+    threads = [threading.Thread(target=serve, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    text = generate_latest(registry).decode()
+    labels = 'event="final",method="GET",mode="onsale",route="/r",service="svc"'
+    assert f'onsale_requests_total{{code="2xx",{labels}}} 7200.0' in text
+    assert f'onsale_requests_total{{code="5xx",{labels}}} 800.0' in text
+    assert f"onsale_request_duration_seconds_count{{{labels}}} 8000.0" in text
+
+
+def test_a_single_request_shows_at_the_next_scrape() -> None:
+    """Requests are counted in batches, but a scrape never misses one that has finished."""
+    registry = CollectorRegistry()
+    metrics = RequestMetrics("svc", registry=registry)
+    metrics.record("/r", "GET", 200, "normal", "", 0.003)
+    assert 'code="2xx",event="",method="GET",mode="normal",route="/r",service="svc"} 1.0' in (
+        generate_latest(registry).decode()
+    )
+    metrics.record("/r", "GET", 200, "normal", "", 0.003)
+    assert metrics.series_count() == 1
+    assert 'route="/r",service="svc"} 2.0' in generate_latest(registry).decode()
+
+
 def test_outbound_helpers_carry_the_scope(in_request: RequestMode) -> None:
     """httpx hooks and header injection add onsale.event and this service's mode, merging existing baggage."""
     assert outbound_baggage() == "onsale.event=final,onsale.mode=onsale"
