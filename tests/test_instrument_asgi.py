@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from onsale_obs.instrument import (
     AccessLog,
+    EventExtractor,
     Header,
     OnsaleMiddleware,
     OnsaleSpanProcessor,
@@ -49,6 +50,7 @@ class Stack:
     provider: TracerProvider
     logs: io.StringIO
     access: io.BytesIO
+    clock: FakeClock
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -93,6 +95,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         provider,
         logs,
         io.BytesIO(),
+        clock,
     )
     structlog.reset_defaults()
     provider.shutdown()
@@ -124,12 +127,22 @@ def build_app(stack: Stack) -> Starlette:
     )
 
 
-def wrap(stack: Stack, app: Starlette, *, otel: str = "outer", **options: object) -> ASGIApp:
+EXTRACTORS = (PathParam("event_id"), Header("x-event-id"), Query("event"))
+
+
+def wrap(
+    stack: Stack,
+    app: Starlette,
+    *,
+    otel: str = "outer",
+    event: tuple[EventExtractor, ...] = EXTRACTORS,
+    **options: object,
+) -> ASGIApp:
     tagged: ASGIApp = OnsaleMiddleware(
         app,
         subscriber=stack.subscriber,
         service="checkout",
-        event=[PathParam("event_id"), Header("x-event-id"), Query("event")],
+        event=event,
         metrics=stack.metrics,
         access_log=AccessLog(stack.access, service="checkout", flush_interval=0),
         **options,  # type: ignore[arg-type]
@@ -142,7 +155,7 @@ def wrap(stack: Stack, app: Starlette, *, otel: str = "outer", **options: object
             inner,
             subscriber=stack.subscriber,
             service="checkout",
-            event=[PathParam("event_id"), Header("x-event-id"), Query("event")],
+            event=event,
             metrics=stack.metrics,
             access_log=AccessLog(stack.access, service="checkout", flush_interval=0),
             route_app=app,
@@ -187,6 +200,54 @@ def test_every_span_and_log_line_of_an_onsale_request_is_tagged(stack: Stack, ot
     server = next(s for s in spans if s.kind.name == "SERVER")
     assert server.context is not None
     assert line["trace_id"] == format(server.context.trace_id, "032x")
+
+
+ONLY_PATH = (PathParam("event_id"),)  # a path always means one route and event: shared tags
+
+
+@pytest.mark.parametrize("event", [ONLY_PATH, EXTRACTORS], ids=["path-only", "all"])
+@pytest.mark.parametrize("otel", ["outer", "inner"])
+def test_each_request_of_a_path_keeps_its_own_trace(
+    stack: Stack, otel: str, event: tuple[EventExtractor, ...]
+) -> None:
+    """Requests of one path and mode share their tags, never their trace id (access log, exemplar)."""
+    put_onsale(stack)
+    app = wrap(stack, build_app(stack), otel=otel, event=event)
+    for _ in range(3):
+        call(app, "POST", "/events/final/checkout")
+    servers = [s for s in stack.spans() if s.kind.name == "SERVER"]
+    traces = [format(s.context.trace_id, "032x") for s in servers if s.context is not None]
+    assert len(set(traces)) == 3
+    assert [line["trace_id"] for line in stack.access_lines()] == traces
+    assert all(s.attributes and s.attributes["onsale.mode"] == "onsale" for s in stack.spans())
+
+
+@pytest.mark.parametrize("event", [ONLY_PATH, EXTRACTORS], ids=["path-only", "all"])
+@pytest.mark.parametrize("otel", ["outer", "inner"])
+def test_the_same_path_follows_every_mode_change(
+    stack: Stack, otel: str, event: tuple[EventExtractor, ...]
+) -> None:
+    """Each request of a path gets the mode of its moment: on, off, on until a time, past it."""
+    app = wrap(stack, build_app(stack), otel=otel, event=event)
+
+    def mode() -> object:
+        return call(app, "POST", "/events/final/checkout").json()["mode"]
+
+    assert mode() == "normal"
+    put_onsale(stack)
+    assert mode() == "onsale"
+    stack.broadcaster.set("event:final", "normal")
+    stack.subscriber.sync()
+    assert mode() == "normal"
+    stack.broadcaster.set("event:final", "onsale", until=stack.clock.now + 60)
+    stack.subscriber.sync()
+    assert mode() == "onsale"
+    stack.clock.advance(61)  # the on-sale's end passes with no new message
+    assert mode() == "normal"
+    modes = [line["mode"] for line in stack.access_lines()]
+    assert modes == ["normal", "onsale", "normal", "onsale", "normal"]
+    events = [line["event_onsale"] for line in stack.access_lines()]
+    assert events == [False, True, False, True, False]
 
 
 def test_normal_request_is_tagged_normal(stack: Stack) -> None:

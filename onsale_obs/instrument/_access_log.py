@@ -50,8 +50,10 @@ class AccessLog:
         self._buffer: list[bytes] = []
         self._last_flush = clock()
 
-    def write(self, rm: RequestMode, status: int, seconds: float) -> None:
-        """Append one request."""
+    def write(
+        self, rm: RequestMode, status: int, seconds: float, trace_id: int | None = None
+    ) -> None:
+        """Append one request (``trace_id``: the integer id of its trace, if traced)."""
         ts = self._clock()
         line = orjson.dumps(
             {
@@ -64,7 +66,7 @@ class AccessLog:
                 "mode": rm.mode,
                 "event": rm.event,
                 "event_onsale": rm.onsale_event is not None,
-                "trace_id": None if rm.trace_id is None else format(rm.trace_id, "032x"),
+                "trace_id": None if not trace_id else format(trace_id, "032x"),
             }
         )
         with self._lock:

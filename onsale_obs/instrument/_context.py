@@ -14,6 +14,9 @@ MODE_ATTR = "onsale.mode"
 EVENT_ATTR = "onsale.event"
 UPSTREAM_MODE_ATTR = "onsale.upstream_mode"
 
+#: ``_trace_id`` of a RequestMode shared between requests (a trace id is never 0).
+SHARED = 0
+
 
 class RequestMode:
     """What the middleware decided for one request.
@@ -24,17 +27,21 @@ class RequestMode:
     ``span_attributes`` (every span of the request gets them) and ``baggage`` (the
     ``onsale.*`` baggage entries this service passes on) are computed once here; both are
     shared, read-only mappings.
+
+    Treat it as immutable: the middleware shares one instance between the requests that reach
+    the same route of the same event in the same mode.
     """
 
     __slots__ = (
+        "_trace_id",
         "baggage",
         "event",
+        "labels",
         "method",
         "mode",
         "onsale_event",
         "route",
         "span_attributes",
-        "trace_id",
         "upstream_mode",
     )
 
@@ -56,8 +63,27 @@ class RequestMode:
         tags = _tags(mode, event, upstream_mode)
         self.span_attributes: dict[str, AttributeValue] = tags[0]
         self.baggage: dict[str, object] = tags[1]
-        #: the request's trace (integer id), set from the server span when tracing is on
-        self.trace_id: int | None = None
+        #: the request metrics' labels: (route, method, mode, on-sale event or "")
+        self.labels = (route, method, mode, onsale_event or "")
+        # Where the request's first span records its trace id, when no span was open at the
+        # start of the request (tracing inside the middleware): None until then. A shared
+        # instance holds SHARED and is never written; the middleware keeps that trace id itself.
+        self._trace_id: int | None = SHARED
+
+    def for_one_request(self) -> RequestMode:
+        """A copy whose first span may record its trace id (see ``_trace_id``)."""
+        copy = RequestMode.__new__(RequestMode)
+        copy.mode = self.mode
+        copy.event = self.event
+        copy.onsale_event = self.onsale_event
+        copy.upstream_mode = self.upstream_mode
+        copy.route = self.route
+        copy.method = self.method
+        copy.span_attributes = self.span_attributes
+        copy.baggage = self.baggage
+        copy.labels = self.labels
+        copy._trace_id = None
+        return copy
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,7 @@ from onsale_obs.instrument._events import (
 from onsale_obs.instrument._metrics import UNMATCHED_ROUTE, RequestMetrics
 from onsale_obs.instrument._routes import RouteResolver, routes_for
 from onsale_obs.instrument._tracing import tag_span
-from onsale_obs.modes import ModeSubscriber
+from onsale_obs.modes import ModeSubscriber, Resolution
 
 # Context keys of OTel's baggage and current span. Reading the context directly saves several
 # Python calls on every request (OTel's getters add an ABC isinstance check and copies); if a
@@ -73,10 +73,16 @@ now = time.perf_counter
 
 
 #: What ``Tagger.start`` hands back: the request's mode, the two context tokens ``end``
-#: resets, and the inbound ``baggage`` header inner middleware should see (None: unchanged).
-Started = tuple[RequestMode, Any, Any, "str | None"]
+#: resets, the inbound ``baggage`` header inner middleware should see (None: unchanged), and
+#: the request's trace id when a span was already open (None: the first span records it).
+Started = tuple[RequestMode, Any, Any, "str | None", "int | None"]
 #: Builds the generic ``RequestParts`` for extractors other than ``PathParam`` (called lazily).
 PartsFactory = Callable[[Any, str, str, Mapping[str, Any]], RequestParts]
+#: What a (method, path) always means with path-parameter extractors: route, event, and the
+#: RequestMode last made for it with the Resolution it was made for (None, None: not yet).
+_Decision = tuple[str, "str | None", "Resolution | None", "RequestMode | None"]
+#: How many distinct (method, path) decisions are kept (all dropped when full).
+_MAX_DECISIONS = 4096
 
 
 class Tagger:
@@ -109,6 +115,11 @@ class Tagger:
         self.logger = logger
         self._failed_once = False
         self._otel_var = _otel_context_var()
+        # With only path-parameter extractors, a path always means the same route and event, and
+        # the same mode means the same RequestMode: made once, shared by the requests that follow.
+        self._decisions: dict[tuple[str, str], _Decision] | None = (
+            {} if all(type(e) is PathParam for e in self.extractors) else None
+        )
 
     def start(
         self,
@@ -122,8 +133,6 @@ class Tagger:
 
         ``make_parts(raw, method, path, params)`` is called only if an extractor needs it.
         """
-        found = self.routes(method, path) if self.routes is not None else None
-        route, params = found if found is not None else (UNMATCHED_ROUTE, _EMPTY)
         inbound_event = upstream_mode = None
         if inbound is not None:
             # the caller's claimed mode is kept as telemetry even at the edge; its scope is not
@@ -131,7 +140,93 @@ class Tagger:
             if self.drop_inbound_baggage:
                 inbound_event = None
                 inbound = strip_onsale_baggage(inbound)
-        event = None
+        decisions = self._decisions
+        if decisions is not None and upstream_mode is None and inbound_event is None:
+            # the usual request: its route, event and RequestMode were made by an earlier one
+            key = (method, path)
+            decision = decisions.get(key)
+            if decision is None:
+                route, event = self._route_and_event(method, path, make_parts, raw)
+            else:
+                route, event = decision[0], decision[1]
+            resolution = self.subscriber.resolve(event)
+            if decision is not None and (resolution is decision[2] or resolution == decision[2]):
+                rm: RequestMode = decision[3]  # type: ignore[assignment]
+            else:  # first request of this path, or its mode changed
+                rm = RequestMode(
+                    resolution.mode, event, resolution.onsale_event, None, route, method
+                )
+                if len(decisions) >= _MAX_DECISIONS:  # a flood of distinct paths: start over
+                    decisions.clear()
+                decisions[key] = (route, event, resolution, rm)
+            shared = True
+        else:
+            route, event = self._route_and_event(method, path, make_parts, raw)
+            if event is None and self.trust_inbound_scope and inbound_event is not None:
+                event = valid_event(inbound_event)
+            resolution = self.subscriber.resolve(event)
+            rm = RequestMode(
+                resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
+            )
+            shared = False
+        otel_var = self._otel_var
+        # read once: the span and the baggage both come from it
+        ctx = otel_var.get() if otel_var is not None else context.get_current()
+        span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
+        trace_id = None
+        outermost = span is None or not span.is_recording()
+        if outermost:
+            # any span of this request is yet to start: the first one records its trace id
+            if shared:
+                rm = rm.for_one_request()
+            else:
+                rm._trace_id = None
+        else:
+            # An outer OTel middleware started the server span before we knew the mode: tag it
+            # here (the span processor only sees spans started from now on). tag_span's fast
+            # path, inlined: this runs on every request.
+            try:
+                bounded = span._attributes
+                store = bounded._dict
+                if (
+                    type(store) is dict
+                    and not bounded._immutable
+                    and len(store) + 3 <= (bounded.maxlen or 1 << 30)
+                ):
+                    store.update(rm.span_attributes)
+                else:
+                    tag_span(span, rm.span_attributes)
+            except AttributeError:
+                tag_span(span, rm.span_attributes)
+            trace_id = span.get_span_context().trace_id
+        current = ctx.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else None
+        if _BAGGAGE_KEY is not None and not current:
+            # no inbound baggage: the request's own entries, shared (OTel never changes them)
+            ours = context.Context({**ctx, _BAGGAGE_KEY: rm.baggage})
+        else:
+            ours = _with_onsale_baggage(ctx, rm)
+        # With no recording span yet, any OTel middleware is inside us and extracts the context
+        # from the inbound headers: hand it this service's view. At an edge that drops inbound
+        # baggage, the app's own view of the headers loses the client's onsale.* too.
+        header = None
+        if (outermost and (inbound is not None or event is not None)) or (
+            self.drop_inbound_baggage and inbound is not None
+        ):
+            header = rewrite_baggage(inbound, event, rm.mode)
+        token = _current.set(rm)
+        try:
+            otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
+        except BaseException:
+            _current.reset(token)  # a failed start must not leave its mode to the next request
+            raise
+        return rm, token, otel_token, header, trace_id
+
+    def _route_and_event(
+        self, method: str, path: str, make_parts: PartsFactory, raw: Any
+    ) -> tuple[str, str | None]:
+        """The request's route template and the event id its extractors find (if valid)."""
+        found = self.routes(method, path) if self.routes is not None else None
+        route, params = found if found is not None else (UNMATCHED_ROUTE, _EMPTY)
         parts = None
         for extract in self.extractors:
             if type(extract) is PathParam:
@@ -145,40 +240,8 @@ class Tagger:
                 ok = _VALID.get(candidate)  # valid_event() inlined for the common, cached case
                 event = candidate if ok else (valid_event(candidate) if ok is None else None)
                 if event is not None:
-                    break
-        if event is None and self.trust_inbound_scope and inbound_event is not None:
-            event = valid_event(inbound_event)
-        resolution = self.subscriber.resolve(event)
-        rm = RequestMode(
-            resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
-        )
-        token = _current.set(rm)
-        try:  # inline, not a helper: this runs on every request
-            otel_var = self._otel_var
-            # read once: the span and the baggage both come from it
-            ctx = otel_var.get() if otel_var is not None else context.get_current()
-            span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
-            outermost = span is None or not span.is_recording()
-            if not outermost:
-                # An outer OTel middleware started the server span before we knew the mode: tag it
-                # here (the span processor only sees spans started from now on).
-                tag_span(span, rm.span_attributes)
-                rm.trace_id = span.get_span_context().trace_id
-            ours = _with_onsale_baggage(ctx, rm)
-            # With no recording span yet, any OTel middleware is inside us and extracts the context
-            # from the inbound headers: hand it this service's view. At an edge that drops inbound
-            # baggage, the app's own view of the headers loses the client's onsale.* too.
-            header = None
-            if (outermost and (inbound is not None or event is not None)) or (
-                self.drop_inbound_baggage and inbound is not None
-            ):
-                header = rewrite_baggage(inbound, event, rm.mode)
-            # last: nothing after it can fail and leave OTel's context set
-            otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
-        except BaseException:
-            _current.reset(token)  # a failed start must not leave its mode to the next request
-            raise
-        return rm, token, otel_token, header
+                    return route, event
+        return route, None
 
     def degraded(self, method: str) -> Started:
         """What to record for a request whose ``start`` failed: never raises.
@@ -190,24 +253,20 @@ class Tagger:
             mode = self.subscriber.resolve(None).mode
         except Exception:
             mode = "normal"
-        return RequestMode(mode, None, None, None, UNMATCHED_ROUTE, method), None, None, None
+        rm = RequestMode(mode, None, None, None, UNMATCHED_ROUTE, method)
+        rm._trace_id = None
+        return rm, None, None, None, None
 
     def end(self, started: Started, status: int, seconds: float) -> None:
         """Record the finished request and restore the context."""
-        rm, token, otel_token, _ = started
+        rm, token, otel_token, _, trace_id = started
         try:
+            if trace_id is None:
+                trace_id = rm._trace_id or None  # recorded by the request's first span, if any
             if self.metrics is not None:
-                self.metrics.record(
-                    rm.route,
-                    rm.method,
-                    status,
-                    rm.mode,
-                    rm.onsale_event or "",
-                    seconds,
-                    rm.trace_id,
-                )
+                self.metrics.observe(rm.labels, status, seconds, trace_id)
             if self.access_log is not None:
-                self.access_log.write(rm, status, seconds)
+                self.access_log.write(rm, status, seconds, trace_id)
         finally:
             if token is not None:  # None: a degraded start set nothing
                 otel_var = self._otel_var

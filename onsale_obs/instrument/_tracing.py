@@ -92,8 +92,8 @@ class OnsaleSpanProcessor(SpanProcessor):
         if rm is not None:
             # not contextlib.suppress: this runs for every span and a context manager costs more
             try:
-                if rm.trace_id is None:  # the request's first span: OTel is inside our middleware
-                    rm.trace_id = span.get_span_context().trace_id
+                if rm._trace_id is None:  # the request's first span: OTel is inside our middleware
+                    rm._trace_id = span.get_span_context().trace_id
                 # tag_span's fast path, inlined: this runs for every span of every request
                 bounded = span._attributes
                 store = bounded._dict  # type: ignore[union-attr]
