@@ -371,14 +371,17 @@ def test_app_errors_count_as_5xx_with_the_mode(stack: Stack, failure: str) -> No
     assert stack.access_lines()[0]["status"] == 500
 
 
-def test_random_paths_and_events_stay_under_the_cap(stack: Stack) -> None:
-    """10,000 random paths and event ids never become labels beyond the caps."""
+@pytest.mark.parametrize("event", [ONLY_PATH, EXTRACTORS], ids=["path-only", "all"])
+def test_random_paths_and_events_stay_under_the_cap(
+    stack: Stack, event: tuple[EventExtractor, ...]
+) -> None:
+    """10,000 random paths and event ids never become labels beyond the caps, nor fill memory."""
     stack.metrics.max_events = 20
     stack.metrics.max_routes = 10
     for i in range(0, 10_000, 97):
         stack.broadcaster.set(f"event:e{i}", "onsale")
     stack.subscriber.sync()
-    app = wrap(stack, build_app(stack), otel="none")
+    app = wrap(stack, build_app(stack), otel="none", event=event)
 
     async def flood() -> None:
         async def receive() -> dict[str, object]:
@@ -406,6 +409,8 @@ def test_random_paths_and_events_stay_under_the_cap(stack: Stack) -> None:
     assert 'event="other"' in text
     events = {part.split('"')[1] for part in text.split('event="')[1:]}
     assert len(events) <= 22  # 20 events, "other" and ""
+    decisions = app.tagger._decisions  # type: ignore[attr-defined]
+    assert decisions is None or 0 < len(decisions) <= 4096  # what paths meant: bounded
 
 
 def test_survives_a_broadcaster_outage(stack: Stack) -> None:

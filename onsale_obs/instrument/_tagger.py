@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from opentelemetry import baggage, context, trace
+from opentelemetry.sdk.trace import Span as SdkSpan
 
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import (
@@ -174,31 +175,39 @@ class Tagger:
         ctx = otel_var.get() if otel_var is not None else context.get_current()
         span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
         trace_id = None
-        outermost = span is None or not span.is_recording()
+        # An outer OTel middleware started the server span before we knew the mode: tag it here
+        # (the span processor only sees spans started from now on).
+        if type(span) is SdkSpan:
+            # the SDK's own span, read and tagged directly (tag_span's fast path, inlined; the
+            # public getters cost a Python call each, get_span_context two): every request
+            outermost = span._end_time is not None
+            if not outermost:
+                try:
+                    bounded: Any = span._attributes
+                    store = bounded._dict
+                    if (
+                        type(store) is dict
+                        and not bounded._immutable
+                        and len(store) + 3 <= (bounded.maxlen or 1 << 30)
+                    ):
+                        store.update(rm.span_attributes)
+                    else:
+                        tag_span(span, rm.span_attributes)
+                    trace_id = span._context.trace_id  # type: ignore[union-attr]  # set once started
+                except AttributeError:  # an SDK whose internals differ: the public way
+                    tag_span(span, rm.span_attributes)
+                    trace_id = span.get_span_context().trace_id
+        else:
+            outermost = span is None or not span.is_recording()
+            if not outermost:
+                tag_span(span, rm.span_attributes)
+                trace_id = span.get_span_context().trace_id
         if outermost:
             # any span of this request is yet to start: the first one records its trace id
             if shared:
                 rm = rm.for_one_request()
             else:
                 rm._trace_id = None
-        else:
-            # An outer OTel middleware started the server span before we knew the mode: tag it
-            # here (the span processor only sees spans started from now on). tag_span's fast
-            # path, inlined: this runs on every request.
-            try:
-                bounded = span._attributes
-                store = bounded._dict
-                if (
-                    type(store) is dict
-                    and not bounded._immutable
-                    and len(store) + 3 <= (bounded.maxlen or 1 << 30)
-                ):
-                    store.update(rm.span_attributes)
-                else:
-                    tag_span(span, rm.span_attributes)
-            except AttributeError:
-                tag_span(span, rm.span_attributes)
-            trace_id = span.get_span_context().trace_id
         current = ctx.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else None
         if _BAGGAGE_KEY is not None and not current:
             # no inbound baggage: the request's own entries, shared (OTel never changes them)

@@ -93,7 +93,7 @@ class OnsaleSpanProcessor(SpanProcessor):
             # not contextlib.suppress: this runs for every span and a context manager costs more
             try:
                 if rm._trace_id is None:  # the request's first span: OTel is inside our middleware
-                    rm._trace_id = span.get_span_context().trace_id
+                    rm._trace_id = span._context.trace_id  # type: ignore[union-attr]
                 # tag_span's fast path, inlined: this runs for every span of every request
                 bounded = span._attributes
                 store = bounded._dict  # type: ignore[union-attr]
