@@ -4,11 +4,13 @@ Stacks over the same Starlette handler, called in-process (no network, so the fi
 middleware's CPU cost): bare app; app + opentelemetry-instrumentation-asgi; app + OTel +
 OnsaleMiddleware (mode lookup, span attributes via OnsaleSpanProcessor wrapping the exporting
 processor as the README recommends, baggage, structlog context, both metrics); and the same with
-the processor added beside the exporting one instead (printed, not judged). Timing: many short rounds interleave the stacks so machine noise hits
-all of them; the figure is the median over rounds of the mean per-request CPU time (process
-time). ``--instructions`` counts CPU instructions with valgrind's callgrind instead: slower, but
-the same figure on a busy machine, which timing on 2 noisy cores is not; 3,000 requests per
-run let the garbage collector's occasional full passes average out.
+the processor added beside the exporting one instead (printed, not judged). Timing: many short
+rounds interleave the stacks so machine noise hits all of them; each stack's cost over the one
+below it is the median over rounds of the difference of their mean per-request CPU time
+(process time) in that round. ``--instructions`` counts CPU instructions with valgrind's
+callgrind instead: slower, but the same figure on a busy machine, which timing on 2 noisy cores
+is not; 3,000 requests per run, with what start-up left frozen out of the garbage collector
+(see ``worker``).
 
     .venv/bin/python benchmarks/middleware_overhead.py [--requests 500] [--rounds 60]
     .venv/bin/python benchmarks/middleware_overhead.py --instructions   # callgrind: noise-free
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import io
 import json
 import os
@@ -164,7 +167,12 @@ def report(per_request: dict[str, float], unit: str, json_path: str | None) -> f
 
 
 def timed(args: argparse.Namespace) -> dict[str, float]:
-    """Median over interleaved rounds of the mean per-request CPU time, in microseconds."""
+    """Per-request CPU time in microseconds, from interleaved rounds.
+
+    Each stack's cost is built from medians of differences taken within a round (otel - bare,
+    otel+onsale - otel, ...): the stacks of one round ran within a second of each other, so the
+    machine's slow drifts cancel, which they do not between separate medians.
+    """
     stacks = build_stacks(args.access_log)
     samples: dict[str, list[float]] = {name: [] for name in stacks}
 
@@ -182,7 +190,19 @@ def timed(args: argparse.Namespace) -> dict[str, float]:
     asyncio.run(bench())
     structlog.reset_defaults()
     print(file=sys.stderr)
-    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+
+    def paired(stack: str, base: str) -> float:
+        return statistics.median(a - b for a, b in zip(samples[stack], samples[base], strict=True))
+
+    bare = statistics.median(samples["bare"])
+    otel = bare + paired("otel", "bare")
+    out = {
+        "bare": bare,
+        "otel": otel,
+        "otel+onsale": otel + paired("otel+onsale", "otel"),
+        "otel+onsale-beside": otel + paired("otel+onsale-beside", "otel"),
+    }
+    return {name: value * 1e6 for name, value in out.items()}
 
 
 def _callgrind_total(stack: str, count: int, access_log: bool) -> int:
@@ -232,6 +252,11 @@ def instructions(args: argparse.Namespace) -> dict[str, float]:
 def worker(stack: str, count: int, access_log: bool) -> None:
     """Serve ``count`` requests through one stack (what callgrind measures)."""
     app = build_stacks(access_log)[stack]
+    # What start-up left (imports, the stacks) is set aside from the garbage collector: a full
+    # pass over it costs millions of instructions, and where one falls within a run shifts with
+    # any change in what a request allocates; the passes over the requests' own objects count.
+    gc.collect()
+    gc.freeze()
     asyncio.run(run(app, count, PATHS))
 
 
@@ -243,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "--requests",
         type=int,
         help="requests per stack per round (timing, default 500); per callgrind run "
-        "(--instructions, default 3000: enough for garbage collection to average out)",
+        "(--instructions, default 3000)",
     )
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds (timing)")
     parser.add_argument("--access-log", action="store_true", help="also write the JSON access log")
