@@ -136,6 +136,21 @@ def test_unknown_methods_and_overflowing_labels_are_capped() -> None:
     )
 
 
+def test_the_installed_sdk_span_takes_the_direct_path() -> None:
+    """The SDK's spans are recognised, so a server span is tagged without the public setters.
+
+    (An OTel release that renames its span class would otherwise quietly cost every request
+    the slower path.)
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from onsale_obs.instrument._tagger import _SDK_SPANS
+
+    span = TracerProvider().get_tracer("test").start_span("server")
+    assert type(span) in _SDK_SPANS
+    span.end()
+
+
 def test_requests_from_many_threads_are_all_counted() -> None:
     """Requests recorded from several threads at once all reach the scrape, none twice."""
     registry = CollectorRegistry()
