@@ -188,23 +188,16 @@ class Tagger:
         # An outer OTel middleware started the server span before we knew the mode: tag it here
         # (the span processor only sees spans started from now on).
         if type(span) in _SDK_SPANS:
-            # the SDK's own span, read and tagged directly (tag_span's fast path, inlined; the
-            # public getters cost a Python call each, get_span_context two): every request
-            outermost = span._end_time is not None
-            if not outermost:
-                try:
-                    bounded: Any = span._attributes
-                    store = bounded._dict
-                    if (
-                        type(store) is dict
-                        and not bounded._immutable
-                        and len(store) + 3 <= (bounded.maxlen or 1 << 30)
-                    ):
-                        store.update(rm.span_attributes)
-                    else:
-                        tag_span(span, rm.span_attributes)
+            # the SDK's own span, read directly: its public getters cost a Python call each
+            # (get_span_context two), on every request
+            try:
+                outermost = span._end_time is not None
+                if not outermost:
+                    tag_span(span, rm.span_attributes)
                     trace_id = span._context.trace_id
-                except AttributeError:  # an SDK whose internals differ: the public way
+            except AttributeError:  # an SDK whose internals differ: the public way
+                outermost = not span.is_recording()
+                if not outermost:
                     tag_span(span, rm.span_attributes)
                     trace_id = span.get_span_context().trace_id
         else:
