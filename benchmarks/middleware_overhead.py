@@ -10,9 +10,11 @@ below it is the median over rounds of the difference of their mean per-request C
 (process time) in that round. ``--instructions`` counts CPU instructions with valgrind's
 callgrind instead: slower, but the same figure on a busy machine, which timing on 2 noisy cores
 is not; 3,000 requests per run, with what start-up left frozen out of the garbage collector
-(see ``worker``).
+(see ``worker``). ``--floors`` adds two reference layers between OTel and the app, printed and
+not judged: one that only awaits the app, and one that also wraps ``send`` to read the status
+(the least any middleware recording the status can do).
 
-    .venv/bin/python benchmarks/middleware_overhead.py [--requests 500] [--rounds 60]
+    .venv/bin/python benchmarks/middleware_overhead.py [--requests 500] [--rounds 60] [--floors]
     .venv/bin/python benchmarks/middleware_overhead.py --instructions   # callgrind: noise-free
 
 Target (DESIGN.md): (otel+onsale - otel) / (otel - bare) <= 5%.
@@ -71,6 +73,34 @@ class _DropExporter(SpanExporter):
         return None
 
 
+class _PassThrough:
+    """A reference layer that only awaits the app: what an extra ASGI frame costs."""
+
+    def __init__(self, app: ASGI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class _SendWrapper(_PassThrough):
+    """A reference layer that also wraps ``send`` to read the status, as OnsaleMiddleware does."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = 0
+
+        def sender(message: dict[str, Any]) -> Any:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message.get("status", 0)
+            return send(message)
+
+        try:
+            await self.app(scope, receive, sender)
+        finally:
+            self.status = status
+
+
 def build_stacks(access_log: bool) -> dict[str, ASGI]:
     async def checkout(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -105,6 +135,12 @@ def build_stacks(access_log: bool) -> dict[str, ASGI]:
         "otel": OpenTelemetryMiddleware(app, tracer_provider=plain_provider),
         "otel+onsale": OpenTelemetryMiddleware(tagged, tracer_provider=tagged_provider),
         "otel+onsale-beside": OpenTelemetryMiddleware(tagged, tracer_provider=beside_provider),
+        "otel+pass-through": OpenTelemetryMiddleware(
+            _PassThrough(app), tracer_provider=plain_provider
+        ),
+        "otel+send-wrapper": OpenTelemetryMiddleware(
+            _SendWrapper(app), tracer_provider=plain_provider
+        ),
     }
 
 
@@ -141,6 +177,8 @@ async def run(app: ASGI, requests: int, paths: list[str]) -> float:
 
 PATHS = ["/events/final/checkout", "/events/other/checkout"]  # one on-sale event, one normal
 STACKS = ("bare", "otel", "otel+onsale", "otel+onsale-beside")
+#: Reference layers over OTel (``--floors``): printed, not judged.
+FLOORS = ("otel+pass-through", "otel+send-wrapper")
 
 
 def report(per_request: dict[str, float], unit: str, json_path: str | None) -> float:
@@ -158,6 +196,10 @@ def report(per_request: dict[str, float], unit: str, json_path: str | None) -> f
         f"  processor beside   {beside:14.2f} {unit}  ({beside / otel_cost:.1%}; "
         "OnsaleSpanProcessor() added beside the exporting processor instead of wrapping it)"
     )
+    for name in FLOORS:
+        if name in per_request:
+            cost = per_request[name] - per_request["otel"]
+            print(f"  {name[5:]:<19}{cost:14.2f} {unit}  ({cost / otel_cost:.1%}; reference layer)")
     print("MEETS TARGET" if ratio <= 0.05 else "MISSES TARGET")
     if json_path:
         Path(json_path).write_text(
@@ -173,7 +215,11 @@ def timed(args: argparse.Namespace) -> dict[str, float]:
     otel+onsale - otel, ...): the stacks of one round ran within a second of each other, so the
     machine's slow drifts cancel, which they do not between separate medians.
     """
-    stacks = build_stacks(args.access_log)
+    stacks = {
+        name: app
+        for name, app in build_stacks(args.access_log).items()
+        if name in STACKS or args.floors
+    }
     samples: dict[str, list[float]] = {name: [] for name in stacks}
 
     async def bench() -> None:
@@ -202,6 +248,8 @@ def timed(args: argparse.Namespace) -> dict[str, float]:
         "otel+onsale": otel + paired("otel+onsale", "otel"),
         "otel+onsale-beside": otel + paired("otel+onsale-beside", "otel"),
     }
+    for name in FLOORS if args.floors else ():
+        out[name] = otel + paired(name, "otel")
     return {name: value * 1e6 for name, value in out.items()}
 
 
@@ -241,7 +289,7 @@ def instructions(args: argparse.Namespace) -> dict[str, float]:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found: apt-get install valgrind")
     out = {}
-    for stack in STACKS:
+    for stack in STACKS + (FLOORS if args.floors else ()):
         print(f"callgrind: {stack}", file=sys.stderr)
         low = _callgrind_total(stack, 200, args.access_log)
         high = _callgrind_total(stack, 200 + args.requests, args.access_log)
@@ -277,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count CPU instructions per request with valgrind's callgrind instead of timing",
     )
-    parser.add_argument("--worker", choices=STACKS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="also measure two reference layers over OTel: one that only awaits the app, one "
+        "that also wraps send to read the status",
+    )
+    parser.add_argument("--worker", choices=STACKS + FLOORS, help=argparse.SUPPRESS)
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     if args.requests is None:
