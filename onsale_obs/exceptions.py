@@ -6,7 +6,9 @@
     │   └── SpecError          an SLO spec file is invalid
     ├── SigningKeyError        a signing or verify key is missing or unreadable (exit 2)
     ├── BackendUnavailableError the mode store cannot be reached (exit 3)
-    │   └── PrometheusUnavailableError  Prometheus cannot be reached or failed (exit 3)
+    │   ├── PrometheusUnavailableError  Prometheus cannot be reached or failed (exit 3)
+    │   └── StoreIntegrityError the mode store does not match its signed head (exit 3)
+    ├── ContentionError        publishers kept losing the revision race; nothing written (exit 3)
     ├── RevisionConflictError  another publisher took the revision first (retried internally)
     └── StaleWriteError        the store changed since it was read: a conditional write is skipped
 
@@ -75,3 +77,20 @@ class PrometheusUnavailableError(BackendUnavailableError):
 
 class StaleWriteError(OnsaleObsError):
     """A write conditional on the store's latest revision found a newer one: nothing written."""
+
+
+class StoreIntegrityError(BackendUnavailableError):
+    """The mode store does not match its signed head (edited, emptied or restored): exit 3.
+
+    Raised to publishers, which refuse to build on a history they cannot verify; readers keep
+    serving the states they verified and report themselves stale instead.
+    """
+
+
+class ContentionError(OnsaleObsError):
+    """Too many publishers wrote at once: the write lost the revision race until its deadline.
+
+    Nothing was written; running it again is safe (exit 3, like a store that cannot take writes).
+    """
+
+    exit_code = 3
