@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from onsale_obs.cli._output import fmt_time, stdout
+from onsale_obs.cli._output import command_name, fmt_time, stdout
 from onsale_obs.cli._slo_render import Grid, all_onsales, onsales_grid, print_grids, summary_grid
 from onsale_obs.demo._plan import DemoPlan
 from onsale_obs.demo._run import Alert, DemoResult, run_demo
@@ -68,9 +69,18 @@ def demo(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", metavar="DIR", help="Folder for the demo's data and reports (replaced)."
+            "--out",
+            metavar="DIR",
+            help="Folder for the demo's data and reports: new, empty, or made by an earlier demo.",
         ),
     ] = Path("onsale-obs-demo"),
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Use --out even if the demo did not make it (files of the demo's names are replaced).",
+        ),
+    ] = False,
     quick: Annotated[
         bool, typer.Option("--quick", help="A smaller run of the same story (about 15 s).")
     ] = False,
@@ -106,7 +116,7 @@ def demo(
         def progress(done: float, total: float, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
-        result = run_demo(out, plan=plan, progress=progress)
+        result = run_demo(out, plan=plan, progress=progress, force=force)
     console = stdout()
     minutes = plan.normal_minutes + plan.onsale_minutes + plan.quiet_minutes
     sent = sum(result.statuses.values())
@@ -125,14 +135,15 @@ def demo(
         recommendations_grid(result),
     ]
     print_grids(console, grids, markdown=False, notes=[])
-    logs = " ".join(f"--logs {p}" for p in result.logs)
+    logs = " ".join(f"--logs {shlex.quote(str(p))}" for p in result.logs)
     console.print(
         f"\nData and reports are in {out}/ (report.html, report.json, alerts.json, recommendations.json, logs/, "
         f"modes.db, keys/). Report again with:\n"
     )
     # one line whatever the width, so it can be pasted as it is
     console.print(
-        f"  onsale-obs slo report --spec {result.spec_path} {logs} --backend {result.backend_url} "
-        f"--verify-key {result.verify_key} --at {fmt_time(result.at)}\n",
+        f"  {command_name()} slo report --spec {shlex.quote(str(result.spec_path))} {logs} "
+        f"--backend {shlex.quote(result.backend_url)} "
+        f"--verify-key {shlex.quote(str(result.verify_key))} --at {fmt_time(result.at)}\n",
         soft_wrap=True,
     )

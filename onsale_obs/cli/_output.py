@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import stat
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from onsale_obs.durations import format_duration
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.generate._files import write_atomic
 from onsale_obs.modes import ModeState, OnSaleWindow, ScheduledWindow
 from onsale_obs.types import Mode
 
@@ -40,6 +48,62 @@ def print_json(data: Any) -> None:
 def print_json_line(data: Any) -> None:
     """Write one compact JSON document on its own line (for streams such as ``mode watch``)."""
     typer.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _is_stdout(st: os.stat_result) -> bool:
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a test runner's stdout has no descriptor
+        return False
+    return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` without destroying what the path is.
+
+    ``-``, or a path that is this process' stdout (``/dev/stdout``, a symlink to it): stdout.
+    A character device or FIFO (``/dev/null``, ``/dev/full``, a named pipe): written straight
+    to, never replaced by a regular file. A regular file, or a new one: replaced atomically
+    (through a symlink, its target is replaced). A folder: refused. Errors are bad input
+    naming the file.
+    """
+    if str(path) == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise BadInputError(f"cannot be written ({exc.strerror or exc}).", file=str(path)) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise BadInputError("is a folder; expected a file name.", file=str(path))
+    if st is not None and _is_stdout(st):
+        typer.echo(text, nl=False)
+        return
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            # no truncation or replacement: a device or a pipe is written as it is
+            with path.open("a", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot be written ({exc.strerror or exc}).", file=str(path)
+            ) from None
+        return
+    write_atomic(Path(os.path.realpath(path)), text)
+
+
+def command_name() -> str:
+    """How to run this CLI again from where the user is: ``onsale-obs`` when that is on PATH
+    and is this one, else the full path of the running script (a venv not activated)."""
+    running = Path(sys.argv[0])
+    if running.name != "onsale-obs":
+        return "onsale-obs"
+    found = shutil.which("onsale-obs")
+    if found is not None and Path(found).resolve() == running.resolve():
+        return "onsale-obs"
+    return shlex.quote(str(running.absolute()))
 
 
 def warn(message: str) -> None:

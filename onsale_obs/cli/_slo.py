@@ -25,7 +25,7 @@ from onsale_obs.cli._options import (
     mode_value,
     parse_time,
 )
-from onsale_obs.cli._output import print_json, stdout, warn
+from onsale_obs.cli._output import print_json, stdout, warn, write_output
 from onsale_obs.cli._slo_render import (
     all_onsales,
     burn_grid,
@@ -34,7 +34,6 @@ from onsale_obs.cli._slo_render import (
     summary_grid,
 )
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.generate._files import write_atomic
 from onsale_obs.modes import BACKEND_ENV, ModeHistory
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo import SLO, SLOSpec, load_spec, off_bucket_thresholds
@@ -370,12 +369,13 @@ def _output_file(output: Path | None, fmt: ReportFormat) -> Path | None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` at once (a reader never sees half a report)."""
+    """Write the report to ``path``: atomically over a regular file, straight to a device."""
     try:
-        write_atomic(path, text)
+        write_output(path, text)
     except BadInputError as exc:
         raise typer.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
-    typer.echo(f"wrote {path}", err=True)
+    if str(path) != "-":
+        typer.echo(f"wrote {path}", err=True)
 
 
 @slo_app.command("report")

@@ -75,9 +75,27 @@ class DemoResult:
     statuses: Counter[int] = field(default_factory=Counter)
 
 
-def _fresh(folder: Path) -> None:
+# written into every folder the demo makes: only such a folder is cleaned for a new run
+MARKER = ".onsale-obs-demo"
+
+
+def _fresh(folder: Path, force: bool) -> None:
+    """Make ``folder`` ready for a run, refusing to clean a folder the demo did not make."""
     try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        ours = (folder / MARKER).is_file()
+        if folder.is_dir() and not ours and not force and any(folder.iterdir()):
+            raise BadInputError(
+                "is not empty and was not made by the demo; expected a new or empty folder "
+                "(or pass --force to let the demo replace files of its names there: logs/, keys/, "
+                "modes.db, slo.yaml, reports).",
+                file=str(folder),
+            )
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARKER).write_text(
+            "made by onsale-obs demo: its next run may replace this folder's data\n"
+        )
         for name in ("logs", "keys"):
             shutil.rmtree(folder / name, ignore_errors=True)
         for name in ("modes.db", "modes.db-wal", "modes.db-shm"):
@@ -135,11 +153,15 @@ def run_demo(
     plan: DemoPlan | None = None,
     now: float | None = None,
     progress: ProgressFn | None = None,
+    force: bool = False,
 ) -> DemoResult:
-    """Run the whole demo, writing its data into ``folder``; returns what it found."""
+    """Run the whole demo, writing its data into ``folder``; returns what it found.
+
+    ``folder`` must be new, empty or made by an earlier run (``force``: any folder).
+    """
     plan = plan or DemoPlan()
     examples()  # before anything is written: the demo needs a source checkout
-    _fresh(folder)
+    _fresh(folder, force)
     keys = generate_key_pair(folder / "keys")
     spec_path = folder / "slo.yaml"
     shutil.copyfile(SPEC, spec_path)
