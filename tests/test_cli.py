@@ -627,6 +627,7 @@ def test_run_schedule_fails_when_the_store_is_unreachable_at_start(tmp_path: Pat
     signer, _ = key_pair()
     backend = MemoryBackend()
     backend.unavailable = True
+    (tmp_path / "s.yaml").write_text("onsales: []\n")
     with pytest.raises(BackendUnavailableError):
         run_schedule(
             Broadcaster(backend, signer), tmp_path / "s.yaml", threading.Event(), 0.01, print

@@ -235,7 +235,9 @@ def apply(
     """Apply the schedule once: open due windows, end removed ones, print the changes.
 
     Scopes under a manual override ('mode set') are left alone until it expires or is cleared.
-    Run it from cron, or use 'schedule run' to keep applying it.
+    Run it from cron, or use 'schedule run' to keep applying it. A missing, empty or invalid
+    file is bad input (exit 2) and changes nothing: to end every scheduled on-sale, apply a
+    file that says 'onsales: []'.
 
     Example:
 
@@ -243,7 +245,7 @@ def apply(
     """
     signer = load_signer(signing_key)
     verifier = optional_verifier(verify_key)
-    planned = Schedule.load(_existing(file))
+    planned = Schedule.load(_existing(file), explicit=True)
     with opened_backend(backend) as store:
         changes = Broadcaster(store, signer, verifier=verifier).apply_schedule(planned)
     now = time.time()
@@ -287,7 +289,9 @@ def run(
 
     Prints each change as it is published (JSON lines with --format json). The file is
     re-read when it changes, so 'schedule add' takes effect without a restart; a file that
-    becomes invalid is reported on stderr and the last good schedule stays in force.
+    goes missing, becomes unreadable, empty or invalid is reported on stderr (and counted)
+    and the last good schedule stays in force. To end every scheduled on-sale, write
+    'onsales: []' (as 'schedule remove' does when it removes the last window).
     If the store stops answering, the error is reported and the next pass retries.
 
     Example:
@@ -296,7 +300,7 @@ def run(
     """
     signer = load_signer(signing_key)
     verifier = optional_verifier(verify_key)
-    Schedule.load(_existing(file))  # a bad file is an error at start, not only a warning later
+    Schedule.load(_existing(file), explicit=True)  # a bad file at start is an error
     stop = threading.Event()
 
     def emit(state: ModeState) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,9 +11,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import structlog
+
 from onsale_obs.cli._output import warn
-from onsale_obs.exceptions import OnsaleObsError, ScheduleError
-from onsale_obs.modes import Broadcaster, ModeState, Schedule
+from onsale_obs.exceptions import OnsaleObsError
+from onsale_obs.modes import Broadcaster, ModeState
+from onsale_obs.modes._schedule import ScheduleFile
 
 
 def run_schedule(
@@ -24,20 +28,23 @@ def run_schedule(
 ) -> None:
     """``Broadcaster.run_schedule``, but reporting each change and reloading a changed file.
 
-    The first pass raises (a store unreachable at start exits with code 3); later failures
-    are reported on stderr and retried on the next pass.
+    A version of the file that is missing, unreadable, empty or invalid is refused: the last
+    good schedule stays in force, and stderr and the log say so (with the count). The first
+    pass raises (a store unreachable at start exits with code 3); later failures are
+    reported on stderr and retried on the next pass.
     """
-    planned, seen = Schedule.load(file), _mtime(file)
+    # the log goes to stderr: stdout carries the published changes (JSON lines with --format json)
+    followed = ScheduleFile(file, logger=structlog.wrap_logger(structlog.PrintLogger(sys.stderr)))
     first = True
     while not stop.is_set():
-        if _mtime(file) != seen:
-            seen = _mtime(file)
-            try:
-                planned = Schedule.load(file)
-            except ScheduleError as exc:
-                warn(f"{exc} Keeping the previous schedule.")
+        refused = followed.refresh()
+        if refused is not None:
+            warn(
+                f"{refused} Keeping the last good schedule ({len(followed.schedule)} windows); "
+                f"{followed.refused} version(s) of the file refused so far."
+            )
         try:
-            for state in broadcaster.apply_schedule(planned):
+            for state in broadcaster.apply_schedule(followed.schedule):
                 emit(state)
         except OnsaleObsError as exc:
             if first:
@@ -45,13 +52,6 @@ def run_schedule(
             warn(f"{exc} Retrying in {interval:g}s.")
         first = False
         stop.wait(interval)
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
 
 
 @contextmanager

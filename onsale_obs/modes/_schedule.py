@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from onsale_obs.exceptions import ScheduleError
 from onsale_obs.modes._model import GLOBAL_SCOPE, check_reason, event_scope, iso, parse_scope
 from onsale_obs.yamlfile import read_yaml
@@ -114,12 +116,24 @@ class Schedule:
         return cls(windows)
 
     @classmethod
-    def load(cls, path: str | Path) -> Schedule:
-        """Read a schedule YAML file; a missing file is an empty schedule."""
+    def load(cls, path: str | Path, *, explicit: bool = False) -> Schedule:
+        """Read a schedule YAML file; a missing or empty file is an empty schedule.
+
+        ``explicit``: a file that ends running on-sales must say so, so only an existing file
+        with an ``onsales:`` list is accepted (``onsales: []`` plans none); a missing, empty
+        or unreadable file raises ``ScheduleError`` naming it.
+        """
         p = Path(path)
-        if not p.exists():
+        if not explicit and not p.exists():
             return cls()
         data = read_yaml(p, expected="an on-sale schedule YAML file", error=ScheduleError)
+        if explicit and (data is None or (isinstance(data, dict) and "onsales" not in data)):
+            raise ScheduleError(
+                "plans nothing (it is empty or has no 'onsales:' list); expected the planned "
+                "windows under 'onsales:', or 'onsales: []' to end every scheduled on-sale.",
+                file=str(p),
+                field="onsales",
+            )
         return cls.from_data(data, file=str(p))
 
     def to_data(self) -> dict[str, Any]:
@@ -151,3 +165,58 @@ class Schedule:
             raise ScheduleError(
                 f"cannot write the schedule ({exc.strerror or exc}).", file=str(p)
             ) from None
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class ScheduleFile:
+    """A schedule file followed as it changes: a version that cannot be used never replaces
+    the last good schedule, so a file moved away, truncated or half-written ends no on-sale.
+
+    Each refused version is logged (``logger``, structlog-style) and counted in ``refused``.
+    """
+
+    def __init__(self, path: str | Path, *, logger: Any = None) -> None:
+        self.path = Path(path)
+        self.schedule = Schedule.load(self.path, explicit=True)  # a bad file at start raises
+        self.refused = 0
+        self._seen = _signature(self.path)
+        self._failing: str | None = None
+        self._log = logger if logger is not None else structlog.get_logger("onsale_obs.modes")
+
+    def refresh(self) -> ScheduleError | None:
+        """Re-read the file if it changed (or its last version was refused).
+
+        Returns the error when a new version is refused now (the last good schedule stays in
+        force); a version already refused is not reported again until it changes.
+        """
+        seen = _signature(self.path)
+        if seen == self._seen and self._failing is None:
+            return None
+        changed, self._seen = seen != self._seen, seen
+        try:
+            schedule = Schedule.load(self.path, explicit=True)
+        except ScheduleError as exc:
+            if not changed and str(exc) == self._failing:
+                return None  # retried in case it was read mid-write; already reported
+            self._failing = str(exc)
+            self.refused += 1
+            self._log.warning(
+                "schedule file refused; keeping the last good schedule",
+                file=str(self.path),
+                error=str(exc),
+                windows=len(self.schedule),
+                refused=self.refused,
+            )
+            return exc
+        if self._failing is not None:
+            self._log.info("schedule file usable again", file=str(self.path), windows=len(schedule))
+        self._failing = None
+        self.schedule = schedule
+        return None
