@@ -29,7 +29,7 @@ from onsale_obs.exitrate._controller import ExitRateController
 from onsale_obs.exitrate._signals import Recommendation, Signals
 from onsale_obs.generate._promql import matcher, quote, selector
 from onsale_obs.modes import Broadcaster, ModeBackend, Verifier
-from onsale_obs.modes._history import verify_entries, windows_from_states
+from onsale_obs.modes._history import read_history, windows_from_states
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.slo._prom_client import PrometheusClient
 from onsale_obs.slo._prometheus import PrometheusSource
@@ -191,9 +191,9 @@ class ExitRateLoop:
         self, now: float
     ) -> tuple[list[tuple[str, list[OnSaleWindow]]], dict[str, ModeState]]:
         """The store read and verified once: who is on sale, and each scope's latest state."""
-        entries = list(self.backend.history())
-        self._head = max((e.revision for e in entries), default=0)
-        states, _ = verify_entries(entries, self.verifier)
+        read = read_history(self.backend, self.verifier)  # what the signed head vouches for
+        self._head = read.top
+        states = read.states
         windows = [w for w in windows_from_states(states) if w.end is None or w.end > now - 86_400]
         current = [w for w in windows if w.start <= now and (w.end is None or now < w.end)]
         latest = {s.scope: s for s in states}  # oldest first: the last one wins
