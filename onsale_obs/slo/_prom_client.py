@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
+from onsale_obs.redact import redact_text, redact_url
 
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 _BODY_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -50,6 +51,7 @@ class PrometheusClient:
     ``url`` is the API's base, with any path prefix (``http://host/prometheus``); ``retries``
     is how many times a failed attempt is repeated; ``transport`` lets tests plug in
     ``httpx.MockTransport``. Every answer's ``warnings`` are kept in :attr:`warnings`.
+    Messages name the server by :attr:`shown_url`, the URL with its credentials masked.
     """
 
     def __init__(
@@ -63,13 +65,15 @@ class PrometheusClient:
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
+        if not url.startswith(("http://", "https://")) or not _hostname(url):
             raise BadInputError(
-                f"Prometheus URL {url!r} must start with http:// or https:// and name a host "
+                f"Prometheus URL {redact_url(url)!r} must start with http:// or https:// and name a host "
                 "(for example http://127.0.0.1:9090 or http://host/prometheus).",
                 field="prometheus",
             )
         self.url = url.rstrip("/")
+        #: ``url`` as it may be printed, logged or reported: password and tokens masked.
+        self.shown_url = redact_url(self.url)
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -102,7 +106,7 @@ class PrometheusClient:
             raise PrometheusUnavailableError(
                 f"an instant query answered with a {kind}, not a vector; "
                 "this is not a Prometheus-compatible API.",
-                url=self.url,
+                url=self.shown_url,
             )
         return [_sample(item.get("metric"), item.get("value"), promql) for item in _items(result)]
 
@@ -113,7 +117,7 @@ class PrometheusClient:
             raise PrometheusUnavailableError(
                 f"a range-selector query answered with a {kind}, not a matrix; "
                 "this is not a Prometheus-compatible API.",
-                url=self.url,
+                url=self.shown_url,
             )
         return [_series(item, promql) for item in _items(result)]
 
@@ -125,13 +129,14 @@ class PrometheusClient:
             raise PrometheusUnavailableError(
                 f"a range query answered with a {kind}, not a matrix; "
                 "this is not a Prometheus-compatible API.",
-                url=self.url,
+                url=self.shown_url,
             )
         return [_series(item, promql) for item in _items(result)]
 
     def _call(self, path: str, form: dict[str, str], promql: str) -> tuple[str, Any]:
         """POST one query, retrying what is worth retrying; return (resultType, result)."""
         endpoint = self.url + path
+        shown = self.shown_url + path
         attempts = self.retries + 1
         last, wait = "", 0.0
         for attempt in range(attempts):
@@ -140,16 +145,16 @@ class PrometheusClient:
             outcome = self._post(endpoint, form)
             if isinstance(outcome, httpx.Response):
                 self.queries += 1
-                return self._answer(outcome, endpoint, promql)
+                return self._answer(outcome, shown, promql)
             last, retry_after = outcome
             wait = self.backoff * 2**attempt if retry_after is None else retry_after
             if retry_after is not None and retry_after > min(self.timeout, _MAX_RETRY_AFTER):
                 last += f" (asked to retry after {retry_after:g} s: longer than --timeout)"
                 break
         raise PrometheusUnavailableError(
-            f"POST {endpoint} failed {attempts} time(s); last: {last}. "
+            f"POST {shown} failed {attempts} time(s); last: {redact_text(last, self.url)}. "
             "Is Prometheus running there, and is the URL (with any path prefix) right?",
-            url=self.url,
+            url=self.shown_url,
         )
 
     def _post(
@@ -167,14 +172,18 @@ class PrometheusClient:
         except httpx.TimeoutException:
             return f"timed out after {self.timeout:g} s", None
         except httpx.TransportError as exc:
-            return f"could not connect ({type(exc).__name__}: {exc})", None
+            return f"could not connect ({type(exc).__name__}: {exc})", None  # _call redacts it
         except httpx.InvalidURL as exc:
             raise BadInputError(
-                f"Prometheus URL {self.url!r} is invalid ({exc}).", field="prometheus"
+                f"Prometheus URL {self.shown_url!r} is invalid "
+                f"({redact_text(str(exc), self.url)}).",
+                field="prometheus",
             ) from None
         except httpx.HTTPError as exc:  # a body that cannot be decoded, too many redirects
             raise PrometheusUnavailableError(
-                f"POST {endpoint} failed ({type(exc).__name__}: {exc}).", url=self.url
+                f"POST {redact_url(endpoint)} failed "
+                f"({type(exc).__name__}: {redact_text(str(exc), self.url)}).",
+                url=self.shown_url,
             ) from None
         if response.status_code in _RETRY_STATUS:
             return _status_text(response), _retry_after(response)
@@ -205,14 +214,18 @@ class PrometheusClient:
                 request=streamed.request,
             )
 
-    def _answer(self, response: httpx.Response, endpoint: str, promql: str) -> tuple[str, Any]:
-        """Check the API envelope and map errors; return (resultType, result)."""
+    def _answer(self, response: httpx.Response, shown: str, promql: str) -> tuple[str, Any]:
+        """Check the API envelope and map errors; return (resultType, result).
+
+        ``shown`` is the endpoint as messages may print it (credentials masked).
+        """
         body = _json(response.content)
         if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
             raise PrometheusUnavailableError(
-                f"{endpoint} answered HTTP {response.status_code} with something that is not "
-                f"the Prometheus API's JSON ({_preview(response)}); check the URL.",
-                url=self.url,
+                f"{shown} answered HTTP {response.status_code} with something that is not "
+                f"the Prometheus API's JSON ({redact_text(_preview(response), self.url)}); "
+                "check the URL.",
+                url=self.shown_url,
             )
         self.warnings.extend(str(w) for w in body.get("warnings") or ())
         if body["status"] == "error" or response.status_code >= 400:
@@ -220,15 +233,23 @@ class PrometheusClient:
             if response.status_code in _QUERY_ERROR_STATUS:
                 raise BadInputError(f"Prometheus rejected the query {promql!r} ({error}).")
             raise PrometheusUnavailableError(
-                f"{endpoint} answered {_status_text(response)} ({error}).", url=self.url
+                f"{shown} answered {_status_text(response)} ({redact_text(error, self.url)}).",
+                url=self.shown_url,
             )
         data = body.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("resultType"), str):
             raise PrometheusUnavailableError(
-                f"{endpoint} answered without data.resultType; this is not the Prometheus API.",
-                url=self.url,
+                f"{shown} answered without data.resultType; this is not the Prometheus API.",
+                url=self.shown_url,
             )
         return data["resultType"], data.get("result")
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return None
 
 
 def _ts(seconds: float) -> str:

@@ -316,7 +316,7 @@ class _Collection:
         return PrometheusUnavailableError(
             f"Prometheus answered {value!r} for a counter (query {query[:200]!r}); counts "
             "must be finite and not negative, so nothing was reported.",
-            url=self.client.url,
+            url=self.client.shown_url,
         )
 
     # ---- the whole read ----------------------------------------------------------------
@@ -343,7 +343,7 @@ class _Collection:
         return Collected(
             spans=aggregates,
             onsales=onsales,
-            origin=f"prometheus: {self.client.url} ({self.client.queries - self.first_query} queries)",
+            origin=f"prometheus: {self.client.shown_url} ({self.client.queries - self.first_query} queries)",
             exact_onsale=True,
             skipped=self.skipped,
             warnings=self.warnings,
