@@ -165,11 +165,6 @@ def test_mode_get_with_a_bad_backend_url_hides_the_password(tmp_path: Path, back
     assert SECRET not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="modes/_redis.py at HEAD names the unreachable Redis URL unmasked (the modes rewrite "
-    "masks it): remove this mark when it lands",
-)
 def test_mode_get_on_an_unreachable_redis_hides_the_password(tmp_path: Path) -> None:
     """An unreachable store exits 3 naming it masked."""
     keys = generate_key_pair(tmp_path)
