@@ -86,6 +86,8 @@ class CheckoutBackend:
         accepted = arrivals - shed
         drawn = self._poisson(accepted * spec.base_error_rate) if spec.base_error_rate else 0
         stray = min(float(drawn), accepted)
+        # a software fault fails its share at once (no work done, no latency added)
+        stray += (accepted - stray) * spec.fault_at(t)
         ok = accepted - stray
         self._rho += (min(arrivals / capacity, 2.0) - self._rho) / _SMOOTHING
         wait = (before + after) / 2 / capacity

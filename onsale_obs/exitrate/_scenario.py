@@ -57,6 +57,17 @@ class CapacityChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Fault:
+    """From ``start`` to ``end`` a share of checkouts fails at once, without added latency
+    (a software fault: a bad deploy, a payment provider refusing), whatever the load."""
+
+    start: float
+    end: float
+    error_share: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SLOTarget:
     """The on-sale SLO: burn rates use ``objective``; a minute is good when at least
     ``minute_availability`` of its checkouts succeeded (fewer than ``minute_min_bad_events``
@@ -98,6 +109,11 @@ class Backend:
     queue_timeout: float = 5.0
     base_error_rate: float = 0.0
     changes: tuple[CapacityChange, ...] = ()
+    faults: tuple[Fault, ...] = ()
+
+    def fault_at(self, t: float) -> float:
+        """Share of checkouts a software fault fails at ``t`` (0 when none is active)."""
+        return max((f.error_share for f in self.faults if f.start <= t < f.end), default=0.0)
 
     def workers_at(self, t: float) -> float:
         """Workers in service at ``t``."""
@@ -256,6 +272,15 @@ def scenario_from_data(data: Any, *, file: str = "<scenario>") -> Scenario:
                     key=lambda c: c.at,
                 )
             ),
+            faults=tuple(
+                Fault(
+                    conv.dur(f.start, f"backend.faults.{i}.start", zero=True),
+                    conv.dur(f.end, f"backend.faults.{i}.end"),
+                    f.error_share,
+                    f.note,
+                )
+                for i, f in enumerate(backend.faults)
+            ),
         ),
         telemetry=Telemetry(
             scrape_interval=conv.dur(tel.scrape_interval, "telemetry.scrape_interval"),
@@ -325,6 +350,11 @@ def _check(s: Scenario, file: str) -> None:
                 "the wave ends after the horizon.",
                 file=file,
                 field=f"waiting_room.arrivals.{i}.end",
+            )
+    for i, fault in enumerate(s.backend.faults):
+        if fault.end <= fault.start:
+            raise BadInputError(
+                "end must be after start.", file=file, field=f"backend.faults.{i}.end"
             )
     for i, (start, end) in enumerate(s.telemetry.outages):
         if end <= start:

@@ -108,12 +108,26 @@ class ChangeModel(_Strict):
         return value
 
 
+class FaultModel(_Strict):
+    start: Duration
+    end: Duration
+    error_share: float = Field(gt=0, le=1, description="share of checkouts failing")
+    note: str = ""
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str | int | float) -> str | int | float:
+        seconds(value, zero=True)
+        return value
+
+
 class BackendModel(_Strict):
     workers: float = Field(gt=0, description="parallel checkout workers")
     service_time: LogNormalModel
     queue_timeout: Duration = "5s"
     base_error_rate: float = Field(default=0.0, ge=0, lt=1)
     changes: list[ChangeModel] = Field(default_factory=list)
+    faults: list[FaultModel] = Field(default_factory=list)
 
 
 class OutageModel(_Strict):

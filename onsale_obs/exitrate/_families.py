@@ -1,0 +1,260 @@
+"""Randomized scenario families: each a distribution over on-sales, one scenario drawn per seed.
+
+A family fixes *what kind* of on-sale it is (a capacity drop, a software fault, an outage of
+the signals ...) and draws everything else per seed: the queue (10k-2M users), the physical
+limit T* (20-90 minutes of demand at the true capacity), the browse time (median 20-120 s,
+heavy tails), the checkout requests per user, the backend's size and speed, the operator's
+start rate (0.3-1x the true capacity; 0.2-2x in ``hot-start``) and the event that makes the
+family. The draw depends only on the family's name and the seed, so a seed names one
+scenario for every harness.
+
+Seeds are split in two: :data:`TUNING_SEEDS` (1-1000) are the ones the controller's
+defaults were chosen on; :data:`HELD_OUT_SEEDS` (from 10001) were only ever used to report.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate._config import ExitRateConfig
+from onsale_obs.exitrate._scenario import (
+    Backend,
+    CapacityChange,
+    Fault,
+    LogNormal,
+    Scenario,
+    SLOTarget,
+    Telemetry,
+    WaitingRoom,
+    Wave,
+)
+
+_DEFAULTS: Final = ExitRateConfig()
+#: Seeds the controller was tuned on ...
+TUNING_SEEDS: Final = range(1, 1001)
+#: ... and the held-out seeds the benchmark reports (never used while tuning).
+HELD_OUT_SEEDS: Final = range(10_001, 20_001)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A named distribution over scenarios; ``draw(seed)`` gives one."""
+
+    name: str
+    description: str
+    #: Whether the family has a capacity loss or a software fault (drain target 1.25, not 1.15).
+    disrupted: bool
+    build: Callable[[random.Random, _Base], _Base]
+
+    def draw(self, seed: int) -> Scenario:
+        """The scenario of ``seed`` (the same for every caller)."""
+        rng = random.Random(f"{self.name}:{seed}")
+        base = _base(rng, hot=self.name == "hot-start")
+        return self.build(rng, base).scenario(f"{self.name}-{seed}", seed, self.description)
+
+    @property
+    def drain_target(self) -> float:
+        """The drain ratio the controller must reach on this family."""
+        return 1.25 if self.disrupted else 1.15
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The parameters every family draws, before its own event is added."""
+
+    users: int
+    limit: float
+    capacity_rate: float
+    start: float
+    browse: LogNormal
+    checkouts: float
+    workers: float
+    service: LogNormal
+    threshold: float
+    waves: tuple[Wave, ...] = ()
+    changes: tuple[CapacityChange, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    outages: tuple[tuple[float, float], ...] = ()
+
+    def with_(self, **changes: object) -> _Base:
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values.update(changes)
+        return _Base(**values)
+
+    def scenario(self, name: str, seed: int, description: str) -> Scenario:
+        horizon = max(3 * 3600.0, 6 * self.limit)
+        return Scenario(
+            name=name,
+            seed=seed,
+            description=description,
+            horizon=math.ceil(horizon / 60) * 60,
+            slo=SLOTarget(latency_threshold=self.threshold),
+            waiting_room=WaitingRoom(
+                queued_at_start=self.users - sum(w.users for w in self.waves),
+                arrivals=self.waves,
+                initial_rate=round(self.start, 1),
+                browse_time=self.browse,
+                checkouts_per_user=self.checkouts,
+            ),
+            backend=Backend(
+                workers=self.workers,
+                service_time=self.service,
+                base_error_rate=0.00001,
+                changes=self.changes,
+                faults=self.faults,
+            ),
+            telemetry=Telemetry(outages=self.outages),
+            # a new user's controller: the default lags, not this family's browse time
+            controller={
+                "admission_lag": _DEFAULTS.admission_lag,
+                "admission_lag_spread": _DEFAULTS.admission_lag_spread,
+            },
+            source=f"family {name}",
+        )
+
+
+def _base(rng: random.Random, *, hot: bool) -> _Base:
+    users = round(math.exp(rng.uniform(math.log(10_000), math.log(2_000_000))))
+    limit = rng.uniform(20, 90) * 60.0
+    capacity_rate = users / (limit / 60.0)  # users/min
+    checkouts = rng.choice((1.0, 2.0, 3.0))
+    per_second = capacity_rate * checkouts / 60.0
+    # a backend of 12-400 workers, each request 50-250 ms (median); a tiny demand gets a
+    # slower service on the smallest tier rather than a fraction of a worker
+    median = rng.uniform(0.05, 0.25)
+    service = LogNormal(median=median, sigma=rng.uniform(0.3, 0.6))
+    workers = per_second * service.mean
+    if workers < 12:
+        service = LogNormal(median=median * 12 / workers, sigma=service.sigma)
+        workers = 12.0
+    # owners set the latency objective above what their service needs at rest
+    threshold = max(1.0, math.ceil(service.quantile(0.95) * 4 * 10) / 10)
+    browse = LogNormal(
+        median=rng.uniform(20, 120), sigma=rng.uniform(0.5, 1.2), min=5.0, max=1800.0
+    )
+    start = capacity_rate * (rng.uniform(0.2, 2.0) if hot else rng.uniform(0.3, 1.0))
+    return _Base(
+        users=users,
+        limit=limit,
+        capacity_rate=capacity_rate,
+        start=start,
+        browse=browse,
+        checkouts=checkouts,
+        workers=round(workers, 2),
+        service=service,
+        threshold=threshold,
+    )
+
+
+def _steady(rng: random.Random, b: _Base) -> _Base:
+    return b
+
+
+def _drop(rng: random.Random, b: _Base) -> _Base:
+    at = round(rng.uniform(0.15, 0.6) * b.limit)
+    share = rng.uniform(0.1, 0.6)
+    note = f"-{share:.0%} capacity"
+    return b.with_(changes=(CapacityChange(at, round(b.workers * (1 - share), 2), note),))
+
+
+def _autoscale(rng: random.Random, b: _Base) -> _Base:
+    # the tier starts small and the autoscaler adds 1.5-3x after a 1-5 minute delay
+    factor = rng.uniform(1.5, 3.0)
+    small = b.workers / factor * 1.0
+    at = round(rng.uniform(60, 300))
+    # keep T* about what was drawn: the demand is met mostly by the scaled-up tier
+    return b.with_(
+        workers=round(small, 2),
+        start=b.start / factor,
+        changes=(CapacityChange(at, b.workers, f"autoscaled x{factor:.1f}"),),
+    )
+
+
+def _drift(rng: random.Random, b: _Base) -> _Base:
+    changes = []
+    t, level = 0.0, 1.0
+    while t < 3 * b.limit:
+        t += rng.uniform(120, 300)
+        level = min(1.3, max(0.7, level * math.exp(rng.gauss(0, 0.12))))
+        changes.append(CapacityChange(round(t), round(b.workers * level, 2), f"x{level:.2f}"))
+    return b.with_(changes=tuple(changes))
+
+
+def _spike(rng: random.Random, b: _Base) -> _Base:
+    # a share of the demand arrives in a burst of 1-5 minutes somewhere in the first half
+    share = rng.uniform(0.3, 0.6)
+    start = round(rng.uniform(0.1, 0.5) * b.limit)
+    end = start + round(rng.uniform(60, 300))
+    return b.with_(waves=(Wave(start, end, round(b.users * share)),))
+
+
+def _outage(rng: random.Random, b: _Base) -> _Base:
+    start = round(rng.uniform(0.1, 0.6) * b.limit)
+    return b.with_(outages=((start, start + round(rng.uniform(60, 600))),))
+
+
+def _fault(rng: random.Random, b: _Base) -> _Base:
+    start = round(rng.uniform(0.15, 0.6) * b.limit)
+    end = start + round(rng.uniform(180, 900))
+    share = math.exp(rng.uniform(math.log(0.01), math.log(0.5)))
+    return b.with_(faults=(Fault(start, end, round(share, 4), "a bad deploy, healed"),))
+
+
+FAMILIES: Final[dict[str, Family]] = {
+    f.name: f
+    for f in (
+        Family("steady", "constant capacity, a cautious start", False, _steady),
+        Family("hot-start", "constant capacity, start 0.2-2x the capacity", False, _steady),
+        Family("capacity-drop", "capacity steps down 10-60% mid-sale", True, _drop),
+        Family("autoscale", "capacity steps up 1.5-3x after 1-5 minutes", False, _autoscale),
+        Family("drift", "capacity wanders as a random walk within +-30%", True, _drift),
+        Family("arrival-spike", "30-60% of the demand arrives in 1-5 minutes", False, _spike),
+        Family("signal-outage", "Prometheus unreachable for 1-10 minutes", False, _outage),
+        Family(
+            "software-fault", "1-50% of checkouts fail for 3-15 minutes, then heal", True, _fault
+        ),
+    )
+}
+
+
+def family(name: str) -> Family:
+    """The family called ``name``; bad input names the choices."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise BadInputError(
+            f"unknown family {name!r}; expected one of {', '.join(FAMILIES)}.", field="--family"
+        ) from None
+
+
+def parse_seeds(text: str, *, field: str = "--seeds") -> list[int]:
+    """``"1-5,9"`` -> ``[1, 2, 3, 4, 5, 9]``; bad input names the argument."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise BadInputError(
+                f"expected seeds like 1-20,31 (whole numbers and ranges), got {part!r}.",
+                field=field,
+            ) from None
+        if first < 0 or last < first:
+            raise BadInputError(
+                f"expected a range low-high with 0 <= low <= high, got {part!r}.", field=field
+            )
+        if last - first > 100_000:
+            raise BadInputError(f"range {part!r} is too long (at most 100,000).", field=field)
+        seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise BadInputError("expected at least one seed, e.g. 1-20.", field=field)
+    return seeds
