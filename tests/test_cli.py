@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from onsale_obs.modes import (
     Schedule,
     Signer,
     SqliteBackend,
+    Verifier,
 )
 from onsale_obs.testing import FakeClock, key_pair
 
@@ -49,7 +51,10 @@ class Site:
         return f"sqlite:///{self.db}"
 
     def publisher(
-        self, clock: FakeClock | None = None, signer: Signer | None = None
+        self,
+        clock: FakeClock | None = None,
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
     ) -> Broadcaster:
         """A broadcaster on the same store (its own connection), optionally with a fake clock."""
         backend = SqliteBackend(str(self.db))
@@ -58,6 +63,7 @@ class Site:
             backend,
             signer or Signer.from_file(self.signing),
             clock=clock or FakeClock(PAST),
+            verifier=verifier,
         )
 
 
@@ -269,10 +275,16 @@ def test_set_until_in_the_past_is_bad_input(site: Site) -> None:
 
 
 def test_forged_state_is_skipped_by_get(site: Site) -> None:
-    """A state signed with an unknown key is not shown; stderr says it was skipped, stdout stays JSON."""
+    """A state written without the key is not shown; stderr says it was skipped, stdout stays JSON."""
     site.publisher().set("event:real", "onsale")
     forger, _ = key_pair()
-    site.publisher(signer=forger).set("event:forged", "onsale")
+    forged = ModeState(
+        "event:forged", "onsale", 2, PAST, None, prev_revision=1, prev_digest="0" * 64
+    )
+    with sqlite3.connect(site.db) as raw:
+        raw.execute(
+            "INSERT INTO transitions VALUES (2, 'event:forged', ?, 0)", (forger.seal(forged),)
+        )
     result = invoke(
         "mode", "get", "--backend", site.url, "--verify-key", site.verify, "--format", "json"
     )
@@ -281,7 +293,7 @@ def test_forged_state_is_skipped_by_get(site: Site) -> None:
     assert [s["scope"] for s in data["scopes"]] == ["event:real"]
     assert data["revision"] == 1
     assert "skipped 1 stored state" in result.stderr
-    assert "event:forged: forged" in result.stderr
+    assert "unvouched: 1" in result.stderr
 
 
 def test_verify_key_list_trusts_every_key_during_rotation(site: Site, tmp_path: Path) -> None:
@@ -289,7 +301,8 @@ def test_verify_key_list_trusts_every_key_during_rotation(site: Site, tmp_path: 
     assert invoke("keys", "generate", "--out", tmp_path / "new").exit_code == 0
     site.publisher().set("event:old-key", "onsale")
     new = Signer.from_file(tmp_path / "new" / "onsale-signing.pem")
-    site.publisher(signer=new).set("event:new-key", "onsale")
+    old = Verifier.from_files([site.verify])  # the new key's publisher trusts the old history
+    site.publisher(signer=new, verifier=old).set("event:new-key", "onsale")
     both = f"{site.verify},{tmp_path / 'new' / 'onsale-verify.pem'}"
     result = invoke("mode", "get", "--backend", site.url, "--verify-key", both, "--format", "json")
     assert [s["scope"] for s in json.loads(result.stdout)["scopes"]] == [
@@ -688,7 +701,7 @@ def test_unreadable_key_file_exits_2_naming_the_file(site: Site, tmp_path: Path)
         missing,
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {missing}: cannot read")
+    assert result.stderr.startswith(f"error: {missing}: cannot open the signing key")
     not_a_key = tmp_path / "notes.txt"
     not_a_key.write_text("hello")
     result = invoke("mode", "get", "--backend", site.url, "--verify-key", not_a_key)

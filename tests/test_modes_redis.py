@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from onsale_obs.exceptions import BackendUnavailableError, BadInputError
+from onsale_obs.exceptions import BackendUnavailableError, BadInputError, StoreIntegrityError
 from onsale_obs.modes import (
+    Batch,
     Broadcaster,
-    Entry,
     ModeHistory,
     ModeSubscriber,
     Signer,
@@ -120,10 +120,12 @@ def wipe_and_restart(server: RedisServer) -> None:
 
 
 def test_redis_restarted_without_its_data_is_followed(redis_server: RedisServer) -> None:
-    """Redis comes back empty: subscribers say so, take the new history, and refuse old states.
+    """Redis comes back empty: subscribers say so, keep what they hold, and refuse old states.
 
-    An attacker with access to Redis but not to the key puts old signed states back at their
-    own revisions: before the new history reaches them, and after (at a revision above it).
+    An attacker with access to Redis but not to the key puts old signed states back: with no
+    signed head in the store, nothing in it is vouched for, so subscribers keep the mode they
+    verified and report themselves stale, and publishers refuse to build on it until a key
+    holder reviews it ('mode repair'). Old states written after that are above the new head.
     """
     signer, verifier = key_pair()
     broadcaster = Broadcaster(open_backend(redis_server.url), signer)
@@ -137,18 +139,25 @@ def test_redis_restarted_without_its_data_is_followed(redis_server: RedisServer)
         assert sub.mode_for("final") == "onsale"
         wipe_and_restart(redis_server)
         assert wait_for(lambda: any("went back in time" in e for _, e in log.events))
+        assert sub.store_resets == 1
         raw = RedisBackend(redis_server.url)
         for _ in range(3):
             raw.inject("event:final", b"{junk")
         assert raw.inject("event:final", old[4]) == 4  # an old "normal"
-        assert wait_for(lambda: sub.rejected()["replayed"] == 1)
+        assert wait_for(lambda: sub.trouble is not None and sub.stale)
         assert sub.mode_for("final") == "onsale"  # the state it held, not the old one
         fresh = Broadcaster(open_backend(redis_server.url), signer)
+        with pytest.raises(StoreIntegrityError, match="no signed head"):
+            fresh.set("event:final", "normal", reason="after the restart")
+        plan = fresh.plan_repair()
+        assert plan.states == {}  # the old "normal" has no history before it here
+        fresh.repair(plan)
         assert fresh.set("event:final", "normal", reason="after the restart").revision == 5
         assert wait_for(lambda: sub.mode_for("final") == "normal")
+        assert wait_for(lambda: not sub.stale)
         raw.inject("event:final", b"{junk")
-        assert raw.inject("event:final", old[7]) == 7  # an old "onsale", above the new top
-        assert wait_for(lambda: sub.rejected()["replayed"] == 2)
+        assert raw.inject("event:final", old[7]) == 7  # an old "onsale", above the new head
+        assert wait_for(lambda: sub.rejected()["unvouched"] >= 2)
         assert sub.mode_for("final") == "normal"
         assert not sub.stale
         raw.close()
@@ -240,7 +249,7 @@ def test_async_subscriber_on_redis(redis_server: RedisServer) -> None:
     finished_reads = 0
     real_aread = backend.aread
 
-    async def counting_aread(after: int, timeout: float) -> list[Entry]:
+    async def counting_aread(after: int, timeout: float) -> Batch:
         nonlocal finished_reads
         entries = await real_aread(after, timeout)
         finished_reads += 1
@@ -248,7 +257,7 @@ def test_async_subscriber_on_redis(redis_server: RedisServer) -> None:
 
     real_read = backend.read
 
-    def counting_read(after: int, timeout: float) -> list[Entry]:
+    def counting_read(after: int, timeout: float) -> Batch:
         nonlocal finished_reads
         entries = real_read(after, timeout)
         finished_reads += 1
@@ -324,8 +333,7 @@ def test_garbage_on_the_bus_is_counted_not_fatal(redis_server: RedisServer) -> N
     raw.inject("event:final", key_pair()[0].seal(good))
     assert sub.sync(0.5)
     assert sub.mode_for("final") == "onsale"
-    assert sub.rejected()["malformed"] == 2
-    assert sub.rejected()["forged"] == 1
+    assert sub.rejected()["unvouched"] == 3  # no signed head above them: not even opened
     # a new service starting now still finds the last valid state
     fresh = ModeSubscriber(open_backend(redis_server.url), verifier, registry=None)
     assert fresh.sync()

@@ -127,7 +127,7 @@ def test_generate_key_pair_files(tmp_path: Path) -> None:
 def test_bad_key_files_name_the_file(tmp_path: Path) -> None:
     """Unreadable or wrong key files raise a clear error naming the file."""
     missing = tmp_path / "nope.pem"
-    with pytest.raises(SigningKeyError, match=r"nope\.pem: cannot read the signing key"):
+    with pytest.raises(SigningKeyError, match=r"nope\.pem: cannot open the signing key"):
         Signer.from_file(missing)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")

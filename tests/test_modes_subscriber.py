@@ -83,10 +83,14 @@ def test_transitions_apply_in_revision_order(
     assert sub.revision == 6
 
 
-def test_replayed_state_is_rejected_and_counted(
+def test_an_old_state_copied_into_the_log_is_skipped_unread(
     broadcaster: Broadcaster, memory: MemoryBackend, keys: tuple[Signer, Verifier], clock: FakeClock
 ) -> None:
-    """Re-sending an old, validly signed on-sale state does not put the scope back on sale."""
+    """Re-sending an old, validly signed on-sale state does not put the scope back on sale.
+
+    No signed head covers it (a publisher stores its head with every append), so it is not
+    even opened.
+    """
     sub = make_subscriber(memory, keys, clock)
     old = broadcaster.set("event:final", "onsale")
     broadcaster.set("event:final", "normal")
@@ -94,33 +98,81 @@ def test_replayed_state_is_rejected_and_counted(
     memory.inject("event:final", keys[0].seal(old))  # same bytes, new position in the log
     sub.sync()
     assert sub.mode_for("final") == "normal"
+    assert sub.rejected()["unvouched"] == 1
+    assert sub.revision == 3  # it moved past it
+
+
+def test_a_signed_state_of_another_history_is_refused_by_its_link(
+    memory: MemoryBackend, keys: tuple[Signer, Verifier], clock: FakeClock
+) -> None:
+    """A state signed for this very revision and scope, but in another history (a store that
+    was reset, a staging store with the same key), breaks the chain: refused as a replay, even
+    once a later publish puts the signed head above it. The link is the only guard here: the
+    signature, scope, revision and head all pass."""
+    other = MemoryBackend()
+    elsewhere = Broadcaster(other, keys[0], clock=clock)
+    elsewhere.set("event:final", "normal")
+    elsewhere.set("event:x", "normal")
+    foreign = elsewhere.set("event:final", "onsale", reason="another history")
+    broadcaster = Broadcaster(memory, keys[0], clock=clock)
+    broadcaster.set("event:final", "normal")
+    broadcaster.set("event:y", "normal")
+    sub = make_subscriber(memory, keys, clock)
+    sub.sync()
+    memory.inject("event:final", keys[0].seal(foreign), revision=3)
+    assert keys[1].open_entry(memory.snapshot().latest["event:final"]) == foreign
+    broadcaster.set("event:z", "normal")  # revision 4: the head now covers revision 3
+    sub.sync()
+    assert sub.mode_for("final") == "normal"
     assert sub.rejected()["replayed"] == 1
+    assert sub.states()["event:z"].revision == 4  # the real history goes on
 
 
 def test_forged_unsigned_and_garbage_are_counted(
     memory: MemoryBackend, keys: tuple[Signer, Verifier], clock: FakeClock
 ) -> None:
-    """A client without the private key cannot change the mode; each bad message is counted."""
-    sub = make_subscriber(memory, keys, clock)
-    sub.sync()
+    """A client without the private key cannot change the mode; each bad message is counted.
+
+    With no signed head above them they are skipped unread (``unvouched``); with the head
+    replaced by junk too, each is opened and refused for what it is.
+    """
     intruder, _ = key_pair()
     forged = ModeState("event:final", "onsale", 1, clock(), None, "manual", "")
-    memory.inject("event:final", intruder.seal(forged), revision=1)
-    memory.inject("event:final", b'{"v":1,"payload":"{}"}', revision=2)
-    memory.inject("event:final", b"\x00\xff not json", revision=3)
-    memory.inject("event:final", keys[0].seal(forged)[:40], revision=4)  # truncated
-    memory.inject("event:final", b"x" * 100_000, revision=5)
+    bad = [
+        intruder.seal(forged),
+        b'{"v":1,"payload":"{}"}',
+        b"\x00\xff not json",
+        keys[0].seal(forged)[:40],  # truncated
+        b"x" * 100_000,
+    ]
+    sub = make_subscriber(memory, keys, clock)
+    sub.sync()
+    for revision, message in enumerate(bad, start=1):
+        memory.inject("event:final", message, revision=revision)
+    sub.sync()
+    assert sub.mode_for("final") == "normal"
+    assert sub.rejected()["unvouched"] == 5
+    assert sub.revision == 5  # it moved past them and keeps going
+
+    second = MemoryBackend()
+    Broadcaster(second, keys[0], clock=clock).set("global", "normal")
+    sub = make_subscriber(second, keys, clock)
+    sub.sync()
+    second.head = b"not a signed head"
+    for revision, message in enumerate(bad, start=2):
+        second.inject("event:final", message, revision=revision)
     sub.sync()
     assert sub.mode_for("final") == "normal"
     assert sub.rejected() == {
-        "malformed": 2,
+        "malformed": 3,  # two bad envelopes, and the junk head
         "oversized": 1,
         "unsigned": 1,
         "forged": 1,
         "replayed": 0,
         "expired": 0,
+        "unvouched": 0,
     }
-    assert sub.revision == 5  # it moved past them and keeps going
+    assert sub.revision == 6
 
 
 def test_expired_state_on_arrival_does_not_put_scope_on_sale(
@@ -215,7 +267,7 @@ def test_metrics_expose_mode_stale_and_rejections(
     assert 'onsale_mode{scope="event:final"} 1.0' in text
     assert 'onsale_mode{scope="global"} 0.0' in text
     assert "onsale_mode_stale 0.0" in text
-    assert 'onsale_mode_rejected_total{reason="malformed"} 1.0' in text
+    assert 'onsale_mode_rejected_total{reason="unvouched"} 1.0' in text
     clock.advance(31)
     assert 'onsale_mode{scope="event:final"} 0.0' in generate_latest(registry).decode()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,30 +28,37 @@ from onsale_obs.cli._options import (
     mode_value,
     parse_since,
     parse_time,
+    seconds_or_duration,
 )
 from onsale_obs.cli._output import (
     ONSALE_STYLE,
+    fmt_duration,
     fmt_time,
     print_json,
     report_skipped,
     state_record,
     states_table,
     stdout,
+    warn,
     window_duration,
     windows_table,
 )
 from onsale_obs.cli._schedule import schedule_app
 from onsale_obs.cli._watch import watch
+from onsale_obs.exceptions import BackendUnavailableError, StoreIntegrityError
 from onsale_obs.modes import (
     DEFAULT_BACKEND_URL,
     GLOBAL_SCOPE,
     Broadcaster,
+    Head,
     ModeHistory,
     ModeState,
     Schedule,
     current_states,
     event_scope,
 )
+from onsale_obs.modes._model import iso
+from onsale_obs.redact import redact_url
 from onsale_obs.types import Mode
 
 mode_app = typer.Typer(
@@ -86,16 +94,24 @@ def get(
     verifier = load_verifier(verify_key, signing_key)
     with opened_backend(backend, reading=True) as store:
         current = current_states(store, verifier)
-        url = store.url
+        url = redact_url(store.url)
+    if current.problem is not None:
+        raise StoreIntegrityError(
+            f"{current.problem}. Services that start now serve every scope as normal (and "
+            "on-sale where their local schedule says so) and report themselves stale.",
+            url=url,
+        )
     now = time.time()
-    detail = ", ".join(f"{s}: {reason}" for s, reason in current.skipped.items())
-    report_skipped(len(current.skipped), detail)
+    _warn_if_frozen(current.head, now)
+    detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(current.rejected.items()))
+    report_skipped(sum(current.rejected.values()), detail)
     shown = [s for name, s in sorted(current.states.items()) if scope in (None, name)]
     answer = _event_answer(current.states, event, now) if event is not None else None
     if output == "json":
         data: dict[str, Any] = {
             "backend": url,
             "revision": current.revision,
+            "head": _head_record(current.head, now),
             "scopes": [state_record(s, now) for s in shown],
         }
         if answer is not None:
@@ -114,6 +130,27 @@ def get(
         line = Text(f"a request for event {event} is ")
         line.append(answer["mode"], style=ONSALE_STYLE if answer["because"] else "bold")
         console.print(line.append(f"{because}."))
+
+
+def _head_record(head: Head | None, now: float) -> dict[str, Any] | None:
+    if head is None:
+        return None
+    return {
+        "revision": head.revision,
+        "issued": iso(head.issued),
+        "age_seconds": round(max(0.0, now - head.issued), 3),
+        "refresh_seconds": head.refresh,
+        "fresh": head.fresh_at(now),
+    }
+
+
+def _warn_if_frozen(head: Head | None, now: float) -> None:
+    if head is not None and not head.fresh_at(now):
+        warn(
+            f"the store's signed head was issued {fmt_duration(now - head.issued)} ago, but its "
+            f"publisher promised a new one every {fmt_duration(head.refresh)}: the store may be "
+            "frozen (services report themselves stale); is 'onsale-obs mode heartbeat' running?"
+        )
 
 
 def _event_answer(states: dict[str, ModeState], event: str, now: float) -> dict[str, Any]:
@@ -211,6 +248,7 @@ def clear(
 
 def _print_state(state: ModeState, url: str, output: str) -> None:
     now = time.time()
+    url = redact_url(url)
     if output == "json":
         print_json({"backend": url, "state": state_record(state, now)})
     else:
@@ -274,6 +312,11 @@ def history(
         log = ModeHistory(store, verifier)
         found_windows = log.onsale_windows(start, end, scope) if windows else []
         found_states = [] if windows else log.transitions(start, end, scope)
+        url = redact_url(store.url)
+    if log.problem is not None and not log.gaps:
+        raise StoreIntegrityError(f"{log.problem}.", url=url)
+    if log.problem is not None:
+        warn(f"{log.problem}.")
     detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(log.rejected.items()))
     report_skipped(sum(log.rejected.values()), detail)
     if output == "json":
@@ -288,6 +331,125 @@ def history(
         stdout().print(windows_table(found_windows))
     else:
         stdout().print(states_table(found_states, None, title="transitions"))
+
+
+@mode_app.command("heartbeat")
+def heartbeat(
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Re-sign the head this often; readers go stale after 3 missed intervals.",
+        ),
+    ] = 10.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Re-sign once and exit (for cron, or to check).")
+    ] = False,
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    signing_key: SigningKeyOption = None,
+) -> None:
+    """Keep the store's signed head fresh, so services can tell a quiet store from a frozen one.
+
+    Every --interval it re-signs the head (the summary of the verified history) with the time
+    and the promise "another within --interval". A service whose newest head is older than 3
+    intervals marks itself stale (onsale_mode_stale 1, and on-sale where its local schedule
+    says so): a store that someone froze, or whose publishers are all gone, is seen. Run one
+    per store, beside 'mode schedule run' (which also re-signs the head on each pass). A store
+    that does not verify against its head is refused (exit 3): see 'mode repair'.
+
+    Examples:
+
+        onsale-obs mode heartbeat --interval 10s --backend redis://redis:6379/0
+
+        onsale-obs mode heartbeat --once
+    """
+    if not (math.isfinite(interval) and interval > 0):
+        raise typer.BadParameter(
+            "expected a positive duration such as 10s.", param_hint="'--interval'"
+        )
+    signer = load_signer(signing_key)
+    with opened_backend(backend) as store:
+        broadcaster = Broadcaster(store, signer, refresh=interval)
+        url = redact_url(store.url)
+        head = broadcaster.heartbeat()
+        typer.echo(
+            f"signed the head at revision {head.revision} of {url}"
+            + ("" if once else f"; again every {fmt_duration(interval)} (Ctrl-C stops)"),
+            err=True,
+        )
+        if once:
+            return
+        try:
+            while True:
+                time.sleep(interval)
+                try:
+                    broadcaster.heartbeat()
+                except BackendUnavailableError as exc:
+                    warn(f"could not re-sign the head ({exc}); retrying")
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how people stop it
+
+
+@mode_app.command("repair")
+def repair(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Write the repair (without it: only show the plan).")
+    ] = False,
+    empty: Annotated[
+        bool,
+        typer.Option("--empty", help="Start a new, empty history (every scope normal) instead."),
+    ] = False,
+    backend: BackendOption = DEFAULT_BACKEND_URL,
+    signing_key: SigningKeyOption = None,
+    output: FormatOption = "table",
+) -> None:
+    """Review what a broken mode store still proves, and sign it again (needs the signing key).
+
+    Services trust nothing in a store that does not verify against its signed head (emptied,
+    restored without its head, edited, or written by onsale-obs 0.1), and publishers refuse
+    to write to it. This command shows what the log still proves — the states a new head would
+    vouch for — and with --yes signs them: a head over the log's unbroken signed history, or,
+    when the history has a gap, a new chain that re-publishes each scope's latest state.
+    --empty starts over with no state (every scope normal). Without --yes nothing is written.
+
+    Examples:
+
+        onsale-obs mode repair                # show the plan
+
+        onsale-obs mode repair --yes
+    """
+    signer = load_signer(signing_key)
+    with opened_backend(backend) as store:
+        broadcaster = Broadcaster(store, signer)
+        plan = broadcaster.plan_repair(empty=empty)
+        url = redact_url(store.url)
+        now = time.time()
+        states = sorted(plan.states.values(), key=lambda s: s.scope)
+        written = False
+        if plan.needed and yes:
+            broadcaster.repair(plan)
+            written = True
+    if output == "json":
+        print_json(
+            {
+                "backend": url,
+                "needed": plan.needed,
+                "plan": plan.description,
+                "written": written,
+                "scopes": [state_record(s, now) for s in states],
+            }
+        )
+        return
+    console = stdout()
+    console.print(f"{url}: {plan.description}.")
+    if plan.needed:
+        console.print(states_table(states, now, title="the states the repaired store vouches for"))
+        if written:
+            console.print("repaired: services verify the store again from their next read.")
+        else:
+            console.print("nothing written; run again with --yes to sign this.")
 
 
 mode_app.command("watch")(watch)

@@ -1,9 +1,10 @@
 """Mode broadcasting: which scopes are on sale, signed, versioned and kept current in every service."""
 
-from onsale_obs.modes._backend import Entry, ModeBackend, Snapshot
+from onsale_obs.modes._backend import Batch, Entry, ModeBackend, Snapshot
 from onsale_obs.modes._broadcaster import Broadcaster
+from onsale_obs.modes._chain import Head
 from onsale_obs.modes._current import VerifiedStates, current_states
-from onsale_obs.modes._history import ModeHistory, windows_from_states
+from onsale_obs.modes._history import ModeHistory, read_history, windows_from_states
 from onsale_obs.modes._memory import MemoryBackend
 from onsale_obs.modes._model import (
     GLOBAL_SCOPE,
@@ -17,6 +18,7 @@ from onsale_obs.modes._model import (
     scope_event,
 )
 from onsale_obs.modes._open import BACKEND_ENV, DEFAULT_BACKEND_URL, open_backend
+from onsale_obs.modes._repair import RepairPlan
 from onsale_obs.modes._schedule import Schedule, ScheduledWindow
 from onsale_obs.modes._signing import (
     REJECT_REASONS,
@@ -28,6 +30,7 @@ from onsale_obs.modes._signing import (
 )
 from onsale_obs.modes._sqlite import SqliteBackend
 from onsale_obs.modes._subscriber import ModeSubscriber, Resolution
+from onsale_obs.modes._verify import StoreView, verify_store
 
 __all__ = [
     "BACKEND_ENV",
@@ -35,8 +38,10 @@ __all__ = [
     "GLOBAL_SCOPE",
     "MAX_TIME",
     "REJECT_REASONS",
+    "Batch",
     "Broadcaster",
     "Entry",
+    "Head",
     "KeyPairFiles",
     "MemoryBackend",
     "ModeBackend",
@@ -45,12 +50,14 @@ __all__ = [
     "ModeSubscriber",
     "OnSaleWindow",
     "RejectedMessage",
+    "RepairPlan",
     "Resolution",
     "Schedule",
     "ScheduledWindow",
     "Signer",
     "Snapshot",
     "SqliteBackend",
+    "StoreView",
     "VerifiedStates",
     "Verifier",
     "check_reason",
@@ -60,6 +67,8 @@ __all__ = [
     "open_backend",
     "parse_mode",
     "parse_scope",
+    "read_history",
     "scope_event",
+    "verify_store",
     "windows_from_states",
 ]

@@ -1,4 +1,10 @@
-"""The store behind the broadcaster: a versioned snapshot plus a resumable, ordered log."""
+"""The store behind the broadcaster: a resumable, ordered log, a snapshot cache and a signed head.
+
+The store is an untrusted transport: it hands back bytes, and readers believe only what
+verifies against the publishers' key (see ``_chain.py`` and ``_verify.py``). Backends never
+raise on malformed content: an entry they cannot decode comes back with an empty scope and
+message, for the reader to reject and count.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-#: Builds the signed message once the store has assigned the revision it will carry.
-Seal = Callable[[int], bytes]
+#: Called by ``append`` with the revision it will assign and the head the store holds now
+#: (None: none yet); returns the signed message to store and the signed head to store with it.
+Seal = Callable[[int, bytes | None], tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,20 @@ class Snapshot:
 
     latest: dict[str, Entry]
     cursor: int
+    #: the signed head as stored when the snapshot was read (None: the store has none)
+    head: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries read from the log, and the head as stored right after they were read.
+
+    Every append stores its head in the same atomic write, so an entry above
+    ``head``'s revision was not written by a publisher.
+    """
+
+    entries: list[Entry]
+    head: bytes | None
 
 
 @runtime_checkable
@@ -40,18 +61,26 @@ class ModeBackend(Protocol):
     url: str
 
     def append(self, scope: str, seal: Seal) -> int:
-        """Assign the next revision, store ``seal(revision)`` as the scope's latest state."""
+        """Assign the next revision; store ``seal``'s message and head atomically.
+
+        Retries a lost revision race with jittered backoff (``ContentionError`` when it keeps
+        losing); raises ``StoreIntegrityError`` when the log's top is out of range.
+        """
+        ...
+
+    def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
+        """Replace the head, only if it is still ``expected`` and the log's top is ``top``."""
         ...
 
     def snapshot(self) -> Snapshot:
-        """Return the latest entry per scope and the highest revision, read atomically."""
+        """Return the latest entry per scope, the top revision and the head, read atomically."""
         ...
 
-    def read(self, after: int, timeout: float) -> list[Entry]:
+    def read(self, after: int, timeout: float) -> Batch:
         """Return entries after ``after`` in order, waiting up to ``timeout`` s for the first."""
         ...
 
-    async def aread(self, after: int, timeout: float) -> list[Entry]:
+    async def aread(self, after: int, timeout: float) -> Batch:
         """``read`` for asyncio code: waits without blocking the event loop."""
         ...
 

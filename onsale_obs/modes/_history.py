@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from onsale_obs.modes._backend import Entry, ModeBackend
+from onsale_obs.modes._backend import ModeBackend
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.modes._signing import RejectedMessage, Verifier
+from onsale_obs.modes._verify import LogWalk, chain_from_log, count_signed, no_head_problem
 
 
 @dataclass
 class ModeHistory:
-    """Reads every transition from a backend, keeping only the ones that verify."""
+    """Reads every transition from a backend, keeping only the history its signed head vouches for.
+
+    After each read, ``rejected`` counts the entries left out by reason, ``gaps`` lists the
+    revisions of the history that are missing or changed, and ``problem`` says why nothing
+    could be verified (None when the history verified).
+    """
 
     backend: ModeBackend
     verifier: Verifier
     rejected: dict[str, int] = field(default_factory=dict)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    problem: str | None = None
+    #: the highest revision in the log when it was read (for writes conditional on it)
+    top: int = 0
 
     def transitions(
         self, start: float | None = None, end: float | None = None, scope: str | None = None
@@ -31,8 +40,10 @@ class ModeHistory:
         ]
 
     def _all(self) -> list[ModeState]:
-        states, self.rejected = verify_entries(self.backend.history(), self.verifier)
-        return states
+        walk = read_history(self.backend, self.verifier)
+        self.rejected, self.gaps, self.problem = walk.rejected, walk.gaps, walk_problem(walk)
+        self.top = walk.top
+        return walk.states
 
     def onsale_windows(
         self, start: float | None = None, end: float | None = None, scope: str | None = None
@@ -51,25 +62,44 @@ class ModeHistory:
         ]
 
 
-def verify_entries(
-    entries: Iterable[Entry], verifier: Verifier
-) -> tuple[list[ModeState], dict[str, int]]:
-    """The entries that verify, as states (oldest first), and the rejected ones by reason."""
-    states: list[ModeState] = []
-    rejected: dict[str, int] = {}
-    last: dict[str, int] = {}
-    for entry in entries:
-        try:
-            state = verifier.open_entry(entry)
-        except RejectedMessage as exc:
-            rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
-            continue
-        if state.revision <= last.get(state.scope, 0):
-            rejected["replayed"] = rejected.get("replayed", 0) + 1
-            continue
-        last[state.scope] = state.revision
-        states.append(state)
-    return states, rejected
+@dataclass(frozen=True)
+class HistoryRead(LogWalk):
+    """A ``LogWalk`` of the whole store, with why it could not be checked (if so)."""
+
+    problem: str | None = None
+    top: int = 0
+
+
+def read_history(backend: ModeBackend, verifier: Verifier) -> HistoryRead:
+    """Read the head, then the log, and walk the log's chain back from the head."""
+    head_bytes = backend.snapshot().head  # first: the log read after it covers the head
+    entries = list(backend.history())
+    top = max((e.revision for e in entries), default=0)
+    if head_bytes is None:
+        signed = count_signed(entries, verifier)
+        problem = no_head_problem() if signed else None
+        rejected = {"unvouched": len(entries)} if entries else {}
+        return HistoryRead([], None, [], rejected, problem, top)
+    try:
+        head = verifier.open_head(head_bytes)
+    except RejectedMessage as exc:
+        problem = f"the store's head does not verify ({exc.reason}: {exc.detail})"
+        return HistoryRead([], None, [], {exc.reason: 1}, problem, top)
+    walk = chain_from_log(entries, head, verifier)
+    return HistoryRead(walk.states, walk.chain, walk.gaps, walk.rejected, None, top)
+
+
+def walk_problem(walk: HistoryRead) -> str | None:
+    """Why (part of) a history could not be verified, for people (None: it all verified)."""
+    if walk.problem is not None:
+        return walk.problem
+    if walk.gaps:
+        ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in walk.gaps)
+        return (
+            f"revisions {ranges} of the signed history are missing or changed: the states around "
+            "them may be missing from this history"
+        )
+    return None
 
 
 def windows_from_states(states: list[ModeState]) -> list[OnSaleWindow]:

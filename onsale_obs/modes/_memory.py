@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 from onsale_obs.exceptions import BackendUnavailableError
-from onsale_obs.modes._backend import Entry, Seal, Snapshot
+from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
 
 
 class MemoryBackend:
@@ -18,6 +18,8 @@ class MemoryBackend:
         self.url = url
         self._log: list[Entry] = []
         self._latest: dict[str, Entry] = {}
+        #: the signed head as stored (tests may replace it, as a hostile writer could)
+        self.head: bytes | None = None
         self._changed = threading.Condition()
         self.unavailable = False
 
@@ -30,32 +32,46 @@ class MemoryBackend:
     def append(self, scope: str, seal: Seal) -> int:
         self._check()
         with self._changed:
-            revision = (self._log[-1].revision if self._log else 0) + 1
-            entry = Entry(revision, scope, seal(revision))
+            revision = self._top() + 1
+            message, head = seal(revision, self.head)
+            entry = Entry(revision, scope, message)
             self._log.append(entry)
             self._latest[scope] = entry
+            self.head = head
             self._changed.notify_all()
         return revision
+
+    def _top(self) -> int:
+        return max((e.revision for e in self._log), default=0)
+
+    def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
+        self._check()
+        with self._changed:
+            if self.head != expected or self._top() != top:
+                return False
+            self.head = head
+            self._changed.notify_all()
+            return True
 
     def inject(self, scope: str, message: bytes, revision: int | None = None) -> None:
         """Put a raw message on the bus, as a misbehaving or hostile client could (tests)."""
         with self._changed:
-            revision = revision or (self._log[-1].revision if self._log else 0) + 1
+            revision = revision or self._top() + 1
             entry = Entry(revision, scope, message)
             self._log.append(entry)
+            self._log.sort(key=lambda e: e.revision)
             self._latest[scope] = entry
             self._changed.notify_all()
 
     def snapshot(self) -> Snapshot:
         self._check()
         with self._changed:
-            cursor = self._log[-1].revision if self._log else 0
-            return Snapshot(dict(self._latest), cursor)
+            return Snapshot(dict(self._latest), self._top(), self.head)
 
     def _after(self, after: int) -> list[Entry]:
         return [e for e in self._log if e.revision > after]
 
-    def read(self, after: int, timeout: float) -> list[Entry]:
+    def read(self, after: int, timeout: float) -> Batch:
         self._check()
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -63,17 +79,18 @@ class MemoryBackend:
                 found = self._after(after)
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0:
-                    return found
+                    return Batch(found, self.head)
                 self._changed.wait(remaining)
 
-    async def aread(self, after: int, timeout: float) -> list[Entry]:
+    async def aread(self, after: int, timeout: float) -> Batch:
         self._check()
         deadline = time.monotonic() + timeout
         while True:
             with self._changed:
                 found = self._after(after)
+                head = self.head
             if found or time.monotonic() >= deadline:
-                return found
+                return Batch(found, head)
             await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 
     def history(self, after: int = 0) -> Iterator[Entry]:
@@ -81,6 +98,14 @@ class MemoryBackend:
         with self._changed:
             found = self._after(after)
         return iter(found)
+
+    def reset(self) -> None:
+        """Forget everything, as a store restarted without its data would (tests)."""
+        with self._changed:
+            self._log.clear()
+            self._latest.clear()
+            self.head = None
+            self._changed.notify_all()
 
     def close(self) -> None:
         """Nothing to release."""

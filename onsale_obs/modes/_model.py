@@ -19,6 +19,11 @@ MAX_REASON_LENGTH = 500
 #: The last second a state's times may name (9999-12-31T23:59:59Z): every later time would
 #: break ISO-8601 formatting in every reader, so stores and subscribers refuse it.
 MAX_TIME = 253402300799.0
+#: The highest revision any store may assign: integers above 2**53 lose precision in JSON
+#: readers, so an id or row beyond it can only come from a broken or hostile store.
+MAX_REVISION = 2**53 - 1
+#: ``prev_digest`` of the first state of a history (nothing before it).
+GENESIS = "genesis"
 
 
 def event_scope(event_id: str) -> str:
@@ -103,6 +108,11 @@ class ModeState:
     reason: str = ""
     #: the waiting room's recommended exit rate (users/min), published by ``onsale-obs serve``
     exit_rate: float | None = None
+    #: the hash chain: the revision and SHA-256 (hex) of the message of the state published
+    #: just before this one (any scope), or 0 and ``GENESIS`` for the first state of a history.
+    #: None on states that are not part of a chain (built in code, or written by 0.1).
+    prev_revision: int = 0
+    prev_digest: str | None = None
 
     def is_onsale_at(self, now: float) -> bool:
         """True while this state puts its scope on sale at ``now`` (expiry honoured)."""
@@ -125,6 +135,11 @@ class ModeState:
             "reason": self.reason,
             # only when set, so states without it sign exactly as before
             **({} if self.exit_rate is None else {"exit_rate": self.exit_rate}),
+            **(
+                {}
+                if self.prev_digest is None
+                else {"prev": {"revision": self.prev_revision, "digest": self.prev_digest}}
+            ),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -151,9 +166,10 @@ class ModeState:
                 f"unsupported state version {payload.get('v')!r}; expected 1.", field="v"
             )
         scope = _field(payload, "scope", str)
-        revision = _field(payload, "revision", int)
-        if isinstance(revision, bool) or revision < 1:
-            raise BadInputError("revision must be a positive integer.", field="revision")
+        if "kind" in payload:
+            raise BadInputError("a signed head is not a mode state.", field="kind")
+        revision = _revision_field(payload, "revision", minimum=1)
+        prev_revision, prev_digest = _prev_field(payload, revision)
         since = _number(payload, "since")
         until_raw = payload.get("until")
         until = None if until_raw is None else _number(payload, "until")
@@ -173,7 +189,46 @@ class ModeState:
             source=parse_source(_field(payload, "source", str)),
             reason=check_reason(_field(payload, "reason", str)),
             exit_rate=exit_rate,
+            prev_revision=prev_revision,
+            prev_digest=prev_digest,
         )
+
+
+def _revision_field(payload: dict[str, Any], name: str, *, minimum: int) -> int:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInputError(f"{name} must be an integer, got {value!r}.", field=name)
+    if not minimum <= value <= MAX_REVISION:
+        raise BadInputError(
+            f"{name} must be between {minimum} and {MAX_REVISION}, got {value}.", field=name
+        )
+    return value
+
+
+def _prev_field(payload: dict[str, Any], revision: int) -> tuple[int, str | None]:
+    prev = payload.get("prev")
+    if prev is None:
+        return 0, None
+    if not isinstance(prev, dict):
+        raise BadInputError("prev must be an object with revision and digest.", field="prev")
+    prev_revision = _revision_field(prev, "revision", minimum=0)
+    digest = prev.get("digest")
+    if prev_revision >= revision:
+        raise BadInputError("prev.revision must be below the state's revision.", field="prev")
+    if prev_revision == 0 and digest != GENESIS:
+        raise BadInputError(f"prev.digest of the first state must be {GENESIS!r}.", field="prev")
+    if prev_revision > 0 and not is_digest(digest):
+        raise BadInputError("prev.digest must be 64 lowercase hex characters.", field="prev")
+    assert isinstance(digest, str)
+    return prev_revision, digest
+
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def is_digest(value: object) -> bool:
+    """True for a SHA-256 digest written as 64 lowercase hex characters."""
+    return isinstance(value, str) and _DIGEST.match(value) is not None
 
 
 def _field(payload: dict[str, Any], name: str, kind: type[Any]) -> Any:

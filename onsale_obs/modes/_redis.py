@@ -2,20 +2,22 @@
 
 Layout (``<prefix>`` defaults to ``onsale``):
 
-- ``<prefix>:log``   stream whose entry ids are ``<revision>-0``: Redis refuses an id that is not
-                     above the top, which makes the append a compare-and-set. A publisher signs
-                     the revision it expects (the top it last saw + 1); if another publisher got
-                     there first the script refuses, returns the real top, and it signs again;
-- ``<prefix>:state`` hash ``scope -> "<revision>\\n<message>"``, the versioned snapshot.
+- ``<prefix>:log``   stream whose entry ids are ``<revision>-0``. A publisher reads the
+                     stream's last id and the head, signs revision ``last + 1`` on top of them,
+                     and a script appends only if the last id is still the one it read (a
+                     compare-and-set); a publisher that lost the race reads again and re-signs;
+- ``<prefix>:state`` hash ``scope -> "<revision>\\n<message>"``, a snapshot *cache* that readers
+                     check against the head;
+- ``<prefix>:head``  the signed head (see ``_chain.py``), written in the same script.
 
-Subscribers read the snapshot and the stream's top id atomically, then ``XREAD`` from the
-last revision they saw. Pub/sub is not used: a subscriber that reconnects, or a Redis that
+Subscribers read the snapshot, the stream's last id and the head atomically, then ``XREAD``
+from the last revision they saw, with a ``GET`` of the head pipelined behind it so every wake
+also brings the head. Pub/sub is not used: a subscriber that reconnects, or a Redis that
 restarts (run it with ``appendonly yes``), loses nothing because the stream is resumable.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,40 +26,109 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from onsale_obs.exceptions import BackendUnavailableError, BadInputError
-from onsale_obs.modes._backend import Entry, Seal, Snapshot
+from onsale_obs.exceptions import (
+    BackendUnavailableError,
+    BadInputError,
+    ContentionError,
+    StoreIntegrityError,
+)
+from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
+from onsale_obs.modes._model import MAX_REVISION
+from onsale_obs.redact import redact_url
 
-# Returns 0 when stored, else the revision at the top of the log (the caller retries above it).
+# The stream's last generated id (what XADD must exceed, even after XDEL), or '0-0'.
+_LAST_ID = """
+local function last_id(key)
+  if redis.call('EXISTS', key) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+  return '0-0'
+end
+"""
+
+_BASE = (
+    _LAST_ID
+    + """
+return {last_id(KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+)
+
+# Returns '' when stored, else the stream's last id (the caller signs again above it).
 # A refused append writes nothing, so it costs no fsync.
-_APPEND = """
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local rev = 0
-if #top > 0 then rev = tonumber(string.match(top[1][1], '^(%d+)')) end
-if tonumber(ARGV[1]) <= rev then return rev end
-redis.call('XADD', KEYS[1], ARGV[1] .. '-0', 'scope', ARGV[2], 'msg', ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\\n' .. ARGV[3])
-return 0
+_APPEND = (
+    _LAST_ID
+    + """
+local last = last_id(KEYS[1])
+if last ~= ARGV[1] then return last end
+redis.call('XADD', KEYS[1], ARGV[2] .. '-0', 'scope', ARGV[3], 'msg', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2] .. '\\n' .. ARGV[4])
+redis.call('SET', KEYS[3], ARGV[5])
+return ''
 """
+)
 
-_SNAPSHOT = """
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local cursor = '0'
-if #top > 0 then cursor = top[1][1] end
-return {cursor, redis.call('HGETALL', KEYS[2])}
+# Replaces the head only if the head and the stream are still what the caller read.
+_WRITE_HEAD = (
+    _LAST_ID
+    + """
+if last_id(KEYS[1]) ~= ARGV[1] then return 0 end
+local head = redis.call('GET', KEYS[2])
+if ARGV[2] == '0' then
+  if head then return 0 end
+elseif head ~= ARGV[3] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[4])
+return 1
 """
+)
+
+_SNAPSHOT = (
+    _LAST_ID
+    + """
+return {last_id(KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3])}
+"""
+)
 
 #: Errors that are the store's, not a bug: unreachable, or refusing (a missing database).
 _STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, redis.ResponseError)
-#: Publishers retry a lost revision race this many times before giving up.
-_MAX_APPEND_ATTEMPTS = 50
+#: Publishers retry a lost revision race, with jittered backoff, for this long.
+APPEND_DEADLINE = 10.0
+#: The highest sequence part of a stream id: XREAD after ``<n>-<this>`` skips every id of ``n``.
+_MAX_SEQ = 2**64 - 1
 
 
 def _revision(stream_id: bytes | str) -> int:
-    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-    return int(text.split("-", 1)[0])
+    """The revision part of a stream id (``<revision>-<seq>``); -1 when it is not one."""
+    text = stream_id.decode("ascii", "replace") if isinstance(stream_id, bytes) else stream_id
+    head, _, _seq = text.partition("-")
+    return int(head) if head.isdigit() else -1
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+def _entry(stream_id: Any, flat: Any) -> Entry:
+    """A stream entry as the reader sees it; one it cannot decode has no scope and no message."""
+    fields: dict[Any, Any] = {}
+    if isinstance(flat, list | tuple) and len(flat) % 2 == 0:
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    elif isinstance(flat, dict):
+        fields = flat
+    text = _text(stream_id)
+    scope = _text(fields.get(b"scope", b""))
+    message = fields.get(b"msg", b"")
+    if not isinstance(message, bytes) or not text.endswith("-0"):
+        return Entry(_revision(text), "", b"")  # not ours: publishers write <revision>-0
+    return Entry(_revision(text), scope, message)
 
 
 class RedisBackend:
@@ -87,8 +158,7 @@ class RedisBackend:
         query = parse_qs(parts.query)
         self.url = url
         self.prefix = prefix or query.get("prefix", ["onsale"])[0]
-        self._keys = (f"{self.prefix}:log", f"{self.prefix}:state")
-        self._last_revision: int | None = None
+        self._keys = (f"{self.prefix}:log", f"{self.prefix}:state", f"{self.prefix}:head")
         self._connect_timeout = connect_timeout
         clean_url = parts._replace(query="").geturl()
         self._client_url = clean_url
@@ -101,98 +171,140 @@ class RedisBackend:
         # the subscriber's own connections, made on its first read
         self._reader: Any = None
         self._areader: Any = None
+        self._base = self._client.register_script(_BASE)
         self._append = self._client.register_script(_APPEND)
+        self._write_head = self._client.register_script(_WRITE_HEAD)
         self._snapshot = self._client.register_script(_SNAPSHOT)
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailableError | BadInputError:
+        shown = redact_url(self.url)
         if isinstance(exc, redis.ResponseError) and "DB index" in str(exc):
-            return BadInputError(
-                f"{self.url!r}: Redis has no such database ({exc}).", field="backend"
+            return BadInputError(f"{shown!r}: Redis has no such database ({exc}).", field="backend")
+        if isinstance(exc, redis.ResponseError) and "WRONGTYPE" in str(exc):
+            return StoreIntegrityError(
+                f"a key of the mode store holds the wrong type ({exc}): it was written by "
+                f"something else; move it away (RENAME) and run 'onsale-obs mode repair'.",
+                url=shown,
             )
         if isinstance(exc, redis.ResponseError):
-            return BackendUnavailableError(f"Redis refused the command ({exc}).", url=self.url)
-        return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=self.url)
+            return BackendUnavailableError(f"Redis refused the command ({exc}).", url=shown)
+        return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=shown)
 
     def append(self, scope: str, seal: Seal) -> int:
-        log, state = self._keys
+        log, state, head = self._keys
+        backoff = EqualJitterBackoff(cap=0.2, base=0.002)
+        deadline = time.monotonic() + APPEND_DEADLINE
+        attempts = 0
         try:
-            if self._last_revision is None:
-                top = self._client.xrevrange(log, count=1)
-                self._last_revision = _revision(top[0][0] or b"0") if top else 0
-            for attempt in range(_MAX_APPEND_ATTEMPTS):
-                revision = self._last_revision + 1
-                refused = int(
-                    self._append(keys=[log, state], args=[revision, scope, seal(revision)])
+            last, stored_head = self._base(keys=[log, head])
+            while True:
+                attempts += 1
+                last_text = _text(last)
+                top = _revision(last_text)
+                if not 0 <= top < MAX_REVISION:
+                    raise StoreIntegrityError(
+                        f"the log's last id {last_text!r} is beyond revision {MAX_REVISION}: it "
+                        f"was written without the publishers' key, and Redis accepts no later "
+                        f"id on that stream; move it away (RENAME {log} {log}.bad) and run "
+                        "'onsale-obs mode repair'.",
+                        url=redact_url(self.url),
+                    )
+                revision = top + 1
+                message, new_head = seal(revision, stored_head)
+                refused = _text(
+                    self._append(
+                        keys=[log, state, head],
+                        args=[last_text, revision, scope, message, new_head],
+                    )
                 )
                 if not refused:
-                    self._last_revision = revision
                     return revision
-                self._last_revision = refused
-                # another publisher is appending right now: back off a little, randomly, so
-                # racing publishers spread out instead of colliding again
-                time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+                # another publisher appended first: back off a little, randomly, so racing
+                # publishers spread out instead of colliding again, then sign on its top
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(backoff.compute(attempts))
+                last, stored_head = self._base(keys=[log, head])
         except _STORE_ERRORS as exc:
-            self._last_revision = None  # after an outage, read the top again
             raise self._unavailable(exc) from None
-        raise BackendUnavailableError(
-            f"lost the revision race {_MAX_APPEND_ATTEMPTS} times in a row.", url=self.url
+        raise ContentionError(
+            f"{redact_url(self.url)}: other publishers kept appending first: lost the revision "
+            f"race {attempts} times in {APPEND_DEADLINE:.0f} s; nothing was written, running "
+            "it again is safe."
         )
 
-    def snapshot(self) -> Snapshot:
-        log, state = self._keys
+    def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
+        log, _state, head_key = self._keys
         try:
-            cursor_id, flat = self._snapshot(keys=[log, state])
+            last, _stored = self._base(keys=[log, head_key])
+            if _revision(_text(last)) != top:
+                return False
+            return bool(
+                self._write_head(
+                    keys=[log, head_key],
+                    args=[_text(last), 0 if expected is None else 1, expected or b"", head],
+                )
+            )
+        except _STORE_ERRORS as exc:
+            raise self._unavailable(exc) from None
+
+    def snapshot(self) -> Snapshot:
+        try:
+            last, flat, head = self._snapshot(keys=list(self._keys))
         except _STORE_ERRORS as exc:
             raise self._unavailable(exc) from None
         latest: dict[str, Entry] = {}
-        for i in range(0, len(flat), 2):
-            scope = flat[i].decode()
+        for i in range(0, len(flat) - 1, 2):
+            scope = _text(flat[i])
             revision_text, _, message = bytes(flat[i + 1]).partition(b"\n")
-            latest[scope] = Entry(int(revision_text), scope, message)
-        return Snapshot(latest, _revision(cursor_id))
-
-    @staticmethod
-    def _entry(stream_id: Any, fields: Any) -> Entry:
-        return Entry(_revision(stream_id), bytes(fields[b"scope"]).decode(), bytes(fields[b"msg"]))
+            revision = int(revision_text) if revision_text.isdigit() else -1
+            latest[scope] = Entry(revision, scope, message)  # a cache: checked by the reader
+        return Snapshot(
+            latest, max(_revision(_text(last)), 0), head if isinstance(head, bytes) else None
+        )
 
     # The subscriber's hot path, paid in every service process at once on each change: a
     # connection of its own, driven directly, skips the client's per-command machinery (pool
     # checkout, retry wrapper, response callbacks), about 60 us of the ~200 us CPU a wake
-    # costs a sync subscriber (see the README's broadcaster performance section).
+    # costs a sync subscriber (see the README's broadcaster performance section). The GET of
+    # the head rides in the same packet and Redis answers it right after the XREAD returns.
 
-    def _xread_command(self, after: int, timeout: float) -> tuple[Any, ...]:
+    def _read_commands(self, after: int, timeout: float) -> list[tuple[Any, ...]]:
         block_ms = max(1, int(timeout * 1000))
-        return ("XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", self._keys[0], f"{after}-0")
+        start = f"{after}-{_MAX_SEQ}" if after > 0 else "0-0"
+        return [
+            ("XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", self._keys[0], start),
+            ("GET", self._keys[2]),
+        ]
 
     @staticmethod
-    def _xread_entries(reply: Any) -> list[Entry]:
-        if not reply:
-            return []
-        # RESP3 (redis-py >= 8 by default) answers a map, RESP2 a list of [stream, items]
-        streams = reply.values() if isinstance(reply, dict) else (pair[1] for pair in reply)
+    def _batch(reply: Any, head: Any) -> Batch:
         entries: list[Entry] = []
-        for items in streams:
-            for stream_id, flat in items:
-                fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                entries.append(RedisBackend._entry(stream_id, fields))
-        return entries
+        if reply:
+            # RESP3 (redis-py >= 8 by default) answers a map, RESP2 a list of [stream, items]
+            streams = reply.values() if isinstance(reply, dict) else (pair[1] for pair in reply)
+            for items in streams:
+                for stream_id, flat in items:
+                    entries.append(_entry(stream_id, flat))
+        return Batch(entries, head if isinstance(head, bytes) else None)
 
-    def read(self, after: int, timeout: float) -> list[Entry]:
+    def read(self, after: int, timeout: float) -> Batch:
         conn = self._reader
         if conn is None:
             conn = self._reader = self._client.connection_pool.make_connection()
         try:
-            conn.send_command(*self._xread_command(after, timeout))
+            conn.send_packed_command(conn.pack_commands(self._read_commands(after, timeout)))
             reply = conn.read_response()
+            head = conn.read_response()
         except _STORE_ERRORS as exc:
             conn.disconnect()  # the next read connects again
             raise self._unavailable(exc) from None
         except BaseException:
             conn.disconnect()  # a reply may be half read: never reuse the connection
             raise
-        return self._xread_entries(reply)
+        return self._batch(reply, head)
 
-    async def aread(self, after: int, timeout: float) -> list[Entry]:
+    async def aread(self, after: int, timeout: float) -> Batch:
         conn = self._areader
         if conn is None:
             client = aredis.Redis.from_url(
@@ -203,18 +315,19 @@ class RedisBackend:
             )
             conn = self._areader = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
-            await conn.send_command(*self._xread_command(after, timeout))
+            await conn.send_packed_command(conn.pack_commands(self._read_commands(after, timeout)))
             reply = await conn.read_response()
+            head = await conn.read_response()
         except _STORE_ERRORS as exc:
             await conn.disconnect(nowait=True)
             raise self._unavailable(exc) from None
         except BaseException:  # cancelled mid-read (the subscriber stopping), or a bug
             await conn.disconnect(nowait=True)
             raise
-        return self._xread_entries(reply)
+        return self._batch(reply, head)
 
     def history(self, after: int = 0) -> Iterator[Entry]:
-        start = f"({after}-0" if after else "-"
+        start = f"({after}-{_MAX_SEQ}" if after > 0 else "-"
         while True:
             try:
                 items = self._client.xrange(self._keys[0], min=start, max="+", count=1000)
@@ -222,13 +335,21 @@ class RedisBackend:
                 raise self._unavailable(exc) from None
             if not items:
                 return
-            for stream_id, fields in items:
-                yield self._entry(stream_id, fields)
-            start = f"({_revision(items[-1][0] or b'0')}-0"
+            for stream_id, flat in items:
+                yield _entry(stream_id, flat)
+            start = "(" + _text(items[-1][0])
 
     def inject(self, scope: str, message: bytes) -> int:
-        """Write a raw message as a client without the signing key could (tests, drills)."""
-        return self.append(scope, lambda _revision: message)
+        """Write a raw message as a client without the signing key could (tests, drills).
+
+        It lands at the next revision without touching the head, as such a client's would.
+        """
+        log, state, _head = self._keys
+        last = _text(self._base(keys=[log, self._keys[2]])[0])
+        revision = _revision(last) + 1
+        self._client.xadd(log, {"scope": scope, "msg": message}, id=f"{revision}-0")
+        self._client.hset(state, scope, str(revision).encode() + b"\n" + message)
+        return revision
 
     async def aclose(self) -> None:
         """``close`` from the event loop the async reads ran on, closing their connection too."""

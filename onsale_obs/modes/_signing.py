@@ -25,14 +25,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from onsale_obs.exceptions import BadInputError, SigningKeyError
 from onsale_obs.modes._backend import Entry
+from onsale_obs.modes._chain import Head
+from onsale_obs.modes._keyfile import read_key_file
 from onsale_obs.modes._model import ModeState
 
 #: A signed state is a few hundred bytes; anything far larger is refused before parsing.
 MAX_MESSAGE_BYTES = 4096
 
 RejectReason: TypeAlias = Literal[
-    "malformed", "oversized", "unsigned", "forged", "replayed", "expired"
+    "malformed", "oversized", "unsigned", "forged", "replayed", "expired", "unvouched"
 ]
+#: ``unvouched``: a log entry that no signed head covers (written without the key, beyond the
+#: history the publishers signed for): skipped without being parsed.
 REJECT_REASONS: tuple[RejectReason, ...] = (
     "malformed",
     "oversized",
@@ -40,6 +44,7 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
     "forged",
     "replayed",
     "expired",
+    "unvouched",
 )
 
 
@@ -78,7 +83,14 @@ class Signer:
 
     def seal(self, state: ModeState) -> bytes:
         """Return the signed envelope for ``state``, ready for the bus."""
-        payload = orjson.dumps(state.to_payload(), option=orjson.OPT_SORT_KEYS)
+        return self._envelope(state.to_payload())
+
+    def seal_head(self, head: Head) -> bytes:
+        """Return the signed envelope of a head (see ``_chain.py``)."""
+        return self._envelope(head.to_payload())
+
+    def _envelope(self, fields: dict[str, object]) -> bytes:
+        payload = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
         return orjson.dumps(
             {
                 "v": 1,
@@ -91,7 +103,7 @@ class Signer:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Signer:
         """Load a PEM (PKCS#8) Ed25519 private key."""
-        data = _read_key_file(path, "signing")
+        data = read_key_file(path, "signing")
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
@@ -114,6 +126,12 @@ class Verifier:
             raise SigningKeyError("at least one verify key is required.")
         self._keys = {key_id(k): _fast_verify(k) for k in public_keys}
 
+    def also_trusting(self, public_key: Ed25519PublicKey) -> Verifier:
+        """A verifier that trusts this one's keys and ``public_key``."""
+        merged = Verifier([public_key])
+        merged._keys = {**self._keys, **merged._keys}
+        return merged
+
     @property
     def key_ids(self) -> tuple[str, ...]:
         """Ids of the trusted keys."""
@@ -121,6 +139,27 @@ class Verifier:
 
     def open(self, message: bytes) -> ModeState:
         """Verify and decode one message, raising ``RejectedMessage`` with a reason if it fails."""
+        payload = self._verified_payload(message)
+        try:
+            return ModeState.from_payload(orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            raise RejectedMessage("malformed", "signed payload is not JSON") from None
+        except BadInputError as exc:
+            raise RejectedMessage("malformed", str(exc)) from None
+
+    def open_head(self, message: bytes) -> Head:
+        """Verify and decode a signed head, raising ``RejectedMessage`` if it fails."""
+        payload = self._verified_payload(message)
+        try:
+            return Head.from_payload(orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            raise RejectedMessage("malformed", "signed payload is not JSON") from None
+        except BadInputError as exc:
+            raise RejectedMessage("malformed", f"head: {exc}") from None
+
+    def _verified_payload(self, message: bytes) -> bytes:
+        if not isinstance(message, bytes):
+            raise RejectedMessage("malformed", f"not bytes but {type(message).__name__}")
         if len(message) > MAX_MESSAGE_BYTES:
             raise RejectedMessage("oversized", f"{len(message)} bytes > {MAX_MESSAGE_BYTES}")
         try:
@@ -136,19 +175,17 @@ class Verifier:
         verify = self._keys.get(kid) if isinstance(kid, str) else None
         if verify is None:
             raise RejectedMessage("forged", f"signed by unknown key {kid!r}")
-        payload = envelope["payload"].encode()
+        try:
+            payload: bytes = envelope["payload"].encode()
+        except UnicodeEncodeError:
+            raise RejectedMessage("malformed", "the payload is not UTF-8") from None
         try:
             sig = base64.b64decode(sig_text, validate=True)
         except ValueError:
             raise RejectedMessage("forged", "the signature is not base64") from None
         if not verify(sig, payload):
             raise RejectedMessage("forged", "signature does not match the payload")
-        try:
-            return ModeState.from_payload(orjson.loads(payload))
-        except orjson.JSONDecodeError:
-            raise RejectedMessage("malformed", "signed payload is not JSON") from None
-        except BadInputError as exc:
-            raise RejectedMessage("malformed", str(exc)) from None
+        return payload
 
     def open_entry(self, entry: Entry) -> ModeState:
         """``open`` a log entry, and check it is the state the store placed there.
@@ -169,7 +206,7 @@ class Verifier:
         """Load PEM Ed25519 public keys (or private keys, whose public half is used)."""
         keys: list[Ed25519PublicKey] = []
         for path in paths:
-            data = _read_key_file(path, "verify")
+            data = read_key_file(path, "verify")
             try:
                 loaded = serialization.load_pem_public_key(data)
             except (ValueError, TypeError):
@@ -240,15 +277,6 @@ def _fast_verify(public_key: Ed25519PublicKey) -> Callable[[bytes, bytes], bool]
         return True
 
     return verify_sodium
-
-
-def _read_key_file(path: str | os.PathLike[str], role: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(
-            f"cannot read the {role} key ({exc.strerror or exc}).", file=str(path)
-        ) from None
 
 
 @dataclass(frozen=True)

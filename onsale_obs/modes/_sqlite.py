@@ -8,14 +8,16 @@ The file runs in WAL mode so readers never block the writer.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from onsale_obs.exceptions import BackendUnavailableError
-from onsale_obs.modes._backend import Entry, Seal, Snapshot
+from onsale_obs.exceptions import BackendUnavailableError, StoreIntegrityError
+from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
+from onsale_obs.modes._model import MAX_REVISION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -25,22 +27,62 @@ CREATE TABLE IF NOT EXISTS transitions (
     recorded_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transitions_scope ON transitions (scope, revision);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    message BLOB NOT NULL
+);
 """
+_HEAD = "SELECT message FROM head WHERE id = 1"
+
+
+def _row(revision: object, scope: object, message: object) -> Entry:
+    """A row as the reader sees it: anything not as written by a publisher is emptied."""
+    rev = revision if isinstance(revision, int) else -1
+    if isinstance(message, str):
+        message = message.encode("utf-8", "replace")
+    return Entry(
+        rev,
+        scope if isinstance(scope, str) else "",
+        message if isinstance(message, bytes) else b"",
+    )
+
+
+def _blob(value: object) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    return value if isinstance(value, bytes) else None
 
 
 class SqliteBackend:
-    """Mode store in a sqlite file; ``poll_interval`` bounds how quickly readers see changes."""
+    """Mode store in a sqlite file; ``poll_interval`` bounds how quickly readers see changes.
+
+    A reader notices when the file it opened was replaced (a restore, a copy over it): it
+    opens the new file on its next read, and the head tells it the store went back.
+    """
 
     def __init__(self, path: str, *, url: str | None = None, poll_interval: float = 0.02) -> None:
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.poll_interval = poll_interval
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a publisher's seal reads the store inside append
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        if self.path == ":memory:":
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
-            return self._conn
+            if self._identity is None or self._file_identity() == self._identity:
+                return self._conn
+            self._conn.close()  # the file was replaced: read the new one
+            self._conn = None
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +97,7 @@ class SqliteBackend:
                 f"cannot open the sqlite mode store ({exc}).", url=self.url
             ) from None
         self._conn = conn
+        self._identity = self._file_identity()
         return conn
 
     def append(self, scope: str, seal: Seal) -> int:
@@ -63,14 +106,24 @@ class SqliteBackend:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    (head,) = conn.execute(
+                    (top,) = conn.execute(
                         "SELECT COALESCE(MAX(revision), 0) FROM transitions"
                     ).fetchone()
-                    revision = int(head) + 1
+                    if not isinstance(top, int) or not 0 <= top < MAX_REVISION:
+                        raise StoreIntegrityError(
+                            f"the log's top revision {top!r} is beyond {MAX_REVISION}: it was "
+                            "written without the publishers' key; delete that row and run "
+                            "'onsale-obs mode repair'.",
+                            url=self.url,
+                        )
+                    head_row = conn.execute(_HEAD).fetchone()
+                    revision = top + 1
+                    message, head = seal(revision, _blob(head_row[0]) if head_row else None)
                     conn.execute(
                         "INSERT INTO transitions (revision, scope, message, recorded_at) VALUES (?, ?, ?, ?)",
-                        (revision, scope, seal(revision), time.time()),
+                        (revision, scope, message, time.time()),
                     )
+                    conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -81,62 +134,98 @@ class SqliteBackend:
                 ) from None
             return revision
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[int, str, bytes]]:
+    def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
         with self._lock:
             conn = self._connect()
             try:
-                return [
-                    (int(r), str(s), bytes(m)) for r, s, m in conn.execute(sql, args).fetchall()
-                ]
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (now_top,) = conn.execute(
+                        "SELECT COALESCE(MAX(revision), 0) FROM transitions"
+                    ).fetchone()
+                    row = conn.execute(_HEAD).fetchone()
+                    stored = _blob(row[0]) if row else None
+                    ok = now_top == top and stored == expected
+                    if ok:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,)
+                        )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(
+                    f"cannot write the mode store ({exc}).", url=self.url
+                ) from None
+            return ok
+
+    def _read(self, after: int | None) -> tuple[list[Entry], int, bytes | None]:
+        """Entries after ``after`` (None: the latest per scope), the top, then the head."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                # one consistent WAL snapshot for all three reads (inside append's own
+                # transaction when a publisher's seal reads the store)
+                own = not conn.in_transaction
+                if own:
+                    conn.execute("BEGIN")
+                try:
+                    if after is None:
+                        rows = conn.execute(
+                            "SELECT t.revision, t.scope, t.message FROM transitions t "
+                            "JOIN (SELECT scope, MAX(revision) AS rev FROM transitions "
+                            "GROUP BY scope) m ON t.scope = m.scope AND t.revision = m.rev"
+                        ).fetchall()
+                    else:
+                        rows = conn.execute(
+                            "SELECT revision, scope, message FROM transitions "
+                            "WHERE revision > ? ORDER BY revision LIMIT 1000",
+                            (after,),
+                        ).fetchall()
+                    (top,) = conn.execute(
+                        "SELECT COALESCE(MAX(revision), 0) FROM transitions"
+                    ).fetchone()
+                    head_row = conn.execute(_HEAD).fetchone()
+                finally:
+                    if own:
+                        conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendUnavailableError(
                     f"cannot read the mode store ({exc}).", url=self.url
                 ) from None
+        entries = [_row(*r) for r in rows]
+        return entries, top if isinstance(top, int) else 0, _blob(head_row[0]) if head_row else None
 
     def snapshot(self) -> Snapshot:
-        # One statement reads one consistent WAL snapshot: latest per scope and the head together.
-        rows = self._query(
-            "SELECT t.revision, t.scope, t.message FROM transitions t "
-            "JOIN (SELECT scope, MAX(revision) AS rev FROM transitions GROUP BY scope) m "
-            "ON t.scope = m.scope AND t.revision = m.rev "
-            "UNION ALL SELECT COALESCE(MAX(revision), 0), '', x'' FROM transitions"
-        )
-        cursor = 0
-        latest: dict[str, Entry] = {}
-        for revision, scope, message in rows:
-            if scope == "":
-                cursor = revision
-            else:
-                latest[scope] = Entry(revision, scope, message)
-        return Snapshot(latest, cursor)
+        entries, top, head = self._read(None)
+        return Snapshot({e.scope: e for e in entries}, top, head)
 
-    def _after(self, after: int) -> list[Entry]:
-        rows = self._query(
-            "SELECT revision, scope, message FROM transitions WHERE revision > ? ORDER BY revision",
-            (after,),
-        )
-        return [Entry(r, s, m) for r, s, m in rows]
-
-    def read(self, after: int, timeout: float) -> list[Entry]:
+    def read(self, after: int, timeout: float) -> Batch:
         deadline = time.monotonic() + timeout
         while True:
-            found = self._after(after)
+            found, _top, head = self._read(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return found
+                return Batch(found, head)
             time.sleep(min(self.poll_interval, remaining))
 
-    async def aread(self, after: int, timeout: float) -> list[Entry]:
+    async def aread(self, after: int, timeout: float) -> Batch:
         deadline = time.monotonic() + timeout
         while True:
-            found = self._after(after)
+            found, _top, head = self._read(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return found
+                return Batch(found, head)
             await asyncio.sleep(min(self.poll_interval, remaining))
 
     def history(self, after: int = 0) -> Iterator[Entry]:
-        return iter(self._after(after))
+        while True:
+            found, _top, _head = self._read(after)
+            yield from found
+            if len(found) < 1000:
+                return
+            after = found[-1].revision
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,11 @@ Reads never block and never raise: the request path only dereferences an immutab
 the background thread (sync apps) or task (async apps) replaces atomically. When the backend
 cannot be reached the last verified view keeps serving, is marked stale after ``stale_after``
 seconds, and the local schedule (if configured) also puts scopes on sale.
+
+The store is untrusted (see ``_chain.py``): a state is applied only if it verifies and links to
+the last state applied; an entry above the signed head's revision is skipped unread; every read
+brings the head, so a store that went back (emptied, restored, replaced) is noticed within one
+read, and a head older than its publisher's promise marks the view stale ("frozen").
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,13 +27,24 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from onsale_obs.exceptions import BackendUnavailableError
-from onsale_obs.modes._backend import Entry, ModeBackend
+from onsale_obs.modes._backend import Batch, ModeBackend
+from onsale_obs.modes._chain import Chain, Head, digest
 from onsale_obs.modes._model import GLOBAL_SCOPE, ModeState, scope_event
 from onsale_obs.modes._resets import StoreResets
 from onsale_obs.modes._schedule import Schedule
 from onsale_obs.modes._signing import REJECT_REASONS, RejectedMessage, RejectReason, Verifier
+from onsale_obs.modes._verify import (
+    StoreView,
+    count_signed,
+    no_head_problem,
+    revision_in_range,
+    verify_store,
+)
+from onsale_obs.redact import redact_text
 from onsale_obs.types import Clock, Mode
+
+#: Rejected messages are logged once, then summed up at most once per this many seconds.
+REJECT_LOG_INTERVAL = 10.0
 
 #: Called with every accepted state, from the background thread or task. Must not block.
 Listener = Callable[[ModeState], None]
@@ -62,7 +78,8 @@ class ModeSubscriber:
     """Keeps a service's view of every scope's mode current; see the module docstring.
 
     Pass ``registry`` (for example ``prometheus_client.REGISTRY``) to export ``onsale_mode{scope}``,
-    ``onsale_mode_stale``, ``onsale_mode_revision`` and ``onsale_mode_rejected_total``.
+    ``onsale_mode_stale``, ``onsale_mode_revision``, ``onsale_mode_rejected_total``,
+    ``onsale_mode_store_reset_total`` and ``onsale_mode_head_age_seconds``.
     """
 
     def __init__(
@@ -87,20 +104,31 @@ class ModeSubscriber:
         self.retry_interval = retry_interval
         self._log = logger if logger is not None else structlog.get_logger("onsale_obs.modes")
         self._view = _View(stale=True)
+        #: the states served (what the store's verified history says, and what is held
+        #: across a store that went back)
         self._states: dict[str, ModeState] = {}
+        #: the store's history as verified so far (None: the store is not trusted now)
+        self._chain: Chain | None = None
+        #: the last head that verified, and the bytes it came in
+        self._head: Head | None = None
+        self._head_bytes: bytes | None = None
+        #: why the store is not trusted now (None: it is); the view is stale meanwhile
+        self._trouble: str | None = None
         self._cursor = 0
         self._synced = False
+        self._needs_sync = True
         self._last_ok: float | None = None
         self._started_at = clock()
         self._rejected: dict[RejectReason, int] = dict.fromkeys(REJECT_REASONS, 0)
+        self._reject_unlogged: dict[str, int] = {}
+        self._reject_logged_at: float | None = None
+        self._store_resets = 0
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._sync_lock = threading.Lock()
         self._outage_logged = False
-        # after an outage, check the store still holds our history before reading on
-        self._check_store = False
         self._resets = StoreResets()
         if registry is not None:
             registry.register(_SubscriberCollector(self))
@@ -133,13 +161,33 @@ class ModeSubscriber:
 
     @property
     def stale(self) -> bool:
-        """True while the backend has not answered for ``stale_after`` seconds."""
+        """True while the store is unreachable (``stale_after``), untrusted or frozen."""
         return self._view.stale
 
     @property
+    def trouble(self) -> str | None:
+        """Why the store is not trusted now (None: it is)."""
+        return self._trouble
+
+    @property
     def revision(self) -> int:
-        """The highest revision applied so far."""
+        """The highest revision read from the log so far."""
         return self._cursor
+
+    @property
+    def head(self) -> Head | None:
+        """The newest signed head seen."""
+        return self._head
+
+    def head_age(self) -> float | None:
+        """Seconds since the newest signed head was issued (None before the first)."""
+        head = self._head
+        return None if head is None else max(0.0, self._clock() - head.issued)
+
+    @property
+    def store_resets(self) -> int:
+        """How many times the store was seen to go back in time."""
+        return self._store_resets
 
     def states(self) -> dict[str, ModeState]:
         """The latest verified state per scope (a copy)."""
@@ -166,110 +214,184 @@ class ModeSubscriber:
         """
         with self._sync_lock:
             try:
-                if not self._synced or self._check_store:
-                    self._apply_snapshot()
-                entries = self._backend.read(self._cursor, timeout)
-            except BackendUnavailableError as exc:
+                if self._needs_sync:
+                    self._adopt(verify_store(self._backend, self._verifier))
+                batch = self._backend.read(self._cursor, timeout)
+                self._apply(batch)
+            except Exception as exc:  # unreachable, or a backend bug: never kill the subscriber
                 self._on_failure(exc)
                 return False
-            except Exception as exc:  # a backend bug must not kill the subscriber
-                self._on_failure(exc)
-                return False
-            self._apply(entries)
             self._on_success()
             return True
 
     async def async_sync(self, timeout: float = 0.0) -> bool:
         """``sync`` for asyncio: never blocks the event loop."""
         try:
-            if not self._synced or self._check_store:
-                await asyncio.to_thread(self._locked_snapshot)
-            entries = await self._backend.aread(self._cursor, timeout)
+            if self._needs_sync:
+                view = await asyncio.to_thread(verify_store, self._backend, self._verifier)
+                with self._sync_lock:
+                    self._adopt(view)
+            batch = await self._backend.aread(self._cursor, timeout)
+            with self._sync_lock:
+                self._apply(batch)
         except Exception as exc:
             self._on_failure(exc)
             return False
         with self._sync_lock:
-            self._apply(entries)
             self._on_success()
         return True
 
-    def _locked_snapshot(self) -> None:
-        with self._sync_lock:
-            self._apply_snapshot()
-
-    def _apply_snapshot(self) -> None:
-        snapshot = self._backend.snapshot()
-        if self._synced:
-            # after an outage: if the store still holds our history, its log has every
-            # transition since our cursor; if not (restarted without its data, restored from
-            # an older backup), read its new history from the start (see _resets.py)
-            if snapshot.cursor < self._cursor or not self._resets.still_holds_cursor(
-                self._backend, self._cursor
-            ):
+    def _adopt(self, view: StoreView) -> None:
+        """Take a verified store (first sync, or after it went back) as the base to follow."""
+        self._cursor = view.cursor
+        self._head_bytes = view.head_bytes
+        for reason, count in view.rejected.items():
+            if reason in self._rejected:
+                self._rejected[reason] += count
+        if view.problem is not None:
+            if view.problem != self._trouble:
                 self._log.error(
-                    "mode store went back in time; was it restarted without persistence?",
-                    store_revision=snapshot.cursor,
-                    seen_revision=self._cursor,
+                    "mode store cannot be trusted; serving the modes verified before",
+                    problem=view.problem,
                 )
-                self._resets.store_went_back(self._states, snapshot.cursor)
-                self._cursor = 0
-            self._check_store = False
-            return
-        unverified = [
-            entry.scope
-            for entry in sorted(snapshot.latest.values(), key=lambda e: e.revision)
-            if not self._accept(entry, live=False)
-        ]
-        if unverified:
-            self._recover_from_log(set(unverified), snapshot.cursor)
-        self._cursor = max(self._cursor, snapshot.cursor)
-        self._resets.at_cursor = next(
-            (e for e in snapshot.latest.values() if e.revision == snapshot.cursor), None
-        )
+            self._trouble = view.problem
+            self._chain = None
+            self._head = None
+        else:
+            if self._trouble is not None:
+                self._log.info("mode store verifies again", revision=view.chain.tip_revision)
+            self._trouble = None
+            self._chain = view.chain.copy()
+            self._head = view.head
+            for state in sorted(view.chain.states.values(), key=lambda s: s.revision):
+                self._hold(state, live=False)
         self._synced = True
-        self._check_store = False
+        self._needs_sync = False
         self._publish_view()
 
-    def _recover_from_log(self, scopes: set[str], cursor: int) -> None:
-        """A scope's latest entry did not verify: fall back to its latest entry that does."""
-        best: dict[str, ModeState] = {}
-        for entry in self._backend.history():
-            if entry.revision > cursor or entry.scope not in scopes:
+    def _apply(self, batch: Batch) -> None:
+        head = self._read_head(batch.head)
+        chain = self._chain
+        if chain is None:  # untrusted: only a new head can change that
+            for entry in batch.entries:
+                self._cursor = max(self._cursor, entry.revision)
+            if batch.head != self._head_bytes:
+                self._needs_sync = True
+            return
+        # an entry above the head's revision was not written by a publisher (the head is
+        # stored with every append, and read after the entries)
+        if batch.head is None:
+            if batch.entries and count_signed(batch.entries, self._verifier):
+                # signed states in a store with no head: what a fresh reader refuses too
+                self._adopt(StoreView(Chain(), None, None, self._cursor, no_head_problem()))
+                for entry in batch.entries:
+                    self._cursor = max(self._cursor, entry.revision)
+                return
+            limit: float = 0
+        elif head is None:
+            limit = math.inf  # a head that does not verify: the links still decide
+        else:
+            limit = head.revision
+        changed = False
+        unlinked: list[tuple[str, int]] = []  # replays, unless the store went back under us
+        for entry in batch.entries:
+            self._cursor = max(self._cursor, entry.revision)
+            if not revision_in_range(entry.revision):
+                self._reject("malformed", f"id {entry.revision} is out of range", entry.revision)
+                continue
+            if entry.revision > limit:
+                self._reject("unvouched", "no signed head covers it", entry.revision)
                 continue
             try:
-                best[entry.scope] = self._verifier.open_entry(entry)
-            except RejectedMessage:
+                state = self._verifier.open_entry(entry)
+            except RejectedMessage as exc:
+                self._reject(exc.reason, exc.detail, entry.revision)
                 continue
-        for scope, state in best.items():
-            current = self._states.get(scope)
-            if current is None or state.revision > current.revision:
-                self._states[scope] = state
-
-    def _apply(self, entries: Iterable[Entry]) -> None:
-        changed = False
-        for entry in entries:
-            changed = self._accept(entry, live=True) or changed
-            if entry.revision >= self._cursor:
-                self._cursor = entry.revision
-                self._resets.at_cursor = entry
+            broken = chain.link_error(state)
+            if broken is not None:
+                unlinked.append((broken, entry.revision))
+                continue
+            chain.extend(state, digest(entry.message))
+            changed = self._hold(state, live=True) or changed
         if changed:
             self._publish_view()
+        resets = self._store_resets
+        self._check_head(batch.head, head, chain)
+        if self._store_resets == resets:
+            for detail, revision in unlinked:
+                self._reject("replayed", detail, revision)
 
-    def _accept(self, entry: Entry, *, live: bool) -> bool:
+    def _read_head(self, head_bytes: bytes | None) -> Head | None:
+        """The batch's head, verified (None: missing, or it does not verify)."""
+        if head_bytes is None:
+            return None
+        if head_bytes == self._head_bytes and self._head is not None:
+            return self._head
         try:
-            state = self._verifier.open_entry(entry)
+            return self._verifier.open_head(head_bytes)
         except RejectedMessage as exc:
-            self._reject(exc.reason, exc.detail, entry)
-            return False
+            if head_bytes != self._head_bytes:
+                self._reject(exc.reason, f"the store's head: {exc.detail}", None)
+                self._head_bytes = head_bytes
+            return None
+
+    def _check_head(self, head_bytes: bytes | None, head: Head | None, chain: Chain) -> None:
+        """Does the store still hold the history we follow? If not, it went back in time."""
+        if head_bytes is None:
+            if chain.tip_revision > 0 or self._head is not None:
+                self._went_back("its signed head is gone (emptied, or restarted without its data)")
+            return
+        if head is None:
+            return  # counted in _read_head; the chain's links keep deciding
+        if head.revision < chain.tip_revision:
+            self._went_back(
+                f"its signed head is at revision {head.revision}, below the {chain.tip_revision} "
+                "already applied"
+            )
+        elif head.revision == chain.tip_revision:
+            if head.tip != chain.tip_digest or (
+                head_bytes != self._head_bytes and head.states != chain.states_digest()
+            ):
+                self._went_back(f"its history at revision {head.revision} is not the one applied")
+            elif self._head is not None and head.issued < self._head.issued:
+                if head_bytes != self._head_bytes:
+                    self._reject("replayed", "an older copy of the signed head", None)
+                    self._head_bytes = head_bytes
+            else:
+                self._head, self._head_bytes = head, head_bytes
+        elif self._cursor >= head.revision:
+            # read past the head's revision without reaching it: vouched entries are gone
+            self._went_back(
+                f"its log lost entries up to revision {head.revision} that its head vouches for"
+            )
+
+    def _went_back(self, why: str) -> None:
+        self._store_resets += 1
+        self._log.error(
+            "mode store went back in time; serving the modes verified before",
+            why=why,
+            store_revision=self._head.revision if self._head is not None else 0,
+            seen_revision=self._chain.tip_revision if self._chain is not None else 0,
+        )
+        self._resets.store_went_back(self._states)
+        self._chain = None
+        self._head = None
+        self._head_bytes = None
+        self._needs_sync = True
+
+    def _hold(self, state: ModeState, *, live: bool) -> bool:
+        """Serve ``state`` unless it is older than what is held; True when it was taken."""
         refused = self._resets.refusal(state, self._states.get(state.scope))
         if refused is not None:
-            if entry.revision > self._resets.catch_up_to:
-                self._reject("replayed", refused, entry)
+            if live:
+                self._reject("replayed", refused, state.revision)
             return False
         if live and state.mode == "onsale" and state.is_expired_at(self._clock()):
             # It still supersedes older revisions (the scope is normal now), but it must not
             # put the scope on sale: the time it claimed has passed.
-            self._reject("expired", f"until has passed for revision {state.revision}", entry)
+            self._reject(
+                "expired", f"until has passed for revision {state.revision}", state.revision
+            )
         self._states[state.scope] = state
         for listener in self._listeners:
             try:
@@ -278,11 +400,27 @@ class ModeSubscriber:
                 self._log.exception("mode listener failed", listener=repr(listener))
         return True
 
-    def _reject(self, reason: RejectReason, detail: str, entry: Entry) -> None:
+    def _reject(self, reason: RejectReason, detail: str, revision: int | None) -> None:
+        """Count a rejected message; log the first, then a summary at most every 10 s."""
         self._rejected[reason] += 1
+        now = self._clock()
+        last = self._reject_logged_at
+        if last is not None and now - last < REJECT_LOG_INTERVAL:
+            self._reject_unlogged[reason] = self._reject_unlogged.get(reason, 0) + 1
+            return
         self._log.warning(
-            "mode state rejected", reason=reason, detail=detail, revision=entry.revision
+            "mode state rejected",
+            reason=reason,
+            detail=detail,
+            revision=revision,
+            **(
+                {"also_rejected_since_last_line": self._reject_unlogged}
+                if self._reject_unlogged
+                else {}
+            ),
         )
+        self._reject_unlogged = {}
+        self._reject_logged_at = now
 
     def _publish_view(self) -> None:
         onsale_events = {}
@@ -303,18 +441,30 @@ class ModeSubscriber:
             view = self._view
             self._view = _View(view.onsale_events, view.global_until, stale)
 
+    def _frozen(self, now: float) -> bool:
+        head = self._head
+        return head is not None and not head.fresh_at(now)
+
     def _on_success(self) -> None:
-        self._last_ok = self._clock()
+        now = self._clock()
+        self._last_ok = now
         if self._outage_logged:
             self._log.info("mode store reachable again", revision=self._cursor)
             self._outage_logged = False
-        self._set_stale(False)
+        frozen = self._frozen(now)
+        if frozen and not self._view.stale:
+            self._log.error(
+                "mode store looks frozen: its signed head is older than its publisher promised",
+                head_revision=self._head.revision if self._head else None,
+                head_age=round(now - self._head.issued, 1) if self._head else None,
+            )
+        self._set_stale(self._trouble is not None or frozen)
 
     def _on_failure(self, exc: BaseException) -> None:
-        self._check_store = self._synced
         if not self._outage_logged:
             self._log.warning(
-                "mode store unreachable; serving the last known modes", error=str(exc)
+                "mode store unreachable; serving the last known modes",
+                error=redact_text(str(exc), self._backend.url),
             )
             self._outage_logged = True
         since = self._last_ok if self._last_ok is not None else self._started_at
@@ -418,3 +568,15 @@ class _SubscriberCollector(Collector):
         for reason, count in self._sub.rejected().items():
             rejected.add_metric([reason], count)
         yield rejected
+        yield CounterMetricFamily(
+            "onsale_mode_store_reset",
+            "Times this subscriber saw the mode store go back in time (emptied, restored, "
+            "replaced); it kept serving the modes it had verified.",
+            value=self._sub.store_resets,
+        )
+        age = self._sub.head_age()
+        yield GaugeMetricFamily(
+            "onsale_mode_head_age_seconds",
+            "Age of the newest signed head of the mode store (NaN before the first).",
+            value=float("nan") if age is None else age,
+        )

@@ -1,0 +1,123 @@
+"""``mode repair``: a key holder reviews what a broken store still proves, and signs it again.
+
+Readers trust nothing that no signed head vouches for, and publishers refuse to build on such
+a store, so a store whose head was lost (emptied, restored, written by 0.1) or whose log lost
+entries stays unusable until someone with the key decides what it holds. The plan shows that
+decision before anything is written:
+
+- the store verifies: nothing to do;
+- the log holds one unbroken signed history (chained from its first state, or the unchained
+  states of 0.1 that a new head can vouch for as they are): sign a head over it;
+- the history has a gap: start a new chain that re-publishes the latest state of every scope
+  the surviving, verifiable history names;
+- ``empty``: start a new, empty history (every scope normal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onsale_obs.modes._backend import ModeBackend
+from onsale_obs.modes._chain import Chain
+from onsale_obs.modes._model import ModeState
+from onsale_obs.modes._signing import RejectedMessage, Verifier
+from onsale_obs.modes._verify import (
+    chain_from_log,
+    chain_of,
+    forward_chain,
+    legacy_era,
+    revision_in_range,
+    verify_store,
+)
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    """What a repair would vouch for; ``republish`` None: sign a head over ``chain`` as it is."""
+
+    needed: bool
+    description: str
+    chain: Chain
+    stored_head: bytes | None
+    top: int
+    republish: list[ModeState] | None = None
+
+    @property
+    def states(self) -> dict[str, ModeState]:
+        """The state of every scope once the repair is written."""
+        if self.republish is not None:
+            return {s.scope: s for s in self.republish}
+        return dict(self.chain.states)
+
+
+def plan_repair(backend: ModeBackend, verifier: Verifier, *, empty: bool = False) -> RepairPlan:
+    """Decide what a repair would sign; see the module docstring."""
+    snap = backend.snapshot()
+    if empty:
+        return RepairPlan(
+            True,
+            "start a new, empty history: every scope normal",
+            Chain(),
+            snap.head,
+            snap.cursor,
+            [],
+        )
+    view = verify_store(backend, verifier, snap)
+    if view.problem is None:
+        return RepairPlan(
+            False,
+            "the store verifies against its signed head: nothing to repair",
+            view.chain,
+            snap.head,
+            snap.cursor,
+        )
+    entries = [e for e in backend.history() if revision_in_range(e.revision)]
+    by_revision = {e.revision: e for e in entries}
+    head = None
+    if snap.head is not None:
+        try:
+            head = verifier.open_head(snap.head)
+        except RejectedMessage:
+            head = None
+    if head is not None:
+        walk = chain_from_log(entries, head, verifier)
+        if walk.gaps:
+            first, last = walk.gaps[0]
+            folded = chain_of((s, "") for s in walk.states).states
+            return RepairPlan(
+                True,
+                f"revisions {first}-{last} of the signed history are missing or changed: start "
+                f"a new chain that re-publishes the latest state of its {len(folded)} scopes",
+                Chain(),
+                snap.head,
+                snap.cursor,
+                sorted(folded.values(), key=lambda s: s.revision),
+            )
+    forward, _states = forward_chain(by_revision, verifier, upto=max(by_revision, default=0))
+    if forward.tip_revision:
+        return RepairPlan(
+            True,
+            f"the log holds a signed history up to revision {forward.tip_revision} but no valid "
+            "head: sign a head over it",
+            forward,
+            snap.head,
+            snap.cursor,
+        )
+    legacy = legacy_era(by_revision, verifier, below=max(by_revision, default=0) + 1)
+    if legacy:
+        return RepairPlan(
+            True,
+            f"the log holds {len(legacy)} unchained states (onsale-obs 0.1): sign a head that "
+            "vouches for them as they are",
+            chain_of(legacy),
+            snap.head,
+            snap.cursor,
+        )
+    return RepairPlan(
+        True,
+        "nothing in the log verifies: start a new, empty history",
+        Chain(),
+        snap.head,
+        snap.cursor,
+        [],
+    )
