@@ -173,3 +173,27 @@ def test_mode_get_on_an_unreachable_redis_hides_the_password(tmp_path: Path) -> 
     assert result.exit_code == 3, result.output
     assert SECRET not in result.output
     assert "redis://:***@127.0.0.1" in result.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="onsale_obs/cli/_live.py (recommend's warning) prints --prometheus unmasked: "
+    "'Prometheus could not be reached at {prometheus}'; remove this mark once it uses redact_url",
+)
+def test_exit_rate_recommend_on_an_unreachable_prometheus_hides_the_password(
+    tmp_path: Path,
+) -> None:
+    """The 'rate holds' warning names Prometheus masked."""
+    keys = generate_key_pair(tmp_path)
+    backend = f"sqlite:///{tmp_path / 'modes.db'}"
+    on_sale = invoke("mode", "set", "onsale", "--scope", "event:final", "--for", "2h",
+                     "--backend", backend, "--signing-key", keys.signing_key)  # fmt: skip
+    assert on_sale.exit_code == 0, on_sale.output
+    result = invoke(
+        "exit-rate", "recommend", "--spec", SPEC, "--backend", backend,
+        "--verify-key", keys.verify_key, "--queue", "10", "--timeout", "0.5",
+        "--prometheus", f"http://user:{SECRET}@127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "user:***@127.0.0.1" in result.output
+    assert SECRET not in result.output
