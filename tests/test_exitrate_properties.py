@@ -130,3 +130,64 @@ def test_a_blackout_only_ever_decays_to_the_safe_rate(start: float, ticks: int) 
         rec = controller.recommend(Signals(time=15.0 * i, current_rate=rate))
         assert CONFIG.safe <= rec.rate <= rate
         rate = rec.rate
+
+
+#: Every optional field of a reading.
+OPTIONAL = (*REQUIRED, "utilisation", "arrivals", "observed_at")
+#: How a field can be missing: absent, not a number, infinite or negative.
+BROKEN = st.sampled_from([None, math.nan, math.inf, -math.inf, -1.0])
+
+
+def _healthy(t: float, rate: float, **changes: float | None) -> Signals:
+    values: dict[str, float | None] = {
+        "burn_short": 0.0,
+        "burn_long": 0.0,
+        "latency_p95": 0.3,
+        "latency_threshold": 1.0,
+        "queue_length": 100_000.0,
+        "utilisation": 0.3,
+        "arrivals": 500.0,
+        "observed_at": t - 30,
+    }
+    values.update(changes)
+    return _signals({"time": t, **values}, rate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(st.sampled_from(OPTIONAL), min_size=1),
+    BROKEN,
+    st.booleans(),
+    st.sampled_from(["healthy", "fault", "cut"]),
+    st.integers(min_value=4, max_value=30),
+    st.floats(min_value=100, max_value=5_000),
+)
+def test_missing_nan_or_stale_fields_never_raise_the_rate(
+    broken: set[str], value: float | None, stale: bool, story: str, ticks: int, start: float
+) -> None:
+    """Over every subset of fields, each absent, NaN, infinite or negative, or the whole
+    reading stale: after any story (healthy and ready to probe, a software fault whose burn
+    is clearing, a cut) a reading lacking a required signal, or utilisation once it was
+    known, never raises the rate."""
+    controller = ExitRateController(CONFIG)
+    rate = start
+    t = 0.0
+    for i in range(ticks):
+        extra: dict[str, float | None] = {}
+        if story == "fault" and i >= ticks // 2:
+            extra = {"burn_short": 900.0, "burn_long": 300.0}
+        if story == "cut" and i == ticks - 2:
+            extra = {"burn_short": 900.0, "burn_long": 300.0, "latency_p95": 3.0}
+        rate = controller.recommend(_healthy(t, rate, **extra)).rate
+        if story == "fault" and i == ticks // 2:
+            rate = max(CONFIG.min_rate, rate / 2)  # cut from outside during the fault
+        t += 15
+    changes: dict[str, float | None] = dict.fromkeys(broken, value)
+    changes["burn_short"] = 0.0 if "burn_short" not in broken else value  # the burn cleared
+    if stale:
+        changes["observed_at"] = t - 600
+    rec = controller.recommend(_healthy(t, rate, **changes))
+    lacking = bool(broken & {*REQUIRED, "utilisation"}) or stale
+    if lacking:
+        assert rec.rate <= rate, rec.reason
+        assert rec.action != "increase", rec.reason

@@ -1,4 +1,4 @@
-"""The exit-rate controller's parameters, their defaults and why (see ``README_SECTION.md``)."""
+"""The exit-rate controller's parameters, their defaults and why (README: "Parameters")."""
 
 from __future__ import annotations
 
@@ -17,18 +17,31 @@ class ExitRateConfig:
         max_rate: never recommend more (what the edge and the payment provider allow).
             Default 100,000.
         safe_rate: where a long signal outage decays to; ``None`` means ``min_rate``.
+        capacity_prior: the backend's capacity as an exit rate (users/min) from a past
+            on-sale (warm start); used until the first reading measures it: a start far
+            above it is cut at once, and a ramp without utilisation stops at the target
+            share of it. ``None`` (the default): no prior.
+        objective: the on-sale availability objective behind the burn rates (0.9999 for
+            99.99%); with it a burn rate converts to the share of checkouts failing, which
+            on an overload says how much the backend sheds. Default 0.9999.
 
     Back-off (fast):
         burn_threshold: cut when the short *and* the long burn rate are at or above this
             (the on-sale fast alert rule: 14.4x). Default 14.4.
-        burn_backoff: the cut then, as a share of the rate. Default 0.4 (-40%).
-        latency_backoff: the cut when p95 latency is over its threshold. Default 0.25.
-            Fixed, not proportional to the excess: an overloaded backend's latency is its
-            queue timeout whatever the size of the overload.
+            Errors while p95 is within its threshold and the backend is not saturated are a
+            software fault, not an overload: the rate holds (a cut fails as large a share
+            of checkouts) and returns to the rate before the fault once the short burn is
+            under ``probe_max_burn_short`` again.
+        burn_backoff: the least cut on an overload's burn, as a share of the rate; more
+            when the share failing says the backend sustains less (the cut then goes to
+            ``target_utilisation`` of what it sustains). Default 0.4 (-40%).
+        latency_backoff: the cut when p95 latency is over its threshold without errors
+            (a backlog building, nothing shed yet). Default 0.1; errors that follow cut at
+            once to what the backend sustains.
         saturation: cut back to ``target_utilisation`` when the current rate loads the
             backend this much (by the capacity estimate, else the reading). Default 0.95.
-        max_decrease: no single cut is larger. Default 0.4: losing a third of the capacity
-            (one zone of three) while at the target utilisation is answered in one cut.
+        max_decrease: no single cut is larger. Default 0.7: a loss of 60% of the capacity
+            at the target utilisation is answered in one cut.
         decrease_interval: seconds after a cut before the next one; ``None`` (the default)
             waits until readings could show the cut: the admission lag's p90 (users admitted
             before the cut keep arriving at checkout that long) + ``signal_lag`` + half the
@@ -36,9 +49,9 @@ class ExitRateConfig:
             again and again for one incident.
 
     Probing (slow):
-        target_utilisation: utilisation an increase aims for. Default 0.92: draining within
+        target_utilisation: utilisation an increase aims for. Default 0.9: draining within
             15% of the physical limit needs about 87% on average, ramps and incidents
-            included; latency and burn, not this number, keep the SLO.
+            included, and small tiers' latency knees sit just above 0.9.
         utilisation_band: hold while utilisation is within this below the target (up to
             ``saturation``). Default 0.03.
         latency_margin: increase only while p95 <= margin x threshold; between the two is
@@ -52,14 +65,23 @@ class ExitRateConfig:
         ceiling_margin: after a cut for latency or burn, probes stay this far under the
             exit rate behind that reading (where the backend's latency knee or a failure
             was), until the capacity estimate grows by 10% over the one learnt after the
-            cut (autoscaling). TCP's slow-start threshold, for the same reason. Default 0.05.
-        max_increase: largest step up. Default 0.25 (+25%).
+            cut (autoscaling), or ``ceiling_memory`` passes. TCP's slow-start threshold, for
+            the same reason. Default 0.05.
+        ceiling_memory: seconds a ceiling holds. Default 600: long enough not to probe
+            straight back into the knee, short enough to follow a capacity that wanders.
+        max_increase: largest step up, taken only while the capacity estimate says the
+            headroom is that large and the readings have settled after the last change.
+            Default 1.0 (x2): a start at a fifth of the capacity is at the target in three
+            steps.
         min_increase: smallest step up. Default 0.02.
         blind_increase: the step up when utilisation is not known. Default 0.1.
-        admission_lag: seconds from admission to checkout (the median browse time).
-            Default 60.
+        admission_lag: seconds from admission to checkout (the median browse time), as a
+            start. Default 60.
         admission_lag_spread: spread of that time, as the sigma of its logarithm (it is
             log-normal: most users are quick, a few take long). Default 0.6.
+        learn_lag: fit the lag to the controller's own steps: the median (10 s - 5 min) and
+            spread under which the capacity samples after a change agree best (ties go to
+            the longer lag, the safe side). Default true.
         signal_lag: seconds for a change at the backend to show in the signals (scrape +
             rule evaluation + half the rate window). Default 60.
             An increase waits ``admission_lag + signal_lag`` after any change of the rate.
@@ -74,7 +96,8 @@ class ExitRateConfig:
         stale_after: a reading whose ``observed_at`` is older than this many seconds counts
             as missing. Default 120.
         outage_after: seconds without burn rates or latency after which the rate decays
-            toward ``safe_rate``. Default 300.
+            toward ``safe_rate``. Default 600: a Prometheus restart or a scrape gap is held
+            through; what the backend could take a minute ago it can most likely take now.
         decay_per_minute: share of the rate lost per minute of outage. Default 0.1.
 
     Window labels for reasons (the windows themselves are the signal source's):
@@ -84,28 +107,32 @@ class ExitRateConfig:
     min_rate: float = 100.0
     max_rate: float = 100_000.0
     safe_rate: float | None = None
+    capacity_prior: float | None = None
+    objective: float = 0.9999
     burn_threshold: float = 14.4
     burn_backoff: float = 0.4
-    latency_backoff: float = 0.25
+    latency_backoff: float = 0.1
     saturation: float = 0.95
-    max_decrease: float = 0.4
+    max_decrease: float = 0.7
     decrease_interval: float | None = None
-    target_utilisation: float = 0.92
+    target_utilisation: float = 0.9
     utilisation_band: float = 0.03
     latency_margin: float = 0.8
     probe_max_burn_short: float = 3.0
     probe_max_burn_long: float = 6.0
     ceiling_margin: float = 0.05
-    max_increase: float = 0.25
+    ceiling_memory: float = 600.0
+    max_increase: float = 1.0
     min_increase: float = 0.02
     blind_increase: float = 0.1
     admission_lag: float = 60.0
     admission_lag_spread: float = 0.6
+    learn_lag: bool = True
     signal_lag: float = 60.0
     utilisation_window: float = 60.0
     capacity_smoothing: float = 0.3
     stale_after: float = 120.0
-    outage_after: float = 300.0
+    outage_after: float = 600.0
     decay_per_minute: float = 0.1
     short_window: float = 60.0
     long_window: float = 300.0
@@ -114,6 +141,10 @@ class ExitRateConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
+                continue
+            if f.name == "learn_lag":
+                if not isinstance(value, bool):
+                    raise BadInputError(f"expected true or false, got {value!r}.", field=f.name)
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BadInputError(f"expected a number, got {value!r}.", field=f.name)
@@ -136,6 +167,15 @@ class ExitRateConfig:
         for name in (*shares, "ceiling_margin"):
             if not 0 < getattr(self, name) < 1:
                 raise BadInputError("expected a share between 0 and 1 (exclusive).", field=name)
+        if self.capacity_prior is not None and self.capacity_prior <= 0:
+            raise BadInputError(
+                "expected a capacity above zero (users/min).", field="capacity_prior"
+            )
+        if not 0 < self.objective < 1:
+            raise BadInputError(
+                f"expected an objective between 0 and 1 (0.9999 for 99.99%), got {self.objective!r}.",
+                field="objective",
+            )
         for name in ("target_utilisation", "saturation", "latency_margin", "capacity_smoothing"):
             if not 0 < getattr(self, name) <= 1:
                 raise BadInputError("expected a share in (0, 1].", field=name)

@@ -1,8 +1,9 @@
-"""The exit-rate controller: back off fast on burn, latency or saturation; probe up slowly.
+"""The exit-rate controller: cut to what the backend sustains on a capacity loss, hold through
+a software fault, ramp fast while every signal is healthy and the queue is long.
 
 Pure and clock-driven: the time comes in with the signals, nothing is read or written
 outside the object, and the same readings in the same order give the same answers.
-The design and every default are explained in ``README_SECTION.md``.
+The design and every default are explained in the README's "Exit-rate controller" section.
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ _KNOWN_TO_PROBE = 0.5
 _CAPACITY_GROWTH = 0.1
 #: Utilisation below this carries too little load to estimate the capacity from.
 _MIN_UTILISATION = 0.05
+#: Candidate admission-to-checkout lags (median seconds, log spread) the controller fits
+#: to its own steps when ``learn_lag`` is on: browse times from 10 s to 5 minutes.
+_LAG_MEDIANS = (10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 120.0, 160.0, 240.0, 300.0)
+_LAG_SPREADS = (0.5, 0.9, 1.3)
+#: Readings (data time, utilisation) kept to fit the lag to, and how far back.
+_FIT_READINGS = 12
+_FIT_SPAN = 900.0
+#: A lag fit is only informative when the rate changed by this much within the span.
+_FIT_MIN_STEP = 0.15
+#: Candidates within this much of the best fit are ties; the longest lag among them wins
+#: (the safe side: a longer lag credits an increase later, so capacity reads lower).
+_FIT_TIE = 1.15
+#: Probes wait until the utilisation readings of this span agree within this band: after
+#: a change the load keeps arriving for as long as the slowest browsers take.
+_SETTLE_SPAN = 45.0
+_SETTLE_BAND = 0.04
+#: The lag's p90 counts at most this much toward the cut interval (one incident's readings).
+_MAX_CUT_LAG = 180.0
 #: Decays are computed over at most this many seconds since the previous reading, so one
 #: late call after a long pause does not drop the rate in one go.
 _MAX_DECAY_SPAN = 300.0
@@ -67,26 +86,33 @@ class ExitRateController:
     Each call to :meth:`recommend` decides in this order; the first rule that applies wins:
 
     1. bounds: a current rate outside ``[min_rate, max_rate]`` is brought inside;
-    2. back off: short *and* long burn at or above the alert threshold (-40%), p95 latency
-       above its threshold (-25%), or the current rate loading the backend to
-       ``saturation`` (back to the target) cut the rate, relative to the exit rate the
-       reading reflects, by at most ``max_decrease``; one cut per incident (another only
-       after ``cut_interval``, or at once on more severe evidence); a latency or burn cut
-       leaves a ceiling just under the rate where it happened;
-    3. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
+    2. software fault: short and long burn at or above the alert threshold while p95 is
+       within its threshold and the backend is not saturated: hold (probes during it go no
+       higher than the rate before it), and once the short burn clears, straight back to
+       the rate before the burn rose;
+    3. back off (an overload): burn with latency or saturation cuts to ``target_utilisation``
+       of what the backend sustains (the share failing says how much it sheds; at least
+       -40%), p95 over its threshold alone cuts -10%, a rate at saturation by the reading
+       or over the capacity estimate goes back to the target; relative to the exit rate
+       the reading reflects, by at most ``max_decrease``; one cut per incident (another
+       only after the cut interval, or at once on more severe evidence); a latency or
+       burn cut leaves a ceiling just under that rate for ``ceiling_memory``;
+    4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
-    4. hold: a signal missing or stale, the queue empty (not demand-limited), the last
-       change too recent to have shown (``admission_lag + signal_lag``), or a signal in
-       its hold band (burn above the probe limits, p95 above ``latency_margin`` x the
-       threshold, utilisation within ``utilisation_band`` under the target);
-    5. probe: step toward ``target_utilisation`` of the capacity estimate (between
-       ``min_increase`` and ``max_increase``, under the ceiling), or by ``blind_increase``
-       for a deployment that has no utilisation signal at all.
+    5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
+       change too recent to have shown (lag + ``signal_lag``), utilisation readings still
+       moving after it, or a signal in its hold band (burn above the probe limits, p95
+       above ``latency_margin`` x the threshold, utilisation within ``utilisation_band``
+       under the target);
+    6. probe: step to ``target_utilisation`` of the capacity estimate (multiplicative, up
+       to ``max_increase``, under the ceiling), or by ``blind_increase`` for a deployment
+       that has no utilisation signal at all (then no further than the capacity prior).
 
     The capacity estimate is Little's law turned around: the exit rate behind a reading
-    (past rates weighted by the admission-to-checkout lag) divided by the utilisation it
-    caused, smoothed, and forgotten at every cut. Every answer carries its reason in
-    words, e.g. ``burn 18x/15x over 1m/5m >= 14.4x: -40%``.
+    (past rates weighted by the admission-to-checkout lag, itself fitted to the
+    controller's own steps) divided by the utilisation it caused, smoothed; after a cut on
+    shedding it is what the backend served, after any other cut it is learnt again. Every
+    answer carries its reason in words, e.g. ``burn 18x/15x over 1m/5m >= 14.4x: -40%``.
     """
 
     def __init__(self, config: ExitRateConfig | None = None) -> None:
@@ -107,6 +133,27 @@ class ExitRateController:
         self._capacity: float | None = None
         #: Whether a utilisation reading ever came: once it has, its absence holds.
         self._has_utilisation = False
+        #: When the ceiling was set (it is forgotten after ``ceiling_memory``).
+        self._ceiling_at: float | None = None
+        #: The admission-to-checkout lag in use: the config's, then the best fit.
+        self._lag = (self.config.admission_lag, self.config.admission_lag_spread)
+        self._fitted_at: float | None = None
+        #: Utilisation readings (data time, utilisation) the lag is fitted to.
+        self._samples: list[tuple[float, float]] = []
+        #: The last time the queue was seen empty: admissions then fell short of the rate.
+        self._empty_at: float | None = None
+        #: A software fault in progress: since when, and the rate before it.
+        self._fault_since: float | None = None
+        self._fault_rate: float | None = None
+        #: The rate at the last reading whose short burn was under the probe limit.
+        self._good_rate: float | None = None
+        #: When the last fault's burn cleared (its long-window burn is then explained).
+        self._fault_cleared_at: float | None = None
+        #: The capacity estimate is only the prior (no reading has confirmed it yet).
+        self._from_prior = False
+        if self.config.capacity_prior is not None:
+            self._capacity = self.config.capacity_prior
+            self._from_prior = True
 
     @property
     def last_change_at(self) -> float | None:
@@ -136,7 +183,15 @@ class ExitRateController:
             self._blind_since = now if self._blind_since is None else self._blind_since
         else:
             self._blind_since = None
+        if reading.queue_length is not None and reading.queue_length <= 0:
+            self._empty_at = now
         self._learn(now, reading)
+        if (
+            reading.burn_short is not None
+            and reading.burn_short <= self.config.probe_max_burn_short
+            and self._fault_since is None
+        ):
+            self._good_rate = base  # the last rate the errors were fine at
         rate, action, reason = self._decide(now, base, reading)
         reason = prefix + reason
         if not _same(rate, base):
@@ -144,8 +199,6 @@ class ExitRateController:
             self._remember(now, rate)
             if rate < base:
                 self._last_decrease_at = now
-                if action == "decrease":
-                    self._capacity = None  # it was wrong, or the capacity changed
         self._last_rate = rate
         self._last_time = now
         return Recommendation(
@@ -155,23 +208,39 @@ class ExitRateController:
     @property
     def capacity_estimate(self) -> float | None:
         """The backend's capacity as an exit rate (users/min at full utilisation), learnt
-        from utilisation readings; ``None`` until known and after every cut."""
+        from utilisation readings (or the configured prior until the first one)."""
         return self._capacity
+
+    @property
+    def admission_lag(self) -> tuple[float, float]:
+        """The admission-to-checkout lag in use: (median seconds, log spread)."""
+        return self._lag
+
+    # -- learning ------------------------------------------------------------------------
 
     def _learn(self, now: float, r: _Reading) -> None:
         """Fold a utilisation reading into the capacity estimate (Little's law: the rate
-        behind the reading / the utilisation it caused)."""
+        behind the reading / the utilisation it caused), after fitting the lag."""
         c = self.config
         u = r.utilisation
         self._has_utilisation = self._has_utilisation or u is not None
         if u is None or not _MIN_UTILISATION <= u < c.saturation:
             return  # too little load to measure, or saturated (only an upper bound)
-        found = self._seen_rate(now, r)
+        if self._empty_at is not None and now - self._empty_at < self._horizon():
+            return  # the room admitted less than its rate: the rate is not the load
+        data_end = self._data_end(now, r)
+        self._samples.append((data_end, u))
+        while self._samples and self._samples[0][0] < data_end - _FIT_SPAN:
+            self._samples.pop(0)
+        if c.learn_lag:
+            self._fit_lag(now)
+        found = self._seen_rate(now, data_end)
         if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
             return
         sample = found[0] / u
-        if self._capacity is None:
+        if self._capacity is None or self._from_prior:
             self._capacity = sample
+            self._from_prior = False
         else:
             self._capacity += c.capacity_smoothing * (sample - self._capacity)
         if self._ceiling is not None and found[1] >= _KNOWN_TO_CUT:
@@ -180,6 +249,40 @@ class ExitRateController:
                 self._ceiling_capacity = self._capacity
             elif self._capacity > self._ceiling_capacity * (1 + _CAPACITY_GROWTH):
                 self._ceiling = self._ceiling_capacity = None  # more capacity: probe again
+
+    def _fit_lag(self, now: float) -> None:
+        """Pick the lag under which the capacity samples agree best: after a step of the rate
+        a wrong lag credits it too early or too late, and the samples swing."""
+        if self._fitted_at is not None and now - self._fitted_at < 60:
+            return
+        samples = self._samples[-_FIT_READINGS:]
+        if len(samples) < 6:
+            return
+        start = samples[0][0] - _LAG_MEDIANS[-1] * 3
+        rates = [rate for at, rate in self._history if at >= start] + [self._rate_at(start)]
+        # the first admissions known are a step up from nothing known before them
+        opened = self._history[0][0] >= start
+        if not opened and max(rates) < min(rates) * (1 + _FIT_MIN_STEP):
+            return  # the rate hardly moved: every lag explains the readings
+        self._fitted_at = now
+        scores: list[tuple[float, float, float]] = []
+        for median in _LAG_MEDIANS:
+            for spread in _LAG_SPREADS:
+                logs = []
+                for data_end, u in samples:
+                    found = self._seen_rate(now, data_end, (median, spread))
+                    if found is None or found[0] <= 0:
+                        break
+                    logs.append(math.log(found[0] / u))
+                else:
+                    mean = sum(logs) / len(logs)
+                    spread_of = sum((x - mean) ** 2 for x in logs) / len(logs)
+                    scores.append((spread_of, median, spread))
+        if not scores:
+            return
+        best = min(score for score, _, _ in scores)
+        ties = [(m, s) for score, m, s in scores if score <= best * _FIT_TIE + 1e-6]
+        self._lag = max(ties, key=lambda lag: lag[0] * math.exp(1.2816 * lag[1]))
 
     def _read(self, signals: Signals) -> _Reading:
         stale_for = None
@@ -200,12 +303,19 @@ class ExitRateController:
             observed_at=observed,
         )
 
+    # -- deciding ------------------------------------------------------------------------
+
     def _decide(self, now: float, base: float, r: _Reading) -> tuple[float, Action, str]:
         c = self.config
         if base > c.max_rate:
             return c.max_rate, "decrease", f"above the maximum {fmt.rate(c.max_rate)}"
         if base < c.min_rate:
             return c.min_rate, "increase", f"below the minimum {fmt.rate(c.min_rate)}"
+        if self._ceiling_at is not None and now - self._ceiling_at > c.ceiling_memory:
+            self._ceiling = self._ceiling_capacity = self._ceiling_at = None
+        fault = self._fault(now, base, r)
+        if fault is not None:
+            return fault
         backoff = self._backoff(now, base, r)
         if backoff is not None:
             return backoff
@@ -213,24 +323,107 @@ class ExitRateController:
             return self._blind(now, base, r)
         return self._probe(now, base, r)
 
+    def _errors(self, r: _Reading) -> bool:
+        """Short and long burn at or above the fast alert threshold."""
+        c = self.config
+        return (
+            r.burn_short is not None
+            and r.burn_long is not None
+            and r.burn_short >= c.burn_threshold
+            and r.burn_long >= c.burn_threshold
+        )
+
+    def _fault(self, now: float, base: float, r: _Reading) -> tuple[float, Action, str] | None:
+        """A software fault: errors while latency has margin and the backend is not saturated.
+        Cutting would not lower the share of checkouts failing, only the users served, so
+        the rate holds; once the burn clears it returns to the rate before the fault."""
+        c = self.config
+        errors = self._errors(r)
+        latency_ok = (
+            r.latency_p95 is not None
+            and r.latency_threshold is not None
+            and r.latency_p95 <= r.latency_threshold
+        )
+        at = base / self._capacity if self._capacity is not None else None
+        saturated = (r.utilisation is not None and r.utilisation >= c.saturation) or (
+            at is not None and not self._from_prior and at >= c.saturation
+        )
+        if errors and latency_ok and not saturated:
+            if self._fault_since is None:
+                self._fault_since = now
+                # the rate before the burn rose: a cut on its first readings was the fault's
+                self._fault_rate = max(base, self._good_rate or base)
+            elif not r.missing:
+                # a fault that started while the rate was low: latency and utilisation
+                # still tell what the backend can take
+                probe = self._probe(now, base, r)
+                top = self._fault_rate or base
+                if probe[1] == "increase" and base < top:
+                    rate = min(probe[0], top)
+                    return (
+                        rate,
+                        "increase",
+                        f"during a software fault, back toward the rate before it "
+                        f"({fmt.rate(top)}): {probe[2].rsplit(': ', 1)[0]}: "
+                        f"{fmt.change(rate / base - 1)}",
+                    )
+            assert r.burn_short is not None
+            assert r.latency_p95 is not None
+            busy = "" if r.utilisation is None else f", utilisation {fmt.share(r.utilisation)}"
+            return (
+                base,
+                "hold",
+                f"burn {fmt.times(r.burn_short)} with p95 {fmt.seconds(r.latency_p95)} "
+                f"under the threshold{busy}: a software fault, not a lack of capacity; "
+                f"holding {fmt.rate(base)} (a cut fails as large a share of checkouts) and "
+                f"back to {fmt.rate(self._fault_rate or base)} when the burn clears",
+            )
+        if self._fault_since is None:
+            return None
+        if r.burn_short is None or r.burn_short > c.probe_max_burn_short or r.missing:
+            # still failing (or not known): latency or saturation (retries add load) cut as
+            # usual, but the failures are the fault's, not a measure of the overload
+            return None
+        pre = self._fault_rate if self._fault_rate is not None else base
+        lasted = now - self._fault_since
+        self._end_fault()
+        self._fault_cleared_at = now
+        if r.queue_length is None or r.queue_length <= 0 or base >= pre:
+            return None  # nothing to restore, or no queue to restore it for
+        rate = min(pre, c.max_rate)
+        return (
+            rate,
+            "increase",
+            f"burn {fmt.times(r.burn_short)} cleared after a software fault of "
+            f"{fmt.seconds(lasted)}: back to the rate before it, {fmt.rate(rate)}: "
+            f"{fmt.change(rate / base - 1)}",
+        )
+
+    def _end_fault(self) -> None:
+        self._fault_since = self._fault_rate = None
+
     def _backoff(self, now: float, base: float, r: _Reading) -> tuple[float, Action, str] | None:
         c = self.config
         seen = self._attributed(now, r, _KNOWN_TO_CUT) or base
         # each trigger: the rate it wants (relative to the rate the reading reflects), why,
         # and how severe it is (saturation: a precaution; latency: users wait; burn: fail)
         wants: list[tuple[float, str, int]] = []
-        if (
-            r.burn_short is not None
-            and r.burn_long is not None
-            and r.burn_short >= c.burn_threshold
-            and r.burn_long >= c.burn_threshold
-        ):
+        failing = 0.0
+        if self._errors(r) and self._fault_since is None:
+            assert r.burn_short is not None
+            assert r.burn_long is not None
+            # an overloaded backend sheds what it cannot serve: the share failing says by
+            # how much the load exceeds it, and what it sustains is the rest
+            failing = min(0.9, r.burn_short * (1 - c.objective))
             text = (
                 f"burn {fmt.times(r.burn_short)}/{fmt.times(r.burn_long)} over "
                 f"{fmt.seconds(c.short_window)}/{fmt.seconds(c.long_window)} "
                 f">= {fmt.times(c.burn_threshold)}"
             )
-            wants.append((seen * (1 - c.burn_backoff), text, _BURN))
+            cut = min(seen * (1 - c.burn_backoff), seen * (1 - failing) * c.target_utilisation)
+            if failing >= c.burn_backoff:
+                text += f" ({fmt.share(failing)} failing: the backend sustains ~{fmt.rate(seen * (1 - failing))})"
+            wants.append((cut, text, _BURN))
         if (
             r.latency_p95 is not None
             and r.latency_threshold is not None
@@ -256,17 +449,22 @@ class ExitRateController:
         # one cut per incident: readings keep showing the old overload for a while after a
         # cut, so only more severe evidence (latency after saturation, errors after
         # latency) cuts again before cut_interval
-        if since is not None and since < c.cut_interval and severity <= self._last_severity:
+        if since is not None and since < self._cut_interval() and severity <= self._last_severity:
             return (
                 base,
                 "hold",
                 f"{why}; cut {fmt.seconds(since)} ago, next cut allowed after "
-                f"{fmt.seconds(c.cut_interval)}",
+                f"{fmt.seconds(self._cut_interval())}",
             )
         self._last_severity = severity
         if severity >= _LATENCY:
             self._ceiling = seen * (1 - c.ceiling_margin)
             self._ceiling_capacity = None
+            self._ceiling_at = now
+        # what the backend served while shedding is measured capacity; otherwise the
+        # estimate was wrong or the capacity changed: learn it again
+        self._capacity = seen * (1 - failing) if failing >= 0.05 else None
+        self._from_prior = False
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
 
     def _saturation(self, base: float, seen: float, r: _Reading) -> tuple[float, str] | None:
@@ -276,14 +474,19 @@ class ExitRateController:
         if self._capacity is not None:
             at_base = base / self._capacity
             wanted = c.target_utilisation * self._capacity
+            what = "capacity prior" if self._from_prior else "utilisation"
+            room = r.utilisation is not None and r.utilisation < c.saturation
+            if room and not self._from_prior and at_base < 1:
+                return None  # the reading has room and the estimate wobbles under saturation
         elif r.utilisation is not None:
             at_base = r.utilisation * base / seen
             wanted = seen * min(0.95, c.target_utilisation / max(r.utilisation, 1e-9))
+            what = "utilisation"
         else:
             return None
         if at_base < c.saturation:
             return None
-        return wanted, f"utilisation {fmt.share(at_base)} >= {fmt.share(c.saturation)}"
+        return wanted, f"{what} {fmt.share(at_base)} >= {fmt.share(c.saturation)}"
 
     def _blind(self, now: float, base: float, r: _Reading) -> tuple[float, Action, str]:
         c = self.config
@@ -319,22 +522,24 @@ class ExitRateController:
             return base, "hold", "queue length unknown: never increase on missing signals"
         if r.queue_length <= 0:
             return base, "hold", "queue empty: not demand-limited"
-        if self._last_change_at is not None and now - self._last_change_at < c.effect_lag:
+        effect = self._effect_lag()
+        if self._last_change_at is not None and now - self._last_change_at < effect:
             waited = now - self._last_change_at
             return (
                 base,
                 "hold",
                 f"last change {fmt.seconds(waited)} ago, its effect shows after "
-                f"{fmt.seconds(c.effect_lag)}",
+                f"{fmt.seconds(effect)}",
             )
-        if r.burn_short > c.probe_max_burn_short:
+        faulty = self._fault_since is not None  # the burn is the fault's, not the load's
+        if r.burn_short > c.probe_max_burn_short and not faulty:
             return (
                 base,
                 "hold",
                 f"burn {fmt.times(r.burn_short)} over {fmt.seconds(c.short_window)} above "
                 f"the probe limit {fmt.times(c.probe_max_burn_short)}",
             )
-        if r.burn_long > c.probe_max_burn_long and not self._explained(now):
+        if r.burn_long > c.probe_max_burn_long and not faulty and not self._explained(now):
             return (
                 base,
                 "hold",
@@ -350,8 +555,16 @@ class ExitRateController:
                 f"{fmt.seconds(ceiling)}..{fmt.seconds(r.latency_threshold)}",
             )
         if r.utilisation is not None:
-            if self._capacity is None:
+            if self._capacity is None or self._from_prior:
                 return base, "hold", "capacity not known yet: readings do not reflect the rate"
+            recent = [u for at, u in self._samples if at > self._data_end(now, r) - _SETTLE_SPAN]
+            if len(recent) < 3 or max(recent) > min(recent) * (1 + _SETTLE_BAND):
+                return (
+                    base,
+                    "hold",
+                    f"utilisation still moving ({', '.join(fmt.share(u) for u in recent[-3:])}): "
+                    "the last change has not fully shown",
+                )
             at_base = base / self._capacity
             floor = c.target_utilisation - c.utilisation_band
             if at_base >= floor:
@@ -361,6 +574,7 @@ class ExitRateController:
                     f"utilisation {fmt.share(at_base)} in the hold band "
                     f"{fmt.share(floor)}..{fmt.share(c.saturation)}",
                 )
+            # multiplicative while the headroom is large, bounded by what was observed
             wanted = c.target_utilisation / max(at_base, 1e-9) - 1
             step = min(c.max_increase, max(c.min_increase, wanted))
             why = (
@@ -372,13 +586,19 @@ class ExitRateController:
         else:
             step = c.blind_increase
             why = "no utilisation signal"
+            if self._capacity is not None:  # the prior bounds a blind ramp
+                room = c.target_utilisation * self._capacity / base - 1
+                if room <= c.min_increase:
+                    return base, "hold", f"at the capacity prior's target {fmt.rate(base)}"
+                step = min(step, room)
         top = c.max_rate if self._ceiling is None else min(c.max_rate, self._ceiling)
         if base >= top or _same(base, top):
             if top < c.max_rate:
                 return (
                     base,
                     "hold",
-                    f"at {fmt.rate(top)}, just under where latency or errors last broke",
+                    f"at {fmt.rate(top)}, just under where latency or errors broke "
+                    f"{fmt.seconds(now - (self._ceiling_at or now))} ago",
                 )
             return base, "hold", f"at the maximum {fmt.rate(c.max_rate)}"
         rate = min(top, base * (1 + step))
@@ -390,65 +610,105 @@ class ExitRateController:
         )
 
     def _explained(self, now: float) -> bool:
-        """Whether the long window's burn is the incident the last cut answered: that cut
-        came within the long window (and the caller saw the short window clean again)."""
-        if self._last_decrease_at is None:
-            return False
-        return now - self._last_decrease_at <= self.config.long_window + self.config.signal_lag
+        """Whether the long window's burn is an incident already answered: a cut or a
+        healed software fault within the long window (and the short window is clean)."""
+        c = self.config
+        recent = [t for t in (self._last_decrease_at, self._fault_cleared_at) if t is not None]
+        return any(now - t <= c.long_window + c.signal_lag for t in recent)
+
+    # -- lags and attribution ------------------------------------------------------------
+
+    def _lag_p90(self) -> float:
+        median, spread = self._lag
+        return median * math.exp(1.2816 * spread)
+
+    def _effect_lag(self) -> float:
+        """Seconds after a change before its effect can be seen: admission + signal lag."""
+        return self._lag[0] + self.config.signal_lag
+
+    def _cut_interval(self) -> float:
+        c = self.config
+        if c.decrease_interval is not None:
+            return c.decrease_interval
+        return min(self._lag_p90(), _MAX_CUT_LAG) + c.signal_lag + c.short_window / 2
+
+    def _horizon(self) -> float:
+        """How long a moment's admissions keep showing in the readings."""
+        return self._lag_p90() + self.config.signal_lag + self.config.utilisation_window
 
     def _remember(self, now: float, rate: float) -> None:
         self._history.append((now, rate))
-        horizon = now - self.config.effect_lag - self.config.utilisation_window - 600.0
+        horizon = now - _LAG_MEDIANS[-1] * 6 - self.config.utilisation_window - _FIT_SPAN
         while len(self._history) > 1 and self._history[1][0] <= horizon:
             self._history.pop(0)
 
-    def _seen_rate(self, now: float, r: _Reading) -> tuple[float, float] | None:
-        """The exit rate behind a utilisation reading, and how much of it is known.
+    def _rate_at(self, at: float) -> float:
+        rate = self._history[0][1] if self._history else 0.0
+        for since, value in self._history:
+            if since > at:
+                break
+            rate = value
+        return rate
+
+    def _data_end(self, now: float, r: _Reading) -> float:
+        c = self.config
+        window = max(c.utilisation_window, 1.0)
+        end = r.observed_at if r.observed_at is not None else now - c.signal_lag + window / 2
+        return min(now, end)
+
+    def _seen_rate(
+        self, now: float, data_end: float, lag: tuple[float, float] | None = None
+    ) -> tuple[float, float] | None:
+        """The exit rate behind a utilisation reading ending at ``data_end``, and how much
+        of it is known.
 
         Past rates are weighted by how many of the users each admitted reached checkout
-        during the reading's window (the admission to checkout lag is log-normal:
-        ``admission_lag`` median, ``admission_lag_spread``). Admissions before the first
-        reading are unknown and counted as none; the second value is the share of the
-        weight that falls after the first reading. Counting the unknown as none makes the
-        load look heavier per admitted user, the safe side for an increase.
+        during the reading's window (the admission to checkout lag is log-normal: ``lag``,
+        by default the one in use). Admissions before the first reading are unknown and
+        counted as none; the second value is the share of the weight that falls after the
+        first reading. Counting the unknown as none makes the load look heavier per
+        admitted user, the safe side for an increase.
         """
         if not self._history:
             return None
-        c = self.config
-        window = max(c.utilisation_window, 1.0)
-        data_end = r.observed_at if r.observed_at is not None else now - c.signal_lag + window / 2
-        data_end = min(now, data_end)
+        median, spread = self._lag if lag is None else lag
+        window = max(self.config.utilisation_window, 1.0)
         first = self._history[0][0]
         seen = covered = 0.0
         for k in range(_POINTS):  # the middles of _POINTS equal slices of the window
             at = data_end - window * (k + 0.5) / _POINTS
-            covered += self._lag_cdf(at - first) / _POINTS
+            covered += _lag_cdf(at - first, median, spread) / _POINTS
             for i, (since, rate) in enumerate(self._history):
+                if since >= at:
+                    break
                 # users admitted in [since, until) reach checkout at `at` if their lag is
                 # in (at - until, at - since]
                 until = self._history[i + 1][0] if i + 1 < len(self._history) else now
-                share = self._lag_cdf(at - since) - self._lag_cdf(at - until)
+                share = _lag_cdf(at - since, median, spread) - _lag_cdf(at - until, median, spread)
                 seen += rate * max(0.0, share) / _POINTS
         return seen, covered
 
     def _attributed(self, now: float, r: _Reading, needed: float) -> float | None:
         """The exit rate behind the reading when at least ``needed`` of it is known."""
-        found = self._seen_rate(now, r)
+        found = self._seen_rate(now, self._data_end(now, r))
         if found is None or found[1] < needed or found[0] <= 0:
             return None
         return found[0]
 
-    def _lag_cdf(self, lag: float) -> float:
-        """Share of admitted users who reached checkout within ``lag`` seconds."""
-        c = self.config
-        if lag <= 0:
-            return 0.0
-        if c.admission_lag <= 0:
-            return 1.0
-        if c.admission_lag_spread <= 0:
-            return 1.0 if lag >= c.admission_lag else 0.0
-        z = math.log(lag / c.admission_lag) / c.admission_lag_spread
-        return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+def _lag_cdf(lag: float, median: float, spread: float) -> float:
+    """Share of admitted users who reached checkout within ``lag`` seconds."""
+    if lag <= 0:
+        return 0.0
+    if median <= 0:
+        return 1.0
+    if spread <= 0:
+        return 1.0 if lag >= median else 0.0
+    z = math.log(lag / median) / spread
+    return 0.5 * math.erfc(-z / _SQRT2)
+
+
+_SQRT2 = math.sqrt(2.0)
 
 
 def _same(a: float, b: float) -> bool:
