@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
@@ -26,6 +27,24 @@ def parse_duration(text: str) -> float:
     if seconds > MAX_DURATION:
         raise ValueError(f"{text!r} is longer than 100 years")
     return seconds
+
+
+def duration_value(value: object) -> float:
+    """A duration from a file: a string such as ``"1h30m"``, or a plain number of seconds.
+
+    Booleans, non-finite numbers and anything outside (0, 100 years] raise ``ValueError``
+    saying what was expected.
+    """
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"expected a duration such as 250ms, 90s, 5m or 1h30m (or a number of seconds), "
+            f"not {type(value).__name__} {value!r}"
+        )
+    if not math.isfinite(value) or not 0 < value <= MAX_DURATION:
+        raise ValueError(f"{value!r} seconds is not a duration above zero and up to 100 years")
+    return float(value)
 
 
 def format_duration(seconds: float) -> str:

@@ -18,6 +18,8 @@ Messages are whole sentences that say what was expected; structured attributes (
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 
 class OnsaleObsError(Exception):
     """Base class of every error raised by onsale-obs."""
@@ -37,6 +39,18 @@ class BadInputError(OnsaleObsError, ValueError):
         self.detail = message
         where = ", ".join(p for p in (file, f"field {field!r}" if field else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
+
+    @classmethod
+    def from_validation(cls, exc: Any, *, file: str) -> Self:
+        """The first error of a pydantic ``ValidationError``, naming the file and the field.
+
+        The one translator: ``Value error, `` prefixes and pydantic's validator tags are
+        dropped, so the field reads as the path inside the file (``slos.0.objectives``).
+        """
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"] if "[" not in str(p)) or "(top level)"
+        message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
+        return cls(f"{message}.", file=file, field=where)
 
 
 class ScheduleError(BadInputError):

@@ -30,3 +30,10 @@ def read_yaml(
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise error(f"is not valid YAML{line}.", file=str(p)) from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: thousands of levels exhaust the stack
+        raise error(
+            "nests too deeply to be read (thousands of levels); expected a YAML file of "
+            "ordinary depth.",
+            file=str(p),
+        ) from None

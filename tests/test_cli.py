@@ -734,7 +734,8 @@ def test_unreachable_store_exits_3(args: list[str], site: Site, tmp_path: Path) 
 def test_unexpected_errors_are_one_line_with_exit_1(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bug prints 'error: internal error: <type>: <msg>' and exits 1, never a traceback."""
+    """A bug prints 'error: internal error: <type>: <msg>' and where to report it, exits 1,
+    never a traceback (that takes --debug)."""
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
@@ -743,7 +744,10 @@ def test_unexpected_errors_are_one_line_with_exit_1(
     monkeypatch.setattr("onsale_obs.cli._mode.current_states", broken)
     result = invoke("mode", "get", "--backend", site.url, "--verify-key", site.verify)
     assert result.exit_code == 1
-    assert result.stderr == "error: internal error: RuntimeError: boom\n"
+    first, hint = result.stderr.splitlines()
+    assert first == "error: internal error: RuntimeError: boom"
+    assert "report it" in hint
+    assert "--debug" in hint
 
 
 @pytest.mark.parametrize(

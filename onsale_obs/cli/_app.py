@@ -6,9 +6,15 @@ to ``_GROUPS`` below.
 
 from __future__ import annotations
 
+import math
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib import metadata
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from onsale_obs import __version__
@@ -35,13 +41,87 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
 )
 
 
+DEBUG_ENV = "ONSALE_OBS_DEBUG"
+
+
+def _report_to() -> str:
+    """Where to report a bug: the package's issue tracker if its metadata names one."""
+    try:
+        for entry in metadata.metadata("onsale-obs").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() in ("issues", "bug tracker", "tracker"):
+                return str(url).strip()
+    except metadata.PackageNotFoundError:
+        pass
+    return "the onsale-obs maintainers (README, section 'Reporting bugs')"
+
+
+def error_line(message: str) -> None:
+    """The one error style of the CLI: ``error: <message>`` on stderr."""
+    typer.echo(f"error: {message.replace('Value error, ', '')}", err=True)
+
+
+def _finite(param: Any) -> None:
+    """Make ``param`` refuse ``inf`` and ``nan`` (typer's float parsing takes them)."""
+    convert = param.process_value
+
+    def process_value(ctx: Any, value: Any) -> Any:
+        result = convert(ctx, value)
+        for number in result if isinstance(result, list | tuple) else (result,):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise typer.BadParameter(
+                    f"{number} is not a finite number; expected a number such as 0.5 or 300.",
+                    ctx=ctx,
+                    param=param,
+                )
+        return result
+
+    param.process_value = process_value
+
+
+def _finite_numbers(command: Any) -> None:
+    """Every option and argument of every command takes finite numbers only."""
+    for param in command.params:
+        _finite(param)
+    for sub in getattr(command, "commands", {}).values():
+        _finite_numbers(sub)
+
+
 class _ErrorsToExitCodes(TyperGroup):
     """Turns errors from any command into ``error: <message>`` on stderr and an exit code.
 
-    ``OnsaleObsError`` carries its own code (2 bad input, 3 store unreachable); anything else
-    is a bug, reported in one line with code 1 and never as a traceback. Typer's own usage
-    errors and exits pass through untouched.
+    ``OnsaleObsError`` carries its own code (2 bad input, 3 store unreachable); usage errors
+    (click's, typer's) are exit 2 in the same one-line style; anything else is a bug, reported
+    in one line with code 1, where to report it, and the traceback only with ``--debug``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _finite_numbers(self)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:
+            message = exc.format_message()
+            context = getattr(exc, "ctx", None)
+            if isinstance(exc, UsageError) and context is not None:
+                message += f" (try '{context.command_path} -h')"
+            error_line(message)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            error_line("aborted.")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -49,10 +129,19 @@ class _ErrorsToExitCodes(TyperGroup):
         except (typer.TyperException, typer.Exit, typer.Abort, EOFError, BrokenPipeError):
             raise
         except OnsaleObsError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
-            typer.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            error_line(f"internal error: {type(exc).__name__}: {exc}")
+            if ctx.params.get("debug"):
+                traceback.print_exc(file=sys.stderr)
+            else:
+                typer.echo(
+                    "This is a bug in onsale-obs, not in your input. Please report it to "
+                    f"{_report_to()} with the command you ran; run it again with --debug "
+                    "(or ONSALE_OBS_DEBUG=1) for the traceback.",
+                    err=True,
+                )
             raise typer.Exit(1) from None
 
 
@@ -76,6 +165,14 @@ def build_app() -> typer.Typer:
 
     @root.callback()
     def onsale_obs(
+        debug: Annotated[
+            bool,
+            typer.Option(
+                "--debug",
+                envvar=DEBUG_ENV,
+                help="On an internal error, print the traceback (for a bug report).",
+            ),
+        ] = False,
         version: Annotated[
             bool,
             typer.Option(

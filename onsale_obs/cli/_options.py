@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 import typer
 
@@ -105,6 +106,23 @@ def parse_since(text: str) -> When:
             f"{text!r} is neither a time nor a duration; {_TIME_EXPECTED}, or a duration "
             "meaning that long ago (30m, 7d)."
         ) from None
+
+
+def http_url(text: str) -> str:
+    """Validate an http(s) URL that names a host (the value is not echoed: it may hold a token)."""
+    expected = "for example http://127.0.0.1:9090 or http://host/prometheus"
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"not a valid URL ({exc}); expected http:// or https:// and a host, {expected}."
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(
+            f"must start with http:// or https:// and name a host; {expected}."
+        )
+    return text.strip()
 
 
 def scope_value(text: str) -> str:

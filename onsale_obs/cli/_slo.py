@@ -22,6 +22,7 @@ from onsale_obs.cli._options import (
     TimeoutOption,
     When,
     duration_seconds,
+    http_url,
     mode_value,
     parse_time,
 )
@@ -75,6 +76,7 @@ PrometheusOption = Annotated[
     typer.Option(
         "--prometheus",
         envvar=PROMETHEUS_ENV,
+        parser=http_url,
         metavar="URL",
         help="Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).",
         show_default=False,

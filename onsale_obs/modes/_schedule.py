@@ -100,9 +100,7 @@ class Schedule:
         try:
             spec = ScheduleSpec.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise ScheduleError(f"{err['msg']}.", file=file, field=where) from None
+            raise ScheduleError.from_validation(exc, file=file) from None
         windows = []
         for i, w in enumerate(spec.onsales):
             try:

@@ -43,9 +43,7 @@ def spec_from_data(data: Any, *, file: str = "<spec>") -> SLOSpec:
     try:
         model = SpecModel.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise SpecError(f"{err['msg']}.", file=file, field=where) from None
+        raise SpecError.from_validation(exc, file=file) from None
     slos = tuple(_slo(m, i, file) for i, m in enumerate(model.slos))
     from onsale_obs.slo._spec_model import seconds
 

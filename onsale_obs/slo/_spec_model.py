@@ -4,26 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from onsale_obs.durations import parse_duration
+from onsale_obs.durations import duration_value
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-Duration = Annotated[str | int | float, Field(description="90s, 5m, 1h, 30d")]
 
 
-def _seconds(value: str | int | float) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 250ms, 1s or 5m")
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("must be longer than zero")
-        return float(value)
-    return parse_duration(value)
+def _duration(value: object) -> object:
+    duration_value(value)  # checked here, so every duration field says what it expects
+    return value
+
+
+def _window(value: object) -> object:
+    return value if value == "month" else _duration(value)
+
+
+def _threshold(value: object) -> object:
+    return value if isinstance(value, dict) else _duration(value)
+
+
+Duration = Annotated[
+    str | int | float, BeforeValidator(_duration), Field(description="90s, 5m, 1h, 30d")
+]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's true is no number and 1 no string; floats must be finite
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ObjectivesModel(_Strict):
@@ -60,16 +68,7 @@ class ThresholdModel(_Strict):
 
 class LatencyModel(_SelectorFields):
     type: Literal["latency"]
-    threshold: ThresholdModel | Duration
-
-    @field_validator("threshold")
-    @classmethod
-    def _check(
-        cls, value: ThresholdModel | str | int | float
-    ) -> ThresholdModel | str | int | float:
-        for one in (value.normal, value.onsale) if isinstance(value, ThresholdModel) else (value,):
-            _seconds(one)
-        return value
+    threshold: Annotated[ThresholdModel | str | int | float, BeforeValidator(_threshold)]
 
 
 class PromQLModel(_Strict):
@@ -85,13 +84,6 @@ class RuleModel(_Strict):
     priority: Literal["P1", "P2", "P3", "P4"] | None = None
     min_bad_events: int | None = Field(default=None, ge=0)
 
-    @field_validator("long", "short")
-    @classmethod
-    def _check(cls, value: str | int | float | None) -> str | int | float | None:
-        if value is not None:
-            _seconds(value)
-        return value
-
 
 class AlertingModel(_Strict):
     normal: dict[str, RuleModel | None] = Field(default_factory=dict)
@@ -104,16 +96,9 @@ class SLOModel(_Strict):
     description: str = ""
     sli: Annotated[AvailabilityModel | LatencyModel | PromQLModel, Field(discriminator="type")]
     objectives: ObjectivesModel
-    window: Duration | Literal["month"] = "30d"
+    window: Annotated[str | int | float, BeforeValidator(_window)] = "30d"
     alerting: AlertingModel = Field(default_factory=AlertingModel)
     runbook: str | None = None
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str | int | float) -> str | int | float:
-        if value != "month":
-            _seconds(value)
-        return value
 
 
 class SpecModel(_Strict):
@@ -132,4 +117,4 @@ class SpecModel(_Strict):
 
 def seconds(value: str | int | float) -> float:
     """A validated duration in seconds."""
-    return _seconds(value)
+    return duration_value(value)
