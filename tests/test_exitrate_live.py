@@ -1,6 +1,7 @@
-"""The live loop against a real Prometheus scraping the middleware's metrics: a burning on-sale
-lowers the recommendation, a healthy one raises it, Prometheus down holds it; the rate is
-exported and published through the mode store."""
+"""The live loop against a real Prometheus scraping the middleware's metrics: an overloaded
+on-sale lowers the recommendation, a healthy one raises it, a software fault holds it,
+Prometheus down holds it; every event is judged on its own requests; the rate is exported
+and published through the mode store."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ from tests.live_exporter import Exporter
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "ticketing" / "slo.yaml"
 CHECKOUT = "/events/{event_id}/checkout"
 EVENT = "final"
+OTHER = "concert"
+#: Failed checkouts of an overload wait for the queue timeout; a software fault fails fast.
+TIMEOUT, FAST = 5.0, 0.05
 
 
 @dataclass
@@ -44,12 +48,14 @@ class Live:
     recorded: int = 0
     opened: list[ExitRateLoop] = field(default_factory=list)
 
-    def record(self, ok: int, failed: int) -> None:
+    def record(
+        self, ok: int, failed: int, *, event: str = EVENT, failing_after: float = TIMEOUT
+    ) -> None:
         self.recorded += ok + failed
         for _ in range(ok):
-            self.checkout.metrics.record(CHECKOUT, "POST", 200, "onsale", EVENT, 0.05)
+            self.checkout.metrics.record(CHECKOUT, "POST", 200, "onsale", event, 0.05)
         for _ in range(failed):
-            self.checkout.metrics.record(CHECKOUT, "POST", 503, "onsale", EVENT, 0.05)
+            self.checkout.metrics.record(CHECKOUT, "POST", 503, "onsale", event, failing_after)
 
     def scraped(self) -> None:
         """Wait until Prometheus has scraped everything recorded so far (bounded wait)."""
@@ -126,11 +132,12 @@ def test_a_burning_onsale_lowers_the_rate_and_a_healthy_one_raises_it(live: Live
     [(_, healthy)] = loop.tick()
     assert healthy.action == "increase", healthy.reason
     assert healthy.rate > first.rate
-    live.record(ok=10, failed=40)  # checkout starts failing
+    live.record(ok=10, failed=40)  # checkout is overloaded: it fails after the queue timeout
     live.scraped()
     [(_, burning)] = loop.tick()
     assert burning.action == "decrease", burning.reason
     assert "burn" in burning.reason
+    assert "latency p95" in burning.reason
     assert burning.rate < healthy.rate
     # exported and published
     assert (
@@ -142,6 +149,45 @@ def test_a_burning_onsale_lowers_the_rate_and_a_healthy_one_raises_it(live: Live
     state = current_states(loop.backend, loop.verifier).states[f"event:{EVENT}"]
     assert state.mode == "onsale"
     assert state.exit_rate == round(burning.rate, 1)
+
+
+def test_two_events_a_fault_in_one_only_its_rate_falls(live: Live) -> None:
+    """Two events on sale on one checkout service. Final's checkouts fail fast (a software
+    fault): its rate holds and says why; then they fail slowly (an overload of its path):
+    its rate falls. Concert, whose own requests are fine, is never cut, and is not probed
+    up while final burns (the shared-backend guard)."""
+    Broadcaster(SqliteBackend(str(live.db)), Signer.from_file(live.signing)).set(
+        f"event:{OTHER}", "onsale", until=time.time() + 3600
+    )
+    loop = live.loop()
+    for _ in range(3):
+        live.record(ok=50, failed=0)
+        live.record(ok=50, failed=0, event=OTHER)
+        live.scraped()
+    first = dict(loop.tick())
+    assert set(first) == {EVENT, OTHER}
+    time.sleep(2.1)  # the first readings' lags (1 s each) have passed
+    live.record(ok=10, failed=40, failing_after=FAST)
+    live.record(ok=50, failed=0, event=OTHER)
+    live.scraped()
+    fault = dict(loop.tick())
+    assert fault[EVENT].action == "hold", fault[EVENT].reason
+    assert "software fault" in fault[EVENT].reason
+    assert fault[EVENT].rate == first[EVENT].rate
+    assert fault[OTHER].signals.burn_short == 0.0  # its own requests, not final's
+    assert fault[OTHER].action == "hold", fault[OTHER].reason
+    assert "another event on the shared checkout service burns" in fault[OTHER].reason
+    live.record(ok=10, failed=200)  # now final's checkouts wait for the queue timeout
+    live.record(ok=50, failed=0, event=OTHER)
+    live.scraped()
+    overload = dict(loop.tick())
+    assert overload[EVENT].action == "decrease", overload[EVENT].reason
+    assert "latency p95" in overload[EVENT].reason
+    assert overload[EVENT].rate < fault[EVENT].rate
+    assert overload[OTHER].action != "decrease", overload[OTHER].reason
+    assert overload[OTHER].rate >= first[OTHER].rate
+    assert overload[OTHER].signals.latency_p95 is not None
+    assert overload[OTHER].signals.latency_p95 < 1.0
 
 
 def test_prometheus_down_holds_the_rate(live: Live) -> None:

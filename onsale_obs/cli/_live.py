@@ -74,6 +74,18 @@ InitialRateOption = Annotated[
         "--initial-rate", metavar="USERS_PER_MIN", min=1, help="The rate before any recommendation."
     ),
 ]
+CapacityPriorOption = Annotated[
+    float | None,
+    typer.Option(
+        "--capacity-prior",
+        metavar="USERS_PER_MIN",
+        min=1,
+        help="What the checkout backend took at a past on-sale, as an exit rate (warm "
+        "start): a start far above it is cut at once, and a ramp without utilisation stops "
+        "at 90% of it. Readings replace it as soon as they measure the capacity.",
+        show_default=False,
+    ),
+]
 MinRateOption = Annotated[
     float, typer.Option("--min-rate", metavar="USERS_PER_MIN", min=1, help="Never below.")
 ]
@@ -114,7 +126,7 @@ def _loop(
     spec_path: Path, prometheus: str, slo: str | None, backend: ModeBackend, verify_key: str | None,
     signing_key: str | None, queue_query: str | None, utilisation_query: str | None,
     initial_rate: float, min_rate: float, max_rate: float, timeout: float, publish: bool,
-    registry: CollectorRegistry | None = None,
+    registry: CollectorRegistry | None = None, capacity_prior: float | None = None,
 ) -> ExitRateLoop:  # fmt: skip
     spec = load_spec(spec_path)
     availability, latency = _slos(spec, slo)
@@ -137,7 +149,11 @@ def _loop(
         raise
     return ExitRateLoop(
         reader, backend, verifier,
-        config=ExitRateConfig(min_rate=min_rate, max_rate=max_rate),
+        config=ExitRateConfig(
+            min_rate=min_rate, max_rate=max_rate, capacity_prior=capacity_prior,
+            # the burn rates are this SLO's: its objective turns them into a share failing
+            objective=availability.objectives["onsale"],
+        ),
         initial_rate=min(max(initial_rate, min_rate), max_rate),
         broadcaster=broadcaster, registry=registry,
         # serve logs each decision; recommend prints them, and its stdout may be JSON
@@ -188,6 +204,7 @@ def recommend(
     ] = None,
     queue_query: QueueQueryOption = None,
     utilisation_query: UtilisationOption = None,
+    capacity_prior: CapacityPriorOption = None,
     min_rate: MinRateOption = 100.0,
     max_rate: MaxRateOption = 100_000.0,
     backend: BackendOption = "sqlite:///onsale-obs.db",
@@ -198,10 +215,13 @@ def recommend(
 ) -> None:
     """One recommendation now for each event on sale: the rate and why.
 
-    Reads the on-sale burn rates over 1m and 5m of the availability SLO through the SLO
-    engine, checkout p95 latency against the latency SLO's on-sale threshold, and the queue
-    from your waiting room. Prometheus unreachable: the rate holds (exit code 3). The
-    events on sale come from the mode store (--backend, verified with --verify-key).
+    Reads, for each event on its own (the `event` label), the on-sale burn rates over 1m and
+    5m of the availability SLO, checkout p95 latency against the latency SLO's on-sale
+    threshold, and the queue from your waiting room. Errors with latency or saturation are
+    an overload (cut to what the backend sustains); errors with latency to spare are a
+    software fault (hold, and back to the rate before it once the burn clears). Prometheus
+    unreachable: the rate holds (exit code 3). The events on sale come from the mode store
+    (--backend, verified with --verify-key).
 
     Examples:
 
@@ -216,7 +236,8 @@ def recommend(
         )
     with opened_backend(backend, reading=True) as store:
         loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
-                     current_rate, min_rate, max_rate, timeout, publish=False)  # fmt: skip
+                     current_rate, min_rate, max_rate, timeout, publish=False,
+                     capacity_prior=capacity_prior)  # fmt: skip
         on = [e for e, _ in loop.onsale_now(loop.clock())]
         if event is not None and event not in on:
             raise BadInputError(
@@ -266,6 +287,7 @@ def serve(
     queue_query: QueueQueryOption = None,
     utilisation_query: UtilisationOption = None,
     initial_rate: InitialRateOption = 1_000.0,
+    capacity_prior: CapacityPriorOption = None,
     min_rate: MinRateOption = 100.0,
     max_rate: MaxRateOption = 100_000.0,
     interval: Annotated[
@@ -302,17 +324,22 @@ def serve(
 ) -> None:
     """Recommend the exit rate of every event on sale, every --interval, until Ctrl-C.
 
-    Each tick reads the signals through the SLO engine from Prometheus, asks one controller
-    per on-sale event, exports `onsale_exit_rate_recommended{event}` on /metrics, publishes
-    the rate through the mode store (a waiting room subscribed with ModeSubscriber reads
-    `state.exit_rate`) and logs each decision with its reason as a JSON line. Prometheus
-    down: the rate holds, and after 5 minutes decays to the minimum.
+    Each tick reads every on-sale event's own signals from Prometheus (its burn rates and
+    p95, by the `event` label: one event's failure never cuts another's rate; while another
+    event on the same service burns, increases are held), asks one controller per event,
+    exports `onsale_exit_rate_recommended{event}` on /metrics, publishes the rate through
+    the mode store (a waiting room subscribed with ModeSubscriber reads `state.exit_rate`)
+    and logs each decision with its reason as a JSON line. Prometheus down: the rate holds,
+    and after 10 minutes decays to the minimum. --initial-rate and --capacity-prior give a
+    warm start from a past on-sale.
 
     Examples:
 
         onsale-obs serve --spec slo.yaml --prometheus http://127.0.0.1:9090 --signing-key keys/onsale-signing.pem --queue-query 'waiting_room_queue{event="$event"}'
 
         onsale-obs serve --spec slo.yaml --no-publish --port 9464 --duration 1h
+
+        onsale-obs serve --spec slo.yaml --initial-rate 800 --capacity-prior 3000 --utilisation-query 'checkout_busy_ratio'
     """
     configure_logging()
     stop = threading.Event()
@@ -325,7 +352,8 @@ def serve(
     try:
         with opened_backend(backend) as store:
             loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
-                         initial_rate, min_rate, max_rate, timeout, publish, registry)  # fmt: skip
+                         initial_rate, min_rate, max_rate, timeout, publish, registry,
+                         capacity_prior)  # fmt: skip
             if port:
                 try:
                     server, thread = start_http_server(port, addr=host, registry=registry)

@@ -3,10 +3,14 @@ event every tick, exported as ``onsale_exit_rate_recommended{event}`` and publis
 broadcaster so a waiting room subscribed to the mode store can follow it.
 
 Prometheus down holds the rate (every signal is missing, so the controller never increases;
-after ``outage_after`` it decays toward the safe rate). The burn rates are the on-sale mode's
-of one availability SLO over the policy's short and long windows (1m, 5m); latency p95 is
-``histogram_quantile(0.95)`` of the SLO's service over the short window, against the latency
-SLO's on-sale threshold; the queue length and utilisation come from PromQL the operator gives
+after ``outage_after`` it decays toward the safe rate). Every signal is the event's own: the
+burn rates are one availability SLO's over the short and long windows (1m, 5m) counted on the
+requests labelled ``mode="onsale"`` and ``event=<id>``; latency p95 is
+``histogram_quantile(0.95)`` of the same requests over the short window, against the latency
+SLO's on-sale threshold. One event's failure therefore never cuts another's rate. Where events
+share the service, one guard joins them: while another event's requests burn at the alert
+threshold, this event's increases are held (its probes could be what the shared backend
+cannot take), never cut. The queue length and utilisation come from PromQL the operator gives
 (``$event`` is replaced by the event id), since the waiting room is not ours.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -32,9 +36,8 @@ from onsale_obs.modes import Broadcaster, ModeBackend, Verifier
 from onsale_obs.modes._history import read_history, windows_from_states
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.slo._prom_client import PrometheusClient
-from onsale_obs.slo._prometheus import PrometheusSource
+from onsale_obs.slo._prometheus import delta
 from onsale_obs.slo._spec import SLO, AvailabilitySLI, LatencySLI, SLOSpec
-from onsale_obs.slo._timeline import burns_at, timeline_request
 from onsale_obs.types import Clock
 
 GLOBAL = "global"  # the ``event`` label of a global on-sale's recommendation
@@ -60,17 +63,15 @@ class SignalReader:
         now: float,
         event: str,
         current_rate: float,
-        windows: Sequence[OnSaleWindow],
+        windows: Sequence[OnSaleWindow] = (),
         queue: float | None = None,
     ) -> Signals:
-        """The reading at ``now``; anything Prometheus cannot answer is None."""
-        burns: dict[float, float | None] = {}
+        """The reading at ``now`` for ``event`` (``global``: every on-sale request); anything
+        Prometheus cannot answer is None. ``windows`` is not needed: the requests carry
+        their mode and event as labels."""
         try:
-            request = timeline_request(
-                self.spec, [now], slos=[self.availability], onsale_windows=windows
-            )
-            collected = PrometheusSource(self.client).collect(request)
-            burns, _ = burns_at(self.availability, "onsale", collected, now)
+            burn_short = self.burn(event, self.short, now)
+            burn_long = self.burn(event, self.long, now)
         except (PrometheusUnavailableError, BadInputError) as exc:
             # BadInputError here: Prometheus refused a query that worked before (too many
             # samples, a limit): no signal this tick, never a crash of the loop
@@ -80,8 +81,8 @@ class SignalReader:
         return Signals(
             time=now,
             current_rate=current_rate,
-            burn_short=burns.get(self.short),
-            burn_long=burns.get(self.long),
+            burn_short=burn_short,
+            burn_long=burn_long,
             latency_p95=self._scalar(self._p95_query(event), now),
             latency_threshold=self._threshold(),
             queue_length=queue
@@ -91,6 +92,36 @@ class SignalReader:
             observed_at=now,
         )
 
+    def burn(self, event: str, window: float, now: float) -> float | None:
+        """The on-sale burn rate of ``event``'s requests (``global``: all on-sale requests)
+        over ``window`` seconds: their error ratio over the on-sale error budget. ``None``
+        without requests in the window."""
+        sli = self.availability.sli
+        assert isinstance(sli, AvailabilitySLI)
+        matchers = self._matchers(event)
+        total = selector("onsale_requests_total", matchers)
+        codes = sorted(sli.bad_codes)
+        bad = selector("onsale_requests_total", [*matchers, matcher("code", codes)])
+        # counted like the SLO engine counts (a series born in the window counts from 0,
+        # which rate() would miss: an event's series are born when its on-sale starts)
+        query = f"(sum({delta(bad, window)}) or vector(0)) / sum({delta(total, window)}) > -1"
+        values = [s.value for s in self.client.query(query, now) if math.isfinite(s.value)]
+        if not values:
+            return None
+        budget = 1 - self.availability.objectives["onsale"]
+        return max(0.0, values[0]) / budget
+
+    def _matchers(self, event: str) -> list[str | None]:
+        sli = self.availability.sli
+        assert isinstance(sli, AvailabilitySLI)
+        return [
+            f"service={quote(self.availability.service)}",
+            matcher("route", sli.selector.routes),
+            matcher("method", sli.selector.methods),
+            'mode="onsale"',
+            None if event == GLOBAL else f"event={quote(event)}",
+        ]
+
     def _threshold(self) -> float | None:
         sli = None if self.latency is None else self.latency.sli
         return sli.threshold["onsale"] if isinstance(sli, LatencySLI) else None
@@ -98,15 +129,9 @@ class SignalReader:
     def _p95_query(self, event: str) -> str:
         sli = self.availability.sli
         assert isinstance(sli, AvailabilitySLI)
-        matchers = [
-            f"service={quote(self.availability.service)}",
-            matcher("route", sli.selector.routes),
-            'mode="onsale"',
-            None if event == GLOBAL else f"event={quote(event)}",
-        ]
+        matchers = [m for m in self._matchers(event) if m is None or not m.startswith("method")]
         buckets = selector("onsale_request_duration_seconds_bucket", matchers)
-        window = f"{int(self.short)}s"
-        return f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))"
+        return f"histogram_quantile(0.95, sum by (le) ({delta(buckets, self.short)}))"
 
     @staticmethod
     def _with_event(query: str | None, event: str) -> str | None:
@@ -211,13 +236,13 @@ class ExitRateLoop:
         except OnsaleObsError as exc:  # the mode store is down: nothing to decide this tick
             self.logger.warning("exit rate: mode store unavailable", error=str(exc))
             return made
+        shared = self._shared_burn(now) if len(live) > 1 else None
         for event, windows in live:
             controller = self.controllers.setdefault(event, ExitRateController(self.config))
             rate = self.rates.get(event, self.initial_rate)
             queue = None if queues is None else queues.get(event)
-            recommendation = controller.recommend(
-                self.reader.read(now, event, rate, windows, queue)
-            )
+            signals = self.reader.read(now, event, rate, windows, queue)
+            recommendation = self._guard(controller.recommend(signals), shared)
             self._note_prometheus()
             self.rates[event] = recommendation.rate
             try:
@@ -236,6 +261,34 @@ class ExitRateLoop:
         # one new dict, swapped in whole: /metrics reads it from another thread
         self.gauge.rates = {event: r.rate for event, r in made}
         return made
+
+    def _shared_burn(self, now: float) -> float | None:
+        """The short burn of every on-sale request of the service, all events together."""
+        try:
+            return self.reader.burn(GLOBAL, self.reader.short, now)
+        except (OnsaleObsError, BadInputError):
+            return None
+
+    def _guard(self, recommendation: Recommendation, shared: float | None) -> Recommendation:
+        """No increase while other events on the shared service burn at the alert threshold
+        (this event's own burn being under it): never a cut, only a held probe."""
+        own = recommendation.signals.burn_short
+        if (
+            recommendation.action != "increase"
+            or shared is None
+            or shared < self.config.burn_threshold
+            or (own is not None and own >= self.config.burn_threshold)
+        ):
+            return recommendation
+        held = recommendation.previous_rate
+        return replace(
+            recommendation,
+            rate=held,
+            action="hold",
+            reason=f"another event on the shared {self.reader.availability.service} service "
+            f"burns {shared:.3g}x over {int(self.reader.short)}s: no increase until it clears "
+            f"(this event's own: {recommendation.reason})",
+        )
 
     def _note_prometheus(self) -> None:
         """Log an outage of Prometheus once when it starts and once when it ends."""
