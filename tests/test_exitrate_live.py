@@ -186,8 +186,9 @@ def test_two_events_a_fault_in_one_only_its_rate_falls(live: Live) -> None:
     assert overload[EVENT].rate < fault[EVENT].rate
     assert overload[OTHER].action != "decrease", overload[OTHER].reason
     assert overload[OTHER].rate >= first[OTHER].rate
-    assert overload[OTHER].signals.latency_p95 is not None
-    assert overload[OTHER].signals.latency_p95 < 1.0
+    other_p95 = overload[OTHER].signals.latency_p95
+    assert other_p95 is not None
+    assert other_p95 < 1.0  # its own latency, not final's
 
 
 def test_prometheus_down_holds_the_rate(live: Live) -> None:
