@@ -107,6 +107,13 @@ class Broadcaster:
                     f"{if_latest} was read; nothing was written."
                 )
             chain, previous = self._base(stored_head)
+            if revision <= chain.tip_revision:
+                raise StoreIntegrityError(
+                    f"the log's top (revision {revision - 1}) is below its signed head "
+                    f"(revision {chain.tip_revision}): entries were deleted without the key, and "
+                    "publishing now would reuse a revision; see 'onsale-obs mode repair'.",
+                    url=redact_url(self.backend.url),
+                )
             state = ModeState(
                 scope,
                 checked_mode,

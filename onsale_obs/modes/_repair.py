@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onsale_obs.modes._backend import ModeBackend
+from onsale_obs.modes._backend import Entry, ModeBackend
 from onsale_obs.modes._chain import Chain
 from onsale_obs.modes._model import ModeState
 from onsale_obs.modes._signing import RejectedMessage, Verifier
@@ -84,10 +84,19 @@ def plan_repair(backend: ModeBackend, verifier: Verifier, *, empty: bool = False
         if walk.gaps:
             first, last = walk.gaps[0]
             folded = chain_of((s, "") for s in walk.states).states
+            before = _latest_signed(by_revision, verifier, below=last, skip=set(folded))
+            folded.update(before)
+            review = (
+                f"; {len(before)} of them ({', '.join(sorted(before))}) from signed states before "
+                "the gap, which nothing vouches for: review them"
+                if before
+                else ""
+            )
             return RepairPlan(
                 True,
                 f"revisions {first}-{last} of the signed history are missing or changed: start "
-                f"a new chain that re-publishes the latest state of its {len(folded)} scopes",
+                f"a new chain that re-publishes the latest state of its {len(folded)} scopes"
+                + review,
                 Chain(),
                 snap.head,
                 snap.cursor,
@@ -121,3 +130,18 @@ def plan_repair(backend: ModeBackend, verifier: Verifier, *, empty: bool = False
         snap.cursor,
         [],
     )
+
+
+def _latest_signed(
+    by_revision: dict[int, Entry], verifier: Verifier, *, below: int, skip: set[str]
+) -> dict[str, ModeState]:
+    """The latest validly signed state of each scope not in ``skip``, below a revision."""
+    found: dict[str, ModeState] = {}
+    for revision in sorted(r for r in by_revision if r < below):
+        try:
+            state = verifier.open_entry(by_revision[revision])
+        except RejectedMessage:
+            continue
+        if state.scope not in skip:
+            found[state.scope] = state
+    return found

@@ -131,9 +131,9 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
     """Walk the chain back from the head's tip through ``entries``.
 
     The walk follows signed links only, so junk, copies and old states anywhere in the log
-    are never on it. When a link is missing, the part of the history before the gap that still
-    chains forward from its first state is kept too (it is signed and in order), and the gap
-    is reported.
+    are never on it. When a link is missing, the history before the gap cannot be told from
+    another branch signed with the same key, so only the part after the gap is kept, and the
+    gap is reported.
     """
     by_revision: dict[int, Entry] = {}
     rejected: dict[str, int] = {}
@@ -164,10 +164,10 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
     if legacy_below:
         prefix = legacy_era(by_revision, verifier, below=legacy_below)
         on_chain.update(s.revision for s, _ in prefix)
-    elif revision > 0:  # broken: keep what chains forward from the start, below the gap
-        low, prefix = forward_chain(by_revision, verifier, upto=revision)
-        on_chain.update(s.revision for s, _ in prefix)
-        gaps.append((low.tip_revision + 1, revision))
+    elif revision > 0:
+        # broken: below the gap nothing tells this history from another branch of the same
+        # key (a store restored, then written again), so none of it is taken
+        gaps.append((1, revision))
     for rev, entry in by_revision.items():
         if rev in on_chain:
             continue
