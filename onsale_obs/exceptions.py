@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+from onsale_obs.redact import redact_text, redact_url
+
 
 class OnsaleObsError(Exception):
     """Base class of every error raised by onsale-obs."""
@@ -77,8 +79,11 @@ class BackendUnavailableError(OnsaleObsError):
     exit_code = 3
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
-        self.url = url
-        super().__init__(f"{url}: {message}" if url else message)
+        #: the URL with any password or token masked: safe to print, log or put in JSON
+        self.url = redact_url(url) if url else None
+        if url:
+            message = redact_text(message, url)
+        super().__init__(f"{self.url}: {message}" if self.url else message)
 
 
 class RevisionConflictError(OnsaleObsError):

@@ -144,11 +144,6 @@ def test_slo_report_names_its_source_without_the_password(
         assert shown in " ".join(result.output.split())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="onsale_obs/modes/_redis.py and _open.py put the Redis URL in messages unmasked "
-    "(BadInputError {url!r}); modes/ is being rewritten: remove this mark once they use redact_url",
-)
 @pytest.mark.parametrize(
     "backend",
     [
@@ -175,11 +170,6 @@ def test_mode_get_on_an_unreachable_redis_hides_the_password(tmp_path: Path) -> 
     assert "redis://:***@127.0.0.1" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="onsale_obs/cli/_live.py (recommend's warning) prints --prometheus unmasked: "
-    "'Prometheus could not be reached at {prometheus}'; remove this mark once it uses redact_url",
-)
 def test_exit_rate_recommend_on_an_unreachable_prometheus_hides_the_password(
     tmp_path: Path,
 ) -> None:

@@ -30,6 +30,7 @@ from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._live import ExitRateLoop, SignalReader
 from onsale_obs.instrument import configure_logging
 from onsale_obs.modes import Broadcaster, ModeBackend
+from onsale_obs.redact import redact_url
 from onsale_obs.slo import SLO, AvailabilitySLI, LatencySLI, SLOSpec, load_spec
 from onsale_obs.slo._prom_client import PrometheusClient
 
@@ -254,7 +255,7 @@ def recommend(
             loop.close()
     if down:
         warn(
-            f"Prometheus could not be reached at {prometheus}, or answered nothing usable; "
+            f"Prometheus could not be reached at {redact_url(prometheus)}, or answered nothing usable; "
             f"the rate holds{f' ({why})' if why else ''}."
         )
     if output == "json":

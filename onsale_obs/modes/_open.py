@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.modes._backend import ModeBackend
+from onsale_obs.redact import redact_url
 
 DEFAULT_BACKEND_URL = "sqlite:///onsale-obs.db"
 BACKEND_ENV = "ONSALE_OBS_BACKEND"
@@ -21,11 +22,17 @@ def open_backend(url: str) -> ModeBackend:
     if scheme == "sqlite":
         from onsale_obs.modes._sqlite import SqliteBackend
 
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise BadInputError(
+                f"{redact_url(url)!r} is not a sqlite URL; expected sqlite:///relative/path.db.",
+                field="backend",
+            ) from None
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if parts.netloc or not path:
             raise BadInputError(
-                f"{url!r} is not a sqlite URL; expected sqlite:///relative/path.db or "
+                f"{redact_url(url)!r} is not a sqlite URL; expected sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db.",
                 field="backend",
             )
@@ -34,7 +41,7 @@ def open_backend(url: str) -> ModeBackend:
             interval = float(poll[0]) if poll else 0.02
         except ValueError:
             raise BadInputError(
-                f"poll={poll[0] if poll else ''!r} in {url!r} is not a number of seconds.",
+                f"poll={poll[0] if poll else ''!r} in {redact_url(url)!r} is not a number of seconds.",
                 field="backend",
             ) from None
         return SqliteBackend(path, url=url, poll_interval=interval)
@@ -43,7 +50,7 @@ def open_backend(url: str) -> ModeBackend:
 
         return RedisBackend(url)
     raise BadInputError(
-        f"backend URL {url!r} is not supported; expected memory://, sqlite:///path.db or "
+        f"backend URL {redact_url(url)!r} is not supported; expected memory://, sqlite:///path.db or "
         "redis://host:port/db.",
         field="backend",
     )

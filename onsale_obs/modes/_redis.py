@@ -137,22 +137,30 @@ class RedisBackend:
     def __init__(
         self, url: str, *, prefix: str | None = None, connect_timeout: float = 1.0
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.hostname  # noqa: B018 - an unbalanced [ only shows here
+        except ValueError:
+            raise BadInputError(
+                f"{redact_url(url)!r} is not a Redis URL; expected redis://host:port/db.",
+                field="backend",
+            ) from None
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise BadInputError(
-                f"{url!r} is not a Redis URL; expected redis://host:port/db.", field="backend"
+                f"{redact_url(url)!r} is not a Redis URL; expected redis://host:port/db.",
+                field="backend",
             )
         try:
             parts.port  # noqa: B018 - urlsplit checks the port only when asked
         except ValueError:
             raise BadInputError(
-                f"{url!r} has a bad port; expected redis://host:port/db with a port in 1..65535.",
+                f"{redact_url(url)!r} has a bad port; expected redis://host:port/db with a port in 1..65535.",
                 field="backend",
             ) from None
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise BadInputError(
-                f"{url!r} names database {db!r}; expected a number (redis://host:port/0).",
+                f"{redact_url(url)!r} names database {db!r}; expected a number (redis://host:port/0).",
                 field="backend",
             )
         query = parse_qs(parts.query)

@@ -320,4 +320,5 @@ def generate_key_pair(
         fh.write(private_pem)
     os.chmod(signing, 0o600)
     verify.write_bytes(public_pem)
+    os.chmod(verify, 0o644)  # whatever the umask: readers refuse a key others can replace
     return KeyPairFiles(signing, verify, key_id(private.public_key()))
