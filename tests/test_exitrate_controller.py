@@ -104,11 +104,12 @@ def test_after_a_healed_fault_the_rate_returns_to_where_it_was() -> None:
     rate = settle(controller, 1000, 75)
     held = controller.recommend(healthy(75, rate, burn_short=900, burn_long=300))
     assert held.action == "hold"
-    assert "back to 1,000/min when the burn clears" in held.reason
+    assert held.reason.endswith("a software fault, not a lack of capacity: hold until it clears")
     t, rate = 90.0, 400.0  # the operator panicked
     while t < 600:  # p95 in the hold band: still a fault, but no probing either
         rec = controller.recommend(healthy(t, rate, burn_short=900, burn_long=300, latency_p95=0.9))
         assert rec.rate <= rate
+        assert "back to 1,000/min when it clears" in rec.reason
         rate = rec.rate
         t += 15
     back = controller.recommend(healthy(t, rate, burn_short=0.5, burn_long=250))

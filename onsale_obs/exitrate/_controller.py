@@ -370,13 +370,14 @@ class ExitRateController:
             assert r.burn_short is not None
             assert r.latency_p95 is not None
             busy = "" if r.utilisation is None else f", utilisation {fmt.share(r.utilisation)}"
+            pre = self._fault_rate or base
+            back = f", back to {fmt.rate(pre)} when it clears" if pre > base else " until it clears"
             return (
                 base,
                 "hold",
-                f"burn {fmt.times(r.burn_short)} with p95 {fmt.seconds(r.latency_p95)} "
-                f"under the threshold{busy}: a software fault, not a lack of capacity; "
-                f"holding {fmt.rate(base)} (a cut fails as large a share of checkouts) and "
-                f"back to {fmt.rate(self._fault_rate or base)} when the burn clears",
+                f"burn {fmt.times(r.burn_short)}, p95 {fmt.seconds(r.latency_p95)} within "
+                f"the threshold{busy}: a software fault, not a lack of capacity: hold"
+                f"{back}",
             )
         if self._fault_since is None:
             return None
