@@ -23,7 +23,18 @@ apt_install() {
     fi
 }
 
+pip_install() {
+    # pip with one line per package collected (progress without the noise); errors stay visible
+    "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" 2>&1 \
+        | { grep -E --line-buffered '^(Collecting|Installing collected|Successfully installed|ERROR|error)' || true; } \
+        | sed -u 's/^/    /' >&2
+    return "${PIPESTATUS[0]}"
+}
+
 ensure_venv() {
+    # ensure_venv [EXTRA]: the project with the extra "dev" (default: everything CI needs) or
+    # "examples" (the runtime and what the demo runs: scripts/quickstart).
+    local extra="${1:-dev}"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtualenv in .venv"
         if ! "$PY" -m venv "$VENV" 2>/dev/null; then
@@ -32,13 +43,24 @@ ensure_venv() {
             "$PY" -m venv "$VENV"
         fi
     fi
-    # Reinstall only when the declared dependencies change.
-    local stamp="$VENV/.onsale-obs-installed" want
+    # Reinstall only when the declared dependencies change. The dev stamp (everything) also
+    # stands for the smaller examples set.
+    local dev_stamp="$VENV/.onsale-obs-installed" stamp want
+    stamp="$dev_stamp"
+    [ "$extra" = "dev" ] || stamp="$VENV/.onsale-obs-installed-$extra"
     want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    if [ -f "$dev_stamp" ] && [ "$(cat "$dev_stamp")" = "$want" ]; then
+        return
+    fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing onsale-obs and its dependencies into .venv"
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+        if [ "$extra" = "dev" ]; then
+            log "installing onsale-obs with everything the tests need into .venv"
+            "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+            "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+        else
+            log "installing onsale-obs and its runtime dependencies (plus: $extra) into .venv"
+            pip_install -e "$ROOT[$extra]"
+        fi
         echo "$want" >"$stamp"
     fi
 }
