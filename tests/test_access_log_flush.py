@@ -137,3 +137,20 @@ def test_fsync_policy_syncs_each_write(tmp_path: Path, monkeypatch: pytest.Monke
     log.flush()
     log.close()
     assert len(synced) == 1
+
+
+def test_sigterm_while_the_main_thread_writes_does_not_hang(tmp_path: Path) -> None:
+    """SIGTERM landing while the main thread holds the log's lock: the process still ends."""
+    code = (
+        "import time\n"
+        "from onsale_obs.instrument import AccessLog\n"
+        f"log = AccessLog({str(tmp_path / 'a.log')!r}, service='s', flush_interval=3600)\n"
+        "log._io_lock.acquire()  # as if interrupted inside a flush\n"
+        "print('READY', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"READY"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGTERM

@@ -42,14 +42,15 @@ _live: weakref.WeakSet[AccessLog] = weakref.WeakSet()
 _exit_hooks_installed = False
 
 
-def _flush_all() -> None:
+def _flush_all(wait: float = -1) -> None:
     for log in list(_live):
-        log.flush()
+        log._flush(wait)
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    # flush, then die of SIGTERM as the process would have without us
-    _flush_all()
+    # flush, then die of SIGTERM as the process would have without us. The handler runs in the
+    # main thread, which may itself hold a log's lock: wait a bounded time, never deadlock.
+    _flush_all(wait=2.0)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -167,9 +168,17 @@ class AccessLog:
 
     def flush(self) -> None:
         """Write out buffered lines now (a failed write is counted in ``dropped``, not raised)."""
-        with self._io_lock:
-            with self._lock:
-                batch, self._buffer = self._buffer, []
+        self._flush(-1)
+
+    def _flush(self, wait: float) -> None:
+        # ``wait``: seconds to wait for the locks (-1: as long as it takes)
+        if not self._io_lock.acquire(timeout=wait):
+            return
+        try:
+            if not self._lock.acquire(timeout=wait):
+                return
+            batch, self._buffer = self._buffer, []
+            self._lock.release()
             if not batch or self._stream.closed:
                 return
             try:
@@ -184,6 +193,8 @@ class AccessLog:
                 with self._lock:
                     self.dropped += len(batch)
                 self._warn(f"access-log write failed ({exc}); lines dropped")
+        finally:
+            self._io_lock.release()
 
     def close(self) -> None:
         """Flush, stop the background writer, and close the file if this object opened it."""
