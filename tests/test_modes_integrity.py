@@ -292,3 +292,25 @@ def test_a_state_of_another_history_at_the_same_revision_is_not_history(
     assert history.gaps == [(1, 2)]
     assert history.rejected == {"replayed": 2}
     assert verify_store(memory, VERIFIER).problem is not None
+
+
+def test_an_older_genuine_head_put_back_rolls_nothing_back(
+    memory: MemoryBackend, clock: FakeClock
+) -> None:
+    """The store's head replaced by an older one the publishers really signed, the log intact:
+    fresh readers and history still reach the latest state through the links, and the next
+    publisher continues that history instead of forking it at the old head."""
+    publisher = Broadcaster(memory, SIGNER, clock=clock)
+    publisher.set("event:a", "onsale")
+    old_head = memory.head
+    publisher.set("event:a", "normal", reason="sale over")
+    memory.head = old_head
+    view = verify_store(memory, VERIFIER)
+    assert view.problem is None
+    assert view.chain.states["event:a"].reason == "sale over"
+    history = Broadcaster(memory, SIGNER, clock=clock).history()
+    assert [s.reason for s in history.transitions()] == ["", "sale over"]
+    clock.advance(1)
+    later = Broadcaster(memory, SIGNER, clock=clock).set("event:b", "onsale")
+    assert (later.revision, later.prev_revision) == (3, 2)
+    assert verify_store(memory, VERIFIER).chain.states["event:a"].reason == "sale over"

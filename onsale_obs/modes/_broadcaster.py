@@ -52,13 +52,17 @@ class Broadcaster:
         assert self.verifier is not None
         return self.verifier
 
-    def _base(self, stored_head: bytes | None) -> tuple[Chain, Head | None]:
-        """The verified history the store holds under ``stored_head``; refuse to build on less."""
+    def _base(self, stored_head: bytes | None) -> tuple[Chain, Head | None, bool]:
+        """The verified history the store holds under ``stored_head``; refuse to build on less.
+
+        The third value is False when the store moved on while it was read (another publisher
+        appended): the append this is for will lose its race and be tried again.
+        """
         if self._base_override is not None:
-            return self._base_override, None
+            return self._base_override, None, True
         last = self._last
         if last is not None and stored_head == last[0]:
-            return last[1], last[2]
+            return last[1], last[2], True
         view = verify_store(self.backend, self._verifier())
         if view.problem is not None:
             raise StoreIntegrityError(
@@ -66,7 +70,7 @@ class Broadcaster:
                 "it can verify.",
                 url=redact_url(self.backend.url),
             )
-        return view.chain, view.head
+        return view.chain, view.head, view.head_bytes == stored_head
 
     def _promise(self, previous: Head | None) -> float | None:
         if self.refresh is not None:
@@ -106,8 +110,8 @@ class Broadcaster:
                     f"the mode store moved on to revision {revision - 1} since revision "
                     f"{if_latest} was read; nothing was written."
                 )
-            chain, previous = self._base(stored_head)
-            if revision <= chain.tip_revision:
+            chain, previous, current = self._base(stored_head)
+            if revision <= chain.tip_revision and current:
                 raise StoreIntegrityError(
                     f"the log's top (revision {revision - 1}) is below its signed head "
                     f"(revision {chain.tip_revision}): entries were deleted without the key, and "

@@ -226,6 +226,40 @@ class Verifier:
         return cls(keys)
 
 
+def _peek_payload(message: bytes) -> object:
+    if not isinstance(message, bytes) or len(message) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        envelope = orjson.loads(message)
+        return orjson.loads(envelope["payload"]) if isinstance(envelope, dict) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+def peek_head(message: bytes | None) -> Head | None:
+    """What a head says, WITHOUT checking its signature (None if it does not parse).
+
+    Only for deciding cheaply what to verify next; never for believing anything.
+    """
+    if message is None:
+        return None
+    try:
+        return Head.from_payload(_peek_payload(message))
+    except BadInputError:
+        return None
+
+
+def claimed_link(message: bytes) -> tuple[int, str] | None:
+    """The (revision, digest) a state says it follows, WITHOUT checking its signature."""
+    payload = _peek_payload(message)
+    prev = payload.get("prev") if isinstance(payload, dict) else None
+    if isinstance(prev, dict):
+        revision, digest = prev.get("revision"), prev.get("digest")
+        if isinstance(revision, int) and isinstance(digest, str):
+            return revision, digest
+    return None
+
+
 def _fast_sign(private_key: Ed25519PrivateKey) -> Callable[[bytes], bytes]:
     """A sign function for one key: libsodium (PyNaCl) when installed, else OpenSSL.
 

@@ -32,7 +32,14 @@ from onsale_obs.modes._chain import Chain, Head, digest
 from onsale_obs.modes._model import GLOBAL_SCOPE, ModeState, scope_event
 from onsale_obs.modes._resets import StoreResets
 from onsale_obs.modes._schedule import Schedule
-from onsale_obs.modes._signing import REJECT_REASONS, RejectedMessage, RejectReason, Verifier
+from onsale_obs.modes._signing import (
+    REJECT_REASONS,
+    RejectedMessage,
+    RejectReason,
+    Verifier,
+    claimed_link,
+    peek_head,
+)
 from onsale_obs.modes._verify import (
     StoreView,
     count_signed,
@@ -45,6 +52,8 @@ from onsale_obs.types import Clock, Mode
 
 #: Rejected messages are logged once, then summed up at most once per this many seconds.
 REJECT_LOG_INTERVAL = 10.0
+#: While changes stream in, a head that agrees with them is verified at most this often.
+HEAD_VERIFY_INTERVAL = 1.0
 
 #: Called with every accepted state, from the background thread or task. Must not block.
 Listener = Callable[[ModeState], None]
@@ -123,6 +132,7 @@ class ModeSubscriber:
         self._reject_unlogged: dict[str, int] = {}
         self._reject_logged_at: float | None = None
         self._store_resets = 0
+        self._head_checked_at = -math.inf
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -270,7 +280,6 @@ class ModeSubscriber:
         self._publish_view()
 
     def _apply(self, batch: Batch) -> None:
-        head = self._read_head(batch.head)
         chain = self._chain
         if chain is None:  # untrusted: only a new head can change that
             for entry in batch.entries:
@@ -278,20 +287,19 @@ class ModeSubscriber:
             if batch.head != self._head_bytes:
                 self._needs_sync = True
             return
-        # an entry above the head's revision was not written by a publisher (the head is
-        # stored with every append, and read after the entries)
-        if batch.head is None:
-            if batch.entries and count_signed(batch.entries, self._verifier):
-                # signed states in a store with no head: what a fresh reader refuses too
-                self._adopt(StoreView(Chain(), None, None, self._cursor, no_head_problem()))
-                for entry in batch.entries:
-                    self._cursor = max(self._cursor, entry.revision)
-                return
-            limit: float = 0
-        elif head is None:
-            limit = math.inf  # a head that does not verify: the links still decide
-        else:
-            limit = head.revision
+        if batch.head is None and batch.entries and count_signed(batch.entries, self._verifier):
+            # signed states in a store with no head: what a fresh reader refuses too
+            self._adopt(StoreView(Chain(), None, None, self._cursor, no_head_problem()))
+            for entry in batch.entries:
+                self._cursor = max(self._cursor, entry.revision)
+            return
+        # Every append stores its head in the same write, and the head is read after the
+        # entries: an entry above the head's revision was not written by a publisher, unless
+        # the head itself was put back. So such an entry is opened only if it claims to
+        # follow the last state applied (then its signature and link decide); the rest are
+        # skipped unread. The head is only parsed here; its signature is checked below.
+        hint = peek_head(batch.head)
+        limit = hint.revision if hint is not None else (0 if batch.head is None else math.inf)
         changed = False
         unlinked: list[tuple[str, int]] = []  # replays, unless the store went back under us
         for entry in batch.entries:
@@ -299,7 +307,10 @@ class ModeSubscriber:
             if not revision_in_range(entry.revision):
                 self._reject("malformed", f"id {entry.revision} is out of range", entry.revision)
                 continue
-            if entry.revision > limit:
+            if entry.revision > limit and claimed_link(entry.message) != (
+                chain.tip_revision,
+                chain.tip_digest,
+            ):
                 self._reject("unvouched", "no signed head covers it", entry.revision)
                 continue
             try:
@@ -316,47 +327,52 @@ class ModeSubscriber:
         if changed:
             self._publish_view()
         resets = self._store_resets
-        self._check_head(batch.head, head, chain)
+        self._check_head(batch.head, hint, chain, idle=not batch.entries)
         if self._store_resets == resets:
             for detail, revision in unlinked:
                 self._reject("replayed", detail, revision)
 
-    def _read_head(self, head_bytes: bytes | None) -> Head | None:
-        """The batch's head, verified (None: missing, or it does not verify)."""
-        if head_bytes is None:
-            return None
-        if head_bytes == self._head_bytes and self._head is not None:
-            return self._head
-        try:
-            return self._verifier.open_head(head_bytes)
-        except RejectedMessage as exc:
-            if head_bytes != self._head_bytes:
-                self._reject(exc.reason, f"the store's head: {exc.detail}", None)
-                self._head_bytes = head_bytes
-            return None
+    def _check_head(
+        self, head_bytes: bytes | None, hint: Head | None, chain: Chain, *, idle: bool
+    ) -> None:
+        """Does the store still hold the history we follow? If not, it went back in time.
 
-    def _check_head(self, head_bytes: bytes | None, head: Head | None, chain: Chain) -> None:
-        """Does the store still hold the history we follow? If not, it went back in time."""
+        A head that agrees with the history applied is verified at most once per
+        ``HEAD_VERIFY_INTERVAL`` while changes stream in (a signature check per change would
+        double a wake's cost); one that disagrees is verified at once.
+        """
         if head_bytes is None:
             if chain.tip_revision > 0 or self._head is not None:
                 self._went_back("its signed head is gone (emptied, or restarted without its data)")
             return
-        if head is None:
-            return  # counted in _read_head; the chain's links keep deciding
+        if head_bytes == self._head_bytes:
+            return  # verified (or refused) already
+        agrees = (
+            hint is not None
+            and hint.revision == chain.tip_revision
+            and hint.tip == chain.tip_digest
+        )
+        now = time.monotonic()
+        if agrees and not idle and now - self._head_checked_at < HEAD_VERIFY_INTERVAL:
+            return  # checked on a later read
+        self._head_checked_at = now
+        try:
+            head = self._verifier.open_head(head_bytes)
+        except RejectedMessage as exc:
+            self._reject(exc.reason, f"the store's head: {exc.detail}", None)
+            self._head_bytes = head_bytes  # counted once; the chain's links keep deciding
+            return
         if head.revision < chain.tip_revision:
             self._went_back(
                 f"its signed head is at revision {head.revision}, below the {chain.tip_revision} "
                 "already applied"
             )
         elif head.revision == chain.tip_revision:
-            if head.tip != chain.tip_digest or (
-                head_bytes != self._head_bytes and head.states != chain.states_digest()
-            ):
+            if head.tip != chain.tip_digest or head.states != chain.states_digest():
                 self._went_back(f"its history at revision {head.revision} is not the one applied")
             elif self._head is not None and head.issued < self._head.issued:
-                if head_bytes != self._head_bytes:
-                    self._reject("replayed", "an older copy of the signed head", None)
-                    self._head_bytes = head_bytes
+                self._reject("replayed", "an older copy of the signed head", None)
+                self._head_bytes = head_bytes
             else:
                 self._head, self._head_bytes = head, head_bytes
         elif self._cursor >= head.revision:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from onsale_obs.modes._backend import Entry, ModeBackend, Snapshot
 from onsale_obs.modes._chain import Chain, Head, digest
 from onsale_obs.modes._model import GENESIS, MAX_REVISION, ModeState
-from onsale_obs.modes._signing import RejectedMessage, Verifier
+from onsale_obs.modes._signing import RejectedMessage, Verifier, claimed_link
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,33 @@ def verify_store(
             f"{head.revision}): entries were deleted or changed without the publishers' key",
             rejected,
         )
+    if snap.cursor > head.revision:  # a head put back older than the log: follow the links
+        extend_past_head(chain, backend.history(head.revision), verifier)
     return StoreView(chain, head, snap.head, snap.cursor, None, rejected)
+
+
+def extend_past_head(chain: Chain, entries: Iterable[Entry], verifier: Verifier) -> list[ModeState]:
+    """Extend ``chain`` with the entries above its head that follow it link by link.
+
+    A publisher stores a new head with every entry, so entries above the head are junk
+    unless someone put an older head back: then the signed entries that continue its chain
+    are still the history (what the old head cannot vouch for, the links do). Entries that do
+    not even claim to follow are skipped unread.
+    """
+    added: list[ModeState] = []
+    for entry in entries:
+        if entry.revision <= chain.tip_revision or not revision_in_range(entry.revision):
+            continue
+        if claimed_link(entry.message) != (chain.tip_revision, chain.tip_digest):
+            continue
+        try:
+            state = verifier.open_entry(entry)
+        except RejectedMessage:
+            continue
+        if chain.link_error(state) is None:
+            chain.extend(state, digest(entry.message))
+            added.append(state)
+    return added
 
 
 def _chain_from_snapshot(snap: Snapshot, head: Head, verifier: Verifier) -> Chain | None:
@@ -137,10 +163,12 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
     """
     by_revision: dict[int, Entry] = {}
     rejected: dict[str, int] = {}
+    entries_above: list[Entry] = []
     for entry in entries:
         if 0 < entry.revision <= head.revision:
             by_revision[entry.revision] = entry
         else:
+            entries_above.append(entry)
             rejected["unvouched"] = rejected.get("unvouched", 0) + 1
     back: list[tuple[ModeState, str]] = []
     revision, want = head.revision, head.tip
@@ -178,12 +206,20 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
             reason = exc.reason
         rejected[reason] = rejected.get(reason, 0) + 1
     ordered = prefix + list(reversed(back))
+    tail = Chain(head.revision, head.tip) if back else None
+    past = [] if tail is None else extend_past_head(tail, entries_above, verifier)
+    if past:
+        rejected["unvouched"] -= len(past)
+        if not rejected["unvouched"]:
+            del rejected["unvouched"]
     chain: Chain | None = None
     if revision == 0:
         chain = chain_of(ordered)
         if not chain.matches(head):
             chain = None
-    return LogWalk([s for s, _ in ordered], chain, gaps, rejected)
+        elif tail is not None:
+            extend_past_head(chain, entries_above, verifier)
+    return LogWalk([s for s, _ in ordered] + past, chain, gaps, rejected)
 
 
 def legacy_era(
