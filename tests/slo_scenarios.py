@@ -135,10 +135,13 @@ def budget(objective: str) -> Fraction:
 def phases(
     draw: st.DrawFn, objective: str, *, tick: int, max_phases: int, max_ticks: int, max_rate: int
 ) -> ModeTraffic:
-    """A few phases of steady traffic, each clean, an outage, or burning near a factor."""
+    """A few phases of steady traffic, each clean, silent, an outage (maybe followed by clean
+    traffic), or burning a hair either side of a factor."""
     ticks: list[tuple[int, int]] = []
     for _ in range(draw(st.integers(1, max_phases))):
-        kind = draw(st.sampled_from(["near", "near", "near", "clean", "outage", "silence"]))
+        kind = draw(
+            st.sampled_from(["near", "near", "near", "recovery", "clean", "outage", "silence"])
+        )
         count = draw(st.integers(1, max_ticks))
         rate = draw(st.integers(1, max_rate))
         if kind == "silence":
@@ -147,6 +150,9 @@ def phases(
             ratio = Fraction(0)
         elif kind == "outage":
             ratio = Fraction(1)
+        elif kind == "recovery":  # a short outage, then clean traffic: alerts must reset
+            ticks += phase_ticks(draw(st.integers(1, 3)), rate, Fraction(1))
+            ratio = Fraction(0)
         else:
             factor, hair = draw(st.sampled_from(FACTORS)), draw(st.sampled_from(HAIRS))
             ratio = factor * (1 + hair) * budget(objective)
