@@ -269,6 +269,37 @@ def test_mode_repair_and_heartbeat_on_the_command_line(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "repaired" in done.stdout
     assert runner.invoke(app, ["mode", "set", "normal", "--scope", "event:a", *sign]).exit_code == 0
+    stop = runner.invoke(app, ["mode", "heartbeat", "--stop", *sign])
+    assert stop.exit_code == 0, stop.output
+    got = runner.invoke(
+        app,
+        ["mode", "get", "--backend", url, "--verify-key", str(pair.verify_key), "--format", "json"],
+    )
+    assert json.loads(got.stdout)["head"]["refresh_seconds"] is None
+
+
+def test_a_new_signing_key_publishes_on_the_old_keys_history(tmp_path: Path) -> None:
+    """Key rotation: a publisher with the new key refuses the old key's history unless told to
+    trust it (--verify-key OLD); services that trust both follow."""
+    old = generate_key_pair(tmp_path / "old")
+    new = generate_key_pair(tmp_path / "new")
+    url = f"sqlite:///{tmp_path / 'modes.db'}"
+    runner = CliRunner()
+    first = ["mode", "set", "onsale", "--scope", "event:a", "--backend", url]
+    assert runner.invoke(app, [*first, "--signing-key", str(old.signing_key)]).exit_code == 0
+    second = ["mode", "set", "normal", "--scope", "event:a", "--backend", url]
+    refused = runner.invoke(app, [*second, "--signing-key", str(new.signing_key)])
+    assert refused.exit_code == 3
+    assert "does not verify" in refused.stderr
+    trusted = runner.invoke(
+        app, [*second, "--signing-key", str(new.signing_key), "--verify-key", str(old.verify_key)]
+    )
+    assert trusted.exit_code == 0, trusted.output
+    both = f"{old.verify_key},{new.verify_key}"
+    got = runner.invoke(
+        app, ["mode", "get", "--backend", url, "--verify-key", both, "--format", "json"]
+    )
+    assert [s["mode"] for s in json.loads(got.stdout)["scopes"]] == ["normal"]
 
 
 def test_a_state_of_another_history_at_the_same_revision_is_not_history(

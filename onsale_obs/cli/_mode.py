@@ -10,7 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from onsale_obs.cli._context import load_signer, load_verifier, opened_backend
+from onsale_obs.cli._context import (
+    load_signer,
+    load_verifier,
+    opened_backend,
+    optional_verifier,
+)
 from onsale_obs.cli._options import (
     DEFAULT_SCHEDULE_FILE,
     SCHEDULE_ENV,
@@ -176,6 +181,7 @@ def set_mode(
     reason: ReasonOption = "",
     backend: BackendOption = DEFAULT_BACKEND_URL,
     signing_key: SigningKeyOption = None,
+    verify_key: VerifyKeyOption = None,
     output: FormatOption = "table",
 ) -> None:
     """Put a scope on sale (or back to normal) now, signed with the signing key.
@@ -207,9 +213,10 @@ def set_mode(
                 param_hint="'--until'",
             )
     with opened_backend(backend) as store:
-        state = Broadcaster(store, signer, clock=lambda: now).set(
-            scope, mode, until=expires, reason=reason
+        publisher = Broadcaster(
+            store, signer, clock=lambda: now, verifier=optional_verifier(verify_key)
         )
+        state = publisher.set(scope, mode, until=expires, reason=reason)
         _print_state(state, store.url, output)
 
 
@@ -228,6 +235,7 @@ def clear(
     ] = DEFAULT_SCHEDULE_FILE,
     backend: BackendOption = DEFAULT_BACKEND_URL,
     signing_key: SigningKeyOption = None,
+    verify_key: VerifyKeyOption = None,
     output: FormatOption = "table",
 ) -> None:
     """End a manual override: the scope follows the on-sale schedule again.
@@ -242,7 +250,8 @@ def clear(
     signer = load_signer(signing_key)
     planned = Schedule.load(schedule)
     with opened_backend(backend) as store:
-        state = Broadcaster(store, signer).clear(scope, schedule=planned, reason=reason)
+        publisher = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
+        state = publisher.clear(scope, schedule=planned, reason=reason)
         _print_state(state, store.url, output)
 
 
@@ -347,23 +356,34 @@ def heartbeat(
     once: Annotated[
         bool, typer.Option("--once", help="Re-sign once and exit (for cron, or to check).")
     ] = False,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop",
+            help="Sign a head that promises nothing, so services stop expecting heartbeats.",
+        ),
+    ] = False,
     backend: BackendOption = DEFAULT_BACKEND_URL,
     signing_key: SigningKeyOption = None,
+    verify_key: VerifyKeyOption = None,
 ) -> None:
     """Keep the store's signed head fresh, so services can tell a quiet store from a frozen one.
 
     Every --interval it re-signs the head (the summary of the verified history) with the time
     and the promise "another within --interval". A service whose newest head is older than 3
     intervals marks itself stale (onsale_mode_stale 1, and on-sale where its local schedule
-    says so): a store that someone froze, or whose publishers are all gone, is seen. Run one
-    per store, beside 'mode schedule run' (which also re-signs the head on each pass). A store
-    that does not verify against its head is refused (exit 3): see 'mode repair'.
+    says so): a store that someone froze, or whose publishers are all gone, is seen. Run one per
+    store, as a service of its own. The promise stays in every head (mode set keeps it) until
+    --stop withdraws it. A store that does not verify against its head is refused (exit 3):
+    see 'mode repair'.
 
     Examples:
 
         onsale-obs mode heartbeat --interval 10s --backend redis://redis:6379/0
 
         onsale-obs mode heartbeat --once
+
+        onsale-obs mode heartbeat --stop      # no more heartbeats: services stop expecting them
     """
     if not (math.isfinite(interval) and interval > 0):
         raise typer.BadParameter(
@@ -371,8 +391,15 @@ def heartbeat(
         )
     signer = load_signer(signing_key)
     with opened_backend(backend) as store:
-        broadcaster = Broadcaster(store, signer, refresh=interval)
+        broadcaster = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
         url = redact_url(store.url)
+        if stop:
+            head = broadcaster.heartbeat(withdraw=True)
+            typer.echo(
+                f"signed the head at revision {head.revision} of {url}, promising nothing", err=True
+            )
+            return
+        broadcaster.refresh = interval
         head = broadcaster.heartbeat()
         typer.echo(
             f"signed the head at revision {head.revision} of {url}"
@@ -403,6 +430,7 @@ def repair(
     ] = False,
     backend: BackendOption = DEFAULT_BACKEND_URL,
     signing_key: SigningKeyOption = None,
+    verify_key: VerifyKeyOption = None,
     output: FormatOption = "table",
 ) -> None:
     """Review what a broken mode store still proves, and sign it again (needs the signing key).
@@ -422,7 +450,7 @@ def repair(
     """
     signer = load_signer(signing_key)
     with opened_backend(backend) as store:
-        broadcaster = Broadcaster(store, signer)
+        broadcaster = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
         plan = broadcaster.plan_repair(empty=empty)
         url = redact_url(store.url)
         now = time.time()

@@ -155,14 +155,15 @@ class Broadcaster:
             raise StoreIntegrityError(view.problem, url=redact_url(self.backend.url))
         return dict(view.chain.states)
 
-    def heartbeat(self, refresh: float | None = None) -> Head:
+    def heartbeat(self, refresh: float | None = None, *, withdraw: bool = False) -> Head:
         """Re-sign the store's head now, so readers can tell a quiet store from a frozen one.
 
         ``refresh`` (default: this broadcaster's) is the promise written into the head: readers
         mark themselves stale once the newest head is three of these intervals old. Run it at
-        that interval (``onsale-obs mode heartbeat``, or ``mode schedule run``).
+        that interval (``onsale-obs mode heartbeat``). ``withdraw``: sign a head that promises
+        nothing, so readers stop expecting heartbeats.
         """
-        promise = refresh if refresh is not None else self.refresh
+        promise = None if withdraw else refresh if refresh is not None else self.refresh
         for _attempt in range(20):
             snap = self.backend.snapshot()
             view = verify_store(self.backend, self._verifier(), snap)
