@@ -9,7 +9,7 @@ reads the store's history again, under these rules:
   back. A state signed at or before it belongs to the old history and is refused as a replay,
   whatever its revision, for good (several resets raise the floor);
 - the first state above the floor replaces the held one even with a lower revision; from then
-  on revisions order the scope again.
+  on the new history's chain orders the scope again.
 
 Publishers' clocks are assumed roughly in step (NTP): a state signed after the reset by a
 publisher whose clock is behind the old one's would be refused until its clock passes the floor.
@@ -27,28 +27,22 @@ class StoreResets:
 
     def __init__(self) -> None:
         self.floors: dict[str, float] = {}
-        #: scopes still waiting for their first state of the store's new history
-        self.waiting: set[str] = set()
 
     def store_went_back(self, states: Mapping[str, ModeState]) -> None:
         """The store no longer has our history: remember what we hold."""
         for scope, state in states.items():
             self.floors[scope] = max(self.floors.get(scope, state.since), state.since)
-        self.waiting = set(states)
 
-    def refusal(self, state: ModeState, previous: ModeState | None) -> str | None:
-        """Why ``state`` must be refused as a replay (None: accept it)."""
+    def refusal(self, state: ModeState) -> str | None:
+        """Why ``state`` must be refused as a replay (None: accept it).
+
+        Within one history the chain orders states (each follows the last applied), so only a
+        history read again after the store went back needs this check.
+        """
         floor = self.floors.get(state.scope)
         if floor is not None and state.since <= floor:
             return (
                 f"revision {state.revision} was signed before the store went back in time "
                 "(an old state)"
             )
-        if previous is None:
-            return None
-        if state.scope in self.waiting:
-            self.waiting.discard(state.scope)  # the first state of the new history
-            return None
-        if state.revision <= previous.revision:
-            return f"revision {state.revision} is not newer than {previous.revision}"
         return None

@@ -397,7 +397,7 @@ class ModeSubscriber:
 
     def _hold(self, state: ModeState, *, live: bool) -> bool:
         """Serve ``state`` unless it is older than what is held; True when it was taken."""
-        refused = self._resets.refusal(state, self._states.get(state.scope))
+        refused = self._resets.refusal(state)
         if refused is not None:
             if live:
                 self._reject("replayed", refused, state.revision)
