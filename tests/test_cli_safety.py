@@ -167,3 +167,28 @@ def test_o_refuses_a_folder(tmp_path: Path, log: Path) -> None:
     assert result.exit_code == 2, result.output
     assert str(tmp_path) in " ".join(result.output.split())
     assert tmp_path.is_dir()
+
+
+def test_alertmanager_out_dev_null_stays_a_device() -> None:
+    """alertmanager render --out /dev/null checks and writes the config; the device stays."""
+    if not os.access("/dev/null", os.W_OK):
+        pytest.skip("/dev/null not writable here")
+    before = os.stat("/dev/null")
+    result = invoke("alertmanager", "render", "--out", "/dev/null")
+    assert result.exit_code == 0, result.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode)
+    assert after.st_ino == before.st_ino
+
+
+def test_alertmanager_out_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    """--out LINK to a regular file: the target gets the configuration, the link is kept."""
+    real = tmp_path / "etc" / "alertmanager.yml"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "alertmanager.yml"
+    link.symlink_to(real)
+    result = invoke("alertmanager", "render", "--out", link)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert "route:" in real.read_text()

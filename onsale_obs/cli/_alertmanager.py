@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onsale_obs.cli._output import warn
+from onsale_obs.cli._output import replaceable, warn, write_output
 from onsale_obs.exceptions import BadInputError
 
 alertmanager_app = typer.Typer(
@@ -95,6 +95,11 @@ def render(
     if out == "-":
         result = check_text(text, amtool=amtool, file=source)
         typer.echo(text, nl=False)
+    elif not replaceable(Path(out)):
+        # a device, FIFO, folder or symlink is written to (or refused), never replaced
+        result = check_text(text, amtool=amtool, file=source)
+        write_output(Path(out), text)
+        typer.echo(f"wrote {out}" + (" (amtool check-config passed)" if result.checked else ""))
     else:
         result = write_alertmanager(text, Path(out), amtool=amtool, file=source)
         typer.echo(f"wrote {out}" + (" (amtool check-config passed)" if result.checked else ""))

@@ -94,6 +94,19 @@ def write_output(path: Path, text: str) -> None:
     write_atomic(Path(os.path.realpath(path)), text)
 
 
+def replaceable(path: Path) -> bool:
+    """True when writing ``path`` may replace it with a new file: it does not exist or is a
+    regular file, not a symlink (whose target ``write_output`` replaces), device or FIFO."""
+    if path.is_symlink():
+        return False
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 def command_name() -> str:
     """How to run this CLI again from where the user is: ``onsale-obs`` when that is on PATH
     and is this one, else the full path of the running script (a venv not activated)."""
