@@ -192,3 +192,20 @@ def test_alertmanager_out_through_a_symlink_keeps_the_link(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert link.is_symlink()
     assert "route:" in real.read_text()
+
+
+def test_printed_commands_use_the_full_path_when_onsale_obs_is_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv not activated: the command to paste names .venv/bin/onsale-obs in full."""
+    from onsale_obs.cli._output import command_name
+
+    script = tmp_path / ".venv" / "bin" / "onsale-obs"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_name() == str(script)
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin")
+    assert command_name() == "onsale-obs"  # activated: the short name runs the same script
