@@ -154,3 +154,17 @@ def test_sigterm_while_the_main_thread_writes_does_not_hang(tmp_path: Path) -> N
         assert proc.stdout.readline().strip() == b"READY"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == -signal.SIGTERM
+
+
+def test_a_process_that_exits_without_close_still_writes_its_lines(tmp_path: Path) -> None:
+    """Interpreter exit flushes every open access log (nobody called close())."""
+    path = tmp_path / "access.log"
+    code = (
+        "from onsale_obs.instrument import AccessLog\n"
+        "from onsale_obs.instrument._context import RequestMode\n"
+        "rm = RequestMode('normal', None, None, None, '/x', 'GET')\n"
+        f"log = AccessLog({str(path)!r}, service='s', flush_interval=3600)\n"
+        "for _ in range(5): log.write(rm, 200, 0.01)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    assert len(on_disk(path)) == 5
