@@ -7,7 +7,8 @@
     ├── SigningKeyError        a signing or verify key is missing or unreadable (exit 2)
     ├── BackendUnavailableError the mode store cannot be reached (exit 3)
     │   ├── PrometheusUnavailableError  Prometheus cannot be reached or failed (exit 3)
-    │   └── StoreIntegrityError the mode store does not match its signed head (exit 3)
+    │   ├── StoreIntegrityError the mode store does not match its signed head (exit 3)
+    │   └── ReplicationTimeoutError a transition not yet on the replicas asked for (exit 3)
     ├── ContentionError        publishers kept losing the revision race; nothing written (exit 3)
     ├── RevisionConflictError  another publisher took the revision first (retried internally)
     └── StaleWriteError        the store changed since it was read: a conditional write is skipped
@@ -113,3 +114,12 @@ class ContentionError(OnsaleObsError):
     """
 
     exit_code = 3
+
+
+class ReplicationTimeoutError(BackendUnavailableError):
+    """A transition is on the Redis primary but not yet acknowledged by its replicas (exit 3).
+
+    Publishers ask for ``wait`` replicas (``redis+sentinel://`` URLs: 1) so that an
+    acknowledged transition survives a failover; when they do not answer within
+    ``wait_timeout`` the publish reports this instead of success.
+    """

@@ -45,12 +45,12 @@ def open_backend(url: str) -> ModeBackend:
                 field="backend",
             ) from None
         return SqliteBackend(path, url=url, poll_interval=interval)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+sentinel"):
         from onsale_obs.modes._redis import RedisBackend
 
         return RedisBackend(url)
     raise BadInputError(
         f"backend URL {redact_url(url)!r} is not supported; expected memory://, sqlite:///path.db or "
-        "redis://host:port/db.",
+        "redis://host:port/db or redis+sentinel://host:port[,host:port]/service.",
         field="backend",
     )

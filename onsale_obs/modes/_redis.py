@@ -21,22 +21,25 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from onsale_obs.exceptions import (
     BackendUnavailableError,
     BadInputError,
     ContentionError,
+    ReplicationTimeoutError,
     StoreIntegrityError,
 )
 from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
 from onsale_obs.modes._model import MAX_REVISION
+from onsale_obs.modes._redis_url import parse_redis_url
 from onsale_obs.redact import redact_url
 
 # The stream's last generated id (what XADD must exceed, even after XDEL), or '0-0'.
@@ -137,45 +140,14 @@ class RedisBackend:
     def __init__(
         self, url: str, *, prefix: str | None = None, connect_timeout: float = 1.0
     ) -> None:
-        try:
-            parts = urlsplit(url)
-            parts.hostname  # noqa: B018 - an unbalanced [ only shows here
-        except ValueError:
-            raise BadInputError(
-                f"{redact_url(url)!r} is not a Redis URL; expected redis://host:port/db.",
-                field="backend",
-            ) from None
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise BadInputError(
-                f"{redact_url(url)!r} is not a Redis URL; expected redis://host:port/db.",
-                field="backend",
-            )
-        try:
-            parts.port  # noqa: B018 - urlsplit checks the port only when asked
-        except ValueError:
-            raise BadInputError(
-                f"{redact_url(url)!r} has a bad port; expected redis://host:port/db with a port in 1..65535.",
-                field="backend",
-            ) from None
-        db = parts.path.strip("/")
-        if db and not db.isdigit():
-            raise BadInputError(
-                f"{redact_url(url)!r} names database {db!r}; expected a number (redis://host:port/0).",
-                field="backend",
-            )
-        query = parse_qs(parts.query)
+        target = parse_redis_url(url)
         self.url = url
-        self.prefix = prefix or query.get("prefix", ["onsale"])[0]
+        self.target = target
+        self.prefix = prefix or target.prefix
         self._keys = (f"{self.prefix}:log", f"{self.prefix}:state", f"{self.prefix}:head")
         self._connect_timeout = connect_timeout
-        clean_url = parts._replace(query="").geturl()
-        self._client_url = clean_url
-        self._client: redis.Redis = redis.Redis.from_url(
-            clean_url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=connect_timeout + 10.0,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._sentinel_managers: list[Any] = []  # closed with the backend
+        self._client: redis.Redis = self._make_client(sync=True)
         # the subscriber's own connections, made on its first read
         self._reader: Any = None
         self._areader: Any = None
@@ -183,6 +155,35 @@ class RedisBackend:
         self._append = self._client.register_script(_APPEND)
         self._write_head = self._client.register_script(_WRITE_HEAD)
         self._snapshot = self._client.register_script(_SNAPSHOT)
+
+    def _make_client(self, *, sync: bool) -> Any:
+        """A client of the primary: the URL's server, or the one the Sentinels name now.
+
+        Connections made from a Sentinel client ask the Sentinels for the primary whenever
+        they connect, so after a failover a reconnect reaches the new primary.
+        """
+        t = self.target
+        options: dict[str, Any] = {
+            "socket_connect_timeout": self._connect_timeout,
+            "socket_timeout": self._connect_timeout + 10.0,
+            # connect once: subscribers and publishers retry on their own terms
+            "retry": (Retry if sync else AsyncRetry)(NoBackoff(), 0),
+        }
+        if not t.sentinel:
+            return (redis.Redis if sync else aredis.Redis).from_url(t.client_url, **options)
+        sentinel_kwargs = {"socket_connect_timeout": self._connect_timeout}
+        if t.sentinel_password:
+            sentinel_kwargs["password"] = t.sentinel_password  # type: ignore[assignment]
+        sentinel = (Sentinel if sync else AsyncSentinel)(
+            list(t.sentinels),
+            sentinel_kwargs=sentinel_kwargs,
+            socket_timeout=self._connect_timeout,
+        )
+        assert t.service is not None
+        self._sentinel_managers.append(sentinel)
+        return sentinel.master_for(
+            t.service, db=t.db, username=t.username, password=t.password, **options
+        )
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailableError | BadInputError:
         shown = redact_url(self.url)
@@ -199,7 +200,7 @@ class RedisBackend:
         return BackendUnavailableError(f"cannot reach Redis ({exc}).", url=shown)
 
     def append(self, scope: str, seal: Seal) -> int:
-        log, state, head = self._keys
+        log, _state, head = self._keys
         backoff = EqualJitterBackoff(cap=0.2, base=0.002)
         deadline = time.monotonic() + APPEND_DEADLINE
         attempts = 0
@@ -219,12 +220,7 @@ class RedisBackend:
                     )
                 revision = top + 1
                 message, new_head = seal(revision, stored_head)
-                refused = _text(
-                    self._append(
-                        keys=[log, state, head],
-                        args=[last_text, revision, scope, message, new_head],
-                    )
-                )
+                refused = self._store(last_text, revision, scope, message, new_head)
                 if not refused:
                     return revision
                 # another publisher appended first: back off a little, randomly, so racing
@@ -240,6 +236,35 @@ class RedisBackend:
             f"race {attempts} times in {APPEND_DEADLINE:.0f} s; nothing was written, running "
             "it again is safe."
         )
+
+    def _store(self, last: str, revision: int, scope: str, message: bytes, head: bytes) -> str:
+        """Run the append script; with ``wait``, also wait for replicas on the same connection.
+
+        Returns '' when stored, else the stream's last id. Raises ``ReplicationTimeoutError``
+        when the transition is stored on the primary but fewer replicas than asked for
+        acknowledged it in time: it may be lost if the primary fails over now.
+        """
+        log, state, head_key = self._keys
+        args = [last, revision, scope, message, head]
+        wanted = self.target.wait_replicas
+        if not wanted:
+            return _text(self._append(keys=[log, state, head_key], args=args))
+        pipe = self._client.pipeline(transaction=False)
+        self._append(keys=[log, state, head_key], args=args, client=pipe)
+        pipe.execute_command(  # type: ignore[no-untyped-call]
+            "WAIT", wanted, max(1, int(self.target.wait_timeout * 1000))
+        )
+        refused_raw, acked = pipe.execute()
+        refused = _text(refused_raw)
+        if not refused and int(acked) < wanted:
+            raise ReplicationTimeoutError(
+                f"revision {revision} is stored on the primary, but {acked} of the {wanted} "
+                f"replica(s) asked for acknowledged it within {self.target.wait_timeout:g} s: if "
+                "the primary fails over now it may be lost. Check with 'onsale-obs mode get' "
+                "once replication is back, and set the mode again if it is missing.",
+                url=redact_url(self.url),
+            )
+        return refused
 
     def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
         log, _state, head_key = self._keys
@@ -301,6 +326,7 @@ class RedisBackend:
         if conn is None:
             conn = self._reader = self._client.connection_pool.make_connection()
         try:
+            conn.connect()  # no-op when connected; a Sentinel-managed one asks for the primary
             conn.send_packed_command(conn.pack_commands(self._read_commands(after, timeout)))
             reply = conn.read_response()
             head = conn.read_response()
@@ -315,14 +341,10 @@ class RedisBackend:
     async def aread(self, after: int, timeout: float) -> Batch:
         conn = self._areader
         if conn is None:
-            client = aredis.Redis.from_url(
-                self._client_url,
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=self._connect_timeout + 10.0,
-                retry=AsyncRetry(NoBackoff(), 0),  # connect once; the subscriber retries
-            )
-            conn = self._areader = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+            client = self._make_client(sync=False)
+            conn = self._areader = client.connection_pool.make_connection()
         try:
+            await conn.connect()
             await conn.send_packed_command(conn.pack_commands(self._read_commands(after, timeout)))
             reply = await conn.read_response()
             head = await conn.read_response()
@@ -370,4 +392,8 @@ class RedisBackend:
             self._reader.disconnect()
             self._reader = None
         self._client.close()
+        for manager in self._sentinel_managers:
+            for client in manager.sentinels:
+                if isinstance(client, redis.Redis):  # the async ones go with their loop
+                    client.close()
         self._areader = None  # closing it needs its event loop; its socket goes with it
