@@ -20,6 +20,8 @@ from rich.text import Text
 
 from onsale_obs.cli._output import print_json, stdout
 from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate._families import FAMILIES
+from onsale_obs.exitrate._families import family as _family
 from onsale_obs.exitrate._run import (
     GROUPS,
     OURS,
@@ -46,14 +48,24 @@ exitrate_app = typer.Typer(
 @exitrate_app.command("simulate")
 def simulate(
     scenario: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--scenario",
             metavar="FILE",
             help="Scenario YAML (see examples/scenarios/). Repeat for more.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--family",
+            metavar="NAME",
+            help=f"A randomized scenario family, drawn for --seed (default 1): "
+            f"{', '.join(FAMILIES)}. Repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
     controllers: Annotated[
         str,
         typer.Option(
@@ -88,19 +100,25 @@ def simulate(
 ) -> None:
     """Simulate on-sales under our controller and the baselines, measured in the same run.
 
-    Every scenario is run under each controller with the same seed (the same users,
-    arrivals and browse times): ours, AIMD, fixed rates and an oracle that knows the true
-    capacity. The table shows the drain time against the physical limit, the share of
-    1-minute windows meeting the on-sale SLO, failed checkouts, peak overshoot and rate
-    oscillation. Exit code 1 when our controller misses the target on any scenario (drain
-    ratio <= 1.15, SLO minutes >= 99%, not dominated by a fixed rate or AIMD); 2 for bad
-    input.
+    Give scenario files (--scenario) or randomized families (--family, one on-sale drawn
+    per --seed: capacity drops, autoscaling, drift, arrival spikes, signal outages,
+    software faults, cautious and hot starts). Every on-sale is run under each controller
+    with the same seed (the same users, arrivals and browse times): ours, AIMD, fixed rates
+    and an oracle that knows the true capacity. The table shows the drain time against the
+    physical limit, the share of 1-minute windows meeting the on-sale SLO, failed
+    checkouts, peak overshoot and rate oscillation. Exit code 1 when our controller misses
+    the target anywhere (drain ratio <= 1.15, or 1.25 with a capacity loss or a fault; SLO
+    minutes >= 99%, or the oracle's share where it keeps less; not dominated by a fixed
+    rate or AIMD); 2 for bad input. For many seeds at once, see
+    benchmarks/exit_rate_families.py.
 
     Examples:
 
         onsale-obs exit-rate simulate --scenario examples/scenarios/steady.yaml
 
-        onsale-obs exit-rate simulate --scenario examples/scenarios/capacity-loss.yaml --controllers ours,aimd --seed 7
+        onsale-obs exit-rate simulate --family capacity-drop --seed 10007 --controllers ours,oracle
+
+        onsale-obs exit-rate simulate --family software-fault --seed 3 --out sim/ --plot
 
         onsale-obs exit-rate simulate --scenario examples/scenarios/steady.yaml --scenario examples/scenarios/arrival-spike.yaml --out sim/ --plot --format json
     """
@@ -112,7 +130,20 @@ def simulate(
         raise typer.BadParameter("name at least one controller.", param_hint="'--controllers'")
     if plot and out is None:
         raise typer.BadParameter("--plot writes PNG files: give --out DIR.", param_hint="'--plot'")
-    scenarios = [load_scenario(path) for path in scenario]
+    if not scenario and not family:
+        raise typer.BadParameter(
+            "give a scenario file (--scenario FILE) or a family (--family NAME, e.g. "
+            f"--family capacity-drop --seed 3; families: {', '.join(FAMILIES)}).",
+            param_hint="'--scenario' / '--family'",
+        )
+    try:
+        drawn = [
+            (f.draw(1 if seed is None else seed), f.drain_target)
+            for f in map(_family, family or [])
+        ]
+    except BadInputError as exc:
+        raise typer.BadParameter(exc.detail, param_hint="'--family'") from None
+    scenarios = [(load_scenario(path), TARGET_DRAIN_RATIO) for path in scenario or []] + drawn
     if out is not None:
         _make_dir(out)
     reports = _run_all(scenarios, names, seed, show_progress=output == "table")
@@ -126,16 +157,20 @@ def simulate(
 
 
 def _run_all(
-    scenarios: list[Scenario], names: list[str], seed: int | None, *, show_progress: bool
+    scenarios: list[tuple[Scenario, float]],
+    names: list[str],
+    seed: int | None,
+    *,
+    show_progress: bool,
 ) -> list[ScenarioReport]:
     reports = []
     with _progress(show_progress, len(scenarios) * len(names)) as advance:
-        for s in scenarios:
+        for s, target in scenarios:
 
             def done(controller: str, scenario: str = s.name) -> None:
                 advance(scenario, controller)
 
-            reports.append(run_scenario(s, names, seed=seed, progress=done))
+            reports.append(run_scenario(s, names, seed=seed, progress=done, drain_target=target))
     return reports
 
 

@@ -115,8 +115,8 @@ class ExitRateConfig:
     saturation: float = 0.95
     max_decrease: float = 0.7
     decrease_interval: float | None = None
-    target_utilisation: float = 0.9
-    utilisation_band: float = 0.03
+    target_utilisation: float = 0.92
+    utilisation_band: float = 0.02
     latency_margin: float = 0.8
     probe_max_burn_short: float = 3.0
     probe_max_burn_long: float = 6.0

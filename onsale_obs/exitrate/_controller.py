@@ -42,11 +42,11 @@ _FIT_SPAN = 900.0
 _FIT_MIN_STEP = 0.15
 #: Candidates within this much of the best fit are ties; the longest lag among them wins
 #: (the safe side: a longer lag credits an increase later, so capacity reads lower).
-_FIT_TIE = 1.15
+_FIT_TIE = 1.05
 #: Probes wait until the utilisation readings of this span agree within this band: after
 #: a change the load keeps arriving for as long as the slowest browsers take.
 _SETTLE_SPAN = 45.0
-_SETTLE_BAND = 0.04
+_SETTLE_BAND = 0.02
 #: The lag's p90 counts at most this much toward the cut interval (one incident's readings).
 _MAX_CUT_LAG = 180.0
 #: Decays are computed over at most this many seconds since the previous reading, so one
@@ -234,6 +234,8 @@ class ExitRateController:
             self._samples.pop(0)
         if c.learn_lag:
             self._fit_lag(now)
+        if not self._settled(data_end):
+            return  # mid-transition the estimate swings with the lag's tail: keep the last
         found = self._seen_rate(now, data_end)
         if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
             return
@@ -249,6 +251,22 @@ class ExitRateController:
                 self._ceiling_capacity = self._capacity
             elif self._capacity > self._ceiling_capacity * (1 + _CAPACITY_GROWTH):
                 self._ceiling = self._ceiling_capacity = None  # more capacity: probe again
+
+    def _settled(self, data_end: float) -> bool:
+        """Whether the utilisation has stopped rising: the readings of the last
+        ``_SETTLE_SPAN`` average at most ``_SETTLE_BAND`` above the span before. Averages,
+        so a small backend's noisy readings do not look like a rise. Only a rise counts:
+        waiting out a fall too was slower to follow an autoscaled backend and no safer on
+        the tuning seeds."""
+        last = [u for at, u in self._samples if data_end - _SETTLE_SPAN < at <= data_end]
+        before = [
+            u
+            for at, u in self._samples
+            if data_end - 2 * _SETTLE_SPAN < at <= data_end - _SETTLE_SPAN
+        ]
+        if len(last) < 2 or len(before) < 2:
+            return False
+        return sum(last) / len(last) <= sum(before) / len(before) * (1 + _SETTLE_BAND)
 
     def _fit_lag(self, now: float) -> None:
         """Pick the lag under which the capacity samples agree best: after a step of the rate
@@ -286,7 +304,8 @@ class ExitRateController:
 
     def _read(self, signals: Signals) -> _Reading:
         stale_for = None
-        observed = usable(signals.observed_at)
+        # any clock: a time before zero is still a time (only non-numbers are missing)
+        observed = _finite(signals.observed_at)
         if observed is not None and signals.time - observed > self.config.stale_after:
             stale_for = signals.time - observed
             return _Reading(None, None, None, None, None, None, stale_for, observed)
@@ -458,14 +477,29 @@ class ExitRateController:
                 f"{fmt.seconds(self._cut_interval())}",
             )
         self._last_severity = severity
+        known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
+            # lifted when the capacity grows 10% past what was believed at the cut
             self._ceiling = seen * (1 - c.ceiling_margin)
-            self._ceiling_capacity = None
+            self._ceiling_capacity = known
             self._ceiling_at = now
-        # what the backend served while shedding is measured capacity; otherwise the
-        # estimate was wrong or the capacity changed: learn it again
-        self._capacity = seen * (1 - failing) if failing >= 0.05 else None
+        # what the backend served while shedding is measured capacity; latency over its
+        # threshold says the usable capacity is at most the rate behind the reading; a
+        # saturated reading bounds it by that rate over the utilisation
+        bound = seen * (1 - failing) if failing >= 0.05 else None
+        if bound is None and severity >= _LATENCY:
+            bound = seen
+        elif bound is None and r.utilisation is not None and r.utilisation >= c.saturation:
+            bound = seen / r.utilisation
+        if self._capacity is None or self._from_prior:
+            self._capacity = bound
+        elif bound is not None:
+            self._capacity = min(self._capacity, bound)
         self._from_prior = False
+        if severity == _SATURATION and self._ceiling is None:
+            self._ceiling = seen * (1 - c.ceiling_margin)
+            self._ceiling_capacity = known
+            self._ceiling_at = now
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
 
     def _saturation(self, base: float, seen: float, r: _Reading) -> tuple[float, str] | None:
@@ -558,12 +592,12 @@ class ExitRateController:
         if r.utilisation is not None:
             if self._capacity is None or self._from_prior:
                 return base, "hold", "capacity not known yet: readings do not reflect the rate"
-            recent = [u for at, u in self._samples if at > self._data_end(now, r) - _SETTLE_SPAN]
-            if len(recent) < 3 or max(recent) > min(recent) * (1 + _SETTLE_BAND):
+            if not self._settled(self._data_end(now, r)):
+                recent = [u for _, u in self._samples[-4:]]
                 return (
                     base,
                     "hold",
-                    f"utilisation still moving ({', '.join(fmt.share(u) for u in recent[-3:])}): "
+                    f"utilisation still moving ({', '.join(fmt.share(u) for u in recent)}): "
                     "the last change has not fully shown",
                 )
             at_base = base / self._capacity
@@ -710,6 +744,13 @@ def _lag_cdf(lag: float, median: float, spread: float) -> float:
 
 
 _SQRT2 = math.sqrt(2.0)
+
+
+def _finite(value: object) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _same(a: float, b: float) -> bool:

@@ -1,10 +1,11 @@
 """Randomized scenario families: each a distribution over on-sales, one scenario drawn per seed.
 
 A family fixes *what kind* of on-sale it is (a capacity drop, a software fault, an outage of
-the signals ...) and draws everything else per seed: the queue (10k-2M users), the physical
-limit T* (20-90 minutes of demand at the true capacity), the browse time (median 20-120 s,
-heavy tails), the checkout requests per user, the backend's size and speed, the operator's
-start rate (0.3-1x the true capacity; 0.2-2x in ``hot-start``) and the event that makes the
+the signals ...) and draws everything else per seed: the queue (10k-2M users), the backend
+(12-400 workers, 50-250 ms per request, 1-3 requests per user; redrawn until the physical
+limit T* is 15-120 minutes), the browse time (median 20-120 s, log sigma 0.5-1.2: heavy
+tails), the latency objective (1 s, or 4x the service's p95 at rest), the operator's start
+rate (0.3-1x the true capacity; 0.2-2x in ``hot-start``) and the event that makes the
 family. The draw depends only on the family's name and the seed, so a seed names one
 scenario for every harness.
 
@@ -113,25 +114,26 @@ class _Base:
             controller={
                 "admission_lag": _DEFAULTS.admission_lag,
                 "admission_lag_spread": _DEFAULTS.admission_lag_spread,
+                "learn_lag": True,
             },
             source=f"family {name}",
         )
 
 
 def _base(rng: random.Random, *, hot: bool) -> _Base:
-    users = round(math.exp(rng.uniform(math.log(10_000), math.log(2_000_000))))
-    limit = rng.uniform(20, 90) * 60.0
-    capacity_rate = users / (limit / 60.0)  # users/min
-    checkouts = rng.choice((1.0, 2.0, 3.0))
-    per_second = capacity_rate * checkouts / 60.0
-    # a backend of 12-400 workers, each request 50-250 ms (median); a tiny demand gets a
-    # slower service on the smallest tier rather than a fraction of a worker
-    median = rng.uniform(0.05, 0.25)
-    service = LogNormal(median=median, sigma=rng.uniform(0.3, 0.6))
-    workers = per_second * service.mean
-    if workers < 12:
-        service = LogNormal(median=median * 12 / workers, sigma=service.sigma)
-        workers = 12.0
+    # a queue of 10k-2M users and a backend of 12-400 workers taking 50-250 ms (median) per
+    # checkout request, 1-3 requests per user; drawn again until the demand takes 15-120
+    # minutes at that capacity (a shorter on-sale is over before any controller can learn;
+    # a tiny demand on a big backend is not an on-sale problem)
+    while True:
+        users = round(math.exp(rng.uniform(math.log(10_000), math.log(2_000_000))))
+        workers = math.exp(rng.uniform(math.log(12), math.log(400)))
+        service = LogNormal(median=rng.uniform(0.05, 0.25), sigma=rng.uniform(0.3, 0.6))
+        checkouts = rng.choice((1.0, 2.0, 3.0))
+        capacity_rate = workers / service.mean * 60.0 / checkouts  # users/min
+        limit = users / capacity_rate * 60.0
+        if 15 * 60 <= limit <= 120 * 60:
+            break
     # owners set the latency objective above what their service needs at rest
     threshold = max(1.0, math.ceil(service.quantile(0.95) * 4 * 10) / 10)
     browse = LogNormal(

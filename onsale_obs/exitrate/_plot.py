@@ -1,5 +1,6 @@
-"""One PNG per scenario: exit rate against capacity, failed checkouts and the queue, per
-controller. Needs matplotlib (``pip install 'onsale-obs[plots]'``), imported only here."""
+"""One PNG per scenario: exit rate against capacity (ours' bad SLO minutes shaded red), failed
+checkouts and the queue, per controller. Needs matplotlib (``pip install 'onsale-obs[plots]'``),
+imported only here."""
 
 from __future__ import annotations
 
@@ -44,8 +45,13 @@ def plot_report(report: ScenarioReport, path: Path) -> Path:
                          f"{result.slo_share:.0%} SLO min)")  # fmt: skip
             error_ax.plot([m.start / 60 for m in result.minutes],
                           [m.errors for m in result.minutes], lw=width)  # fmt: skip
+            if ours:  # ours' bad SLO minutes, shaded behind the rates
+                for m in result.minutes:
+                    if m.good is False:
+                        rate_ax.axvspan(m.start / 60, m.start / 60 + 1, color="red", alpha=0.12,
+                                        lw=0)  # fmt: skip
             queue_ax.plot(times, [t["queue"] for t in result.timeline], lw=width)
-        rate_ax.set_ylabel("exit rate (users/min)")
+        rate_ax.set_ylabel("exit rate (users/min)\nred: ours' bad SLO minutes")
         rate_ax.set_title(
             f"{scenario.name}: physical limit {report.physical_limit / 60:.1f} min, "
             f"seed {report.seed}"

@@ -164,7 +164,7 @@ class Scenario:
     horizon: float = 3 * 3600.0
     tick: float = 15.0
     description: str = ""
-    controller: dict[str, float | None] = field(default_factory=dict)
+    controller: dict[str, float | bool | None] = field(default_factory=dict)
     source: str = "<scenario>"
 
     def capacity_rate(self, t: float) -> float:
@@ -184,6 +184,8 @@ class Scenario:
             "admission_lag_spread": room.browse_time.sigma,
             "signal_lag": t.scrape_interval + t.eval_interval + t.latency_window / 2,
             "utilisation_window": t.latency_window,
+            # the lag is known from the room's analytics: no need to fit it
+            "learn_lag": False,
             "short_window": t.short_window,
             "long_window": t.long_window,
         }

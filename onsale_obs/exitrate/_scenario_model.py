@@ -160,4 +160,4 @@ class ScenarioModel(_Strict):
     waiting_room: WaitingRoomModel
     backend: BackendModel
     telemetry: TelemetryModel = Field(default_factory=lambda: TelemetryModel())
-    controller: dict[str, float | None] = Field(default_factory=dict)
+    controller: dict[str, bool | float | None] = Field(default_factory=dict)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onsale_obs.exitrate._report import ControllerResult
-from onsale_obs.exitrate._run import OURS, TARGET_DRAIN_RATIO, TARGET_SLO_SHARE, ScenarioReport
+from onsale_obs.exitrate._run import OURS, ScenarioReport
 
 HEADERS: tuple[str, ...] = (
     "controller",
@@ -41,7 +41,7 @@ def verdict(report: ScenarioReport) -> str:
     """Whether our controller met the target on this scenario, in one line."""
     if report.ours is None:
         return "our controller did not run"
-    target = f"(drain ratio <= {TARGET_DRAIN_RATIO}, SLO minutes >= {TARGET_SLO_SHARE:.0%}, "
+    target = f"(drain ratio <= {report.drain_target}, SLO minutes >= {report.slo_bar:.1%}, "
     target += "not dominated by a fixed rate or AIMD)"
     if report.meets_target:
         return f"{OURS}: meets the target {target}"
