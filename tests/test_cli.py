@@ -878,3 +878,18 @@ def test_applying_a_missing_schedule_file_is_refused(
     assert "--file" in result.output
     shown = get_json(site, "--scope", "event:final")
     assert shown["scopes"][0]["effective_mode"] == "onsale"  # the on-sale was left running
+
+
+def test_clear_refuses_a_schedule_file_named_but_missing(site: Site, tmp_path: Path) -> None:
+    """A mistyped --schedule must not end a scheduled on-sale: exit 2, nothing published."""
+    site.publisher().set("event:final", "onsale")
+    result = invoke(
+        "mode", "clear", "--scope", "event:final", "--schedule", tmp_path / "typo.yaml",
+        "--backend", site.url, "--signing-key", site.signing,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "typo.yaml" in result.stderr
+    get = invoke(
+        "mode", "get", "--backend", site.url, "--verify-key", site.verify, "--format", "json"
+    )
+    assert [s["mode"] for s in json.loads(get.stdout)["scopes"]] == ["onsale"]

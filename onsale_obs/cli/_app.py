@@ -28,6 +28,7 @@ from onsale_obs.cli._mode import mode_app
 from onsale_obs.cli._rules import rules_app
 from onsale_obs.cli._slo import slo_app
 from onsale_obs.exceptions import OnsaleObsError
+from onsale_obs.redact import redact_text
 
 #: (name, app) of every command group, in the order ``--help`` lists them.
 _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
@@ -58,7 +59,8 @@ def _report_to() -> str:
 
 def error_line(message: str) -> None:
     """The one error style of the CLI: ``error: <message>`` on stderr."""
-    typer.echo(f"error: {message.replace('Value error, ', '')}", err=True)
+    # a message may quote a URL given on the command line: never print its password
+    typer.echo(f"error: {redact_text(message.replace('Value error, ', ''))}", err=True)
 
 
 def _finite(param: Any) -> None:
@@ -134,7 +136,7 @@ class _ErrorsToExitCodes(TyperGroup):
         except Exception as exc:
             error_line(f"internal error: {type(exc).__name__}: {exc}")
             if ctx.params.get("debug"):
-                traceback.print_exc(file=sys.stderr)
+                sys.stderr.write(redact_text(traceback.format_exc()))
             else:
                 typer.echo(
                     "This is a bug in onsale-obs, not in your input. Please report it to "

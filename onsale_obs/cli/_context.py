@@ -18,6 +18,7 @@ from onsale_obs.modes import (
     Verifier,
     open_backend,
 )
+from onsale_obs.redact import redact_text, redact_url
 
 
 @contextmanager
@@ -30,10 +31,12 @@ def opened_backend(url: str, *, reading: bool = False) -> Iterator[ModeBackend]:
     try:
         backend = open_backend(url)
     except BadInputError as exc:
-        raise typer.BadParameter(plain_message(exc), param_hint="'--backend'") from None
+        raise typer.BadParameter(
+            redact_text(plain_message(exc), url), param_hint="'--backend'"
+        ) from None
     if reading and isinstance(backend, SqliteBackend) and not _exists(backend.path):
         raise typer.BadParameter(
-            f"{url}: there is no mode store at {backend.path!r} (nothing was ever published "
+            f"{redact_url(url)}: there is no mode store at {backend.path!r} (nothing was ever published "
             "there). Check the path, or publish first with 'onsale-obs mode set'.",
             param_hint="'--backend'",
         )

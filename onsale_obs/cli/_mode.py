@@ -225,14 +225,16 @@ def clear(
     scope: ScopeOption,
     reason: ReasonOption = "",
     schedule: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--schedule",
             envvar=SCHEDULE_ENV,
             metavar="FILE",
-            help="On-sale schedule YAML to hand the scope back to (ignored if missing).",
+            help=f"On-sale schedule YAML to hand the scope back to (default {DEFAULT_SCHEDULE_FILE}, "
+            "ignored if that is missing; a file named here must exist and list 'onsales:').",
+            show_default=False,
         ),
-    ] = DEFAULT_SCHEDULE_FILE,
+    ] = None,
     backend: BackendOption = DEFAULT_BACKEND_URL,
     signing_key: SigningKeyOption = None,
     verify_key: VerifyKeyOption = None,
@@ -248,7 +250,8 @@ def clear(
         onsale-obs mode clear --scope event:final-2026 --schedule onsale-schedule.yaml
     """
     signer = load_signer(signing_key)
-    planned = Schedule.load(schedule)
+    # a schedule named on purpose must be there: a typo would end a scheduled on-sale
+    planned = Schedule.load(schedule or DEFAULT_SCHEDULE_FILE, explicit=schedule is not None)
     with opened_backend(backend) as store:
         publisher = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
         state = publisher.clear(scope, schedule=planned, reason=reason)
