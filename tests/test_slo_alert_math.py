@@ -280,6 +280,26 @@ def test_a_burst_pages_only_with_min_bad_events_in_the_long_window(
     assert engine_fires(engine(records, "99", at), mode, rule) == (failures == rule.min_bad)
 
 
+@pytest.mark.parametrize(("mode", "rule"), RULES)
+def test_a_burn_of_exactly_the_factor_fires_when_the_budget_is_exact_in_binary(
+    mode: Mode, rule: BurnAlert
+) -> None:
+    """At 93.75% the budget is 1/16, exact in floats: a burn of exactly the factor is computed
+    exactly, and a rule fires "at its threshold or faster" (>=, not >), in both windows."""
+    objective = "93.75"
+    per_tick = {Fraction("14.4"): (10, 9), Fraction(6): (8, 3), Fraction(1): (16, 1)}
+    requests, bad = per_tick[rule.factor]
+    tick = rule.short_s
+    scenario = Scenario(objective, {mode: steady(tick, rule.long_s // tick, (requests - bad, bad))})
+    records, at = scenario.records(), BASE + scenario.seconds
+    for w in (rule.long_s, rule.short_s):
+        assert burn(*window_counts(records, mode, at, w), objective) == rule.factor
+    result = next(r for r in engine(records, objective, at)[mode].rules if r.name == rule.name)
+    assert (result.long_burn, result.short_burn) == (float(rule.factor), float(rule.factor))
+    assert result.firing
+    assert fires(rule, records, mode, at, objective)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="engine bug: the budget is 1 - objective in binary floats (0.010000000000000009 for "

@@ -133,9 +133,12 @@ def test_a_raw_promql_sli_is_no_data_unless_the_source_counts_it() -> None:
     assert r.onsales == ()
     for span in collected.spans.values():
         span.custom.update({("pay", "total", "onsale"): 10.0, ("pay", "good", "onsale"): 9.0})
+        # no good series at all (nothing succeeded) in normal time: every event is bad
+        span.custom[("pay", "total", "normal")] = 4.0
     counted = evaluate(s, dataclasses.replace(collected, counts_promql=True), AT).slos[0]
     assert counted.modes["onsale"].note is None
     assert (counted.modes["onsale"].total, counted.modes["onsale"].bad) == (10, 1)
+    assert (counted.modes["normal"].total, counted.modes["normal"].bad) == (4, 4)
     assert counted.onsales == ()  # PromQL series carry no event: no per-on-sale breakdown
 
 
@@ -274,3 +277,28 @@ def test_the_plan_asks_the_source_for_only_what_the_report_needs() -> None:
     assert both.custom == (("pay", s.get("pay").sli),)
     assert both.services == {"checkout"}  # a raw PromQL SLI names no middleware service
     assert both.onsale_windows is None  # no history given: the source finds the on-sales
+
+
+def test_only_the_slos_routes_and_methods_count_summed_over_routes() -> None:
+    """Availability and latency SLIs count their selector's requests, every route of it."""
+    two = {"routes": ["/buy", "/hold"], "methods": ["POST"]}
+    availability = {**AVAILABILITY, "sli": {"type": "availability", **two}}
+    latency = {
+        **AVAILABILITY,
+        "name": "fast",
+        "sli": {"type": "latency", "threshold": {"normal": "250ms", "onsale": "1s"}, **two},
+    }
+
+    def req(route: str, method: str, status: int, seconds: float) -> Record:
+        return Record(AT - 60, "checkout", route, method, status, seconds, "normal")
+
+    records = (
+        [req("/buy", "POST", 503, 0.1)] * 3
+        + [req("/hold", "POST", 200, 0.5)] * 2
+        + [req("/hold", "POST", 200, 0.1)] * 4
+        + [req("/buy", "GET", 503, 2.0)] * 5  # not the SLO's method
+        + [req("/other", "POST", 503, 2.0)] * 7  # not the SLO's route
+    )
+    r = report(records, spec(availability, latency))
+    assert (r.slos[0].modes["normal"].total, r.slos[0].modes["normal"].bad) == (9, 3)
+    assert (r.slos[1].modes["normal"].total, r.slos[1].modes["normal"].bad) == (9, 2)
