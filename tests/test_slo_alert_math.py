@@ -256,7 +256,10 @@ def test_errors_spread_thin_fire_once_the_long_window_holds_min_bad_events(
     assert window_counts(records, mode, at, rule.short_s)[1] == 1 < rule.min_bad
     assert window_counts(records, mode, at, rule.long_s)[1] == ticks_in_long >= rule.min_bad
     assert fires(rule, records, mode, at, "99")
-    assert engine_fires(engine(records, "99", at), mode, rule)
+    result = next(r for r in engine(records, "99", at)[mode].rules if r.name == rule.name)
+    assert result.firing
+    assert (result.long_bad, result.min_bad_events) == (ticks_in_long, rule.min_bad)
+    assert result.to_json()["min_bad_events"] == rule.min_bad
 
 
 @pytest.mark.parametrize(("mode", "rule"), RULES)
