@@ -266,12 +266,15 @@ def test_the_plan_asks_the_source_for_only_what_the_report_needs() -> None:
         "service": "payments",
         "sli": {"type": "promql", "good": 'pay_total{ok="1"}', "total": "pay_total"},
     }
-    s = spec(AVAILABILITY, pay)
+    s = spec_from_data({"slos": [AVAILABILITY, pay], "onsale_grace": "10m"})
     old, inside, future = window(AT - 40 * DAY, AT - 39 * DAY), window(AT - DAY, None), window(AT + 60, None)  # fmt: skip
-    only_buy = plan(s, AT, slos=[s.get("buy")], onsale_windows=(old, inside, future))
+    # the edges: ends exactly where the 30-day window starts, opens exactly at the report moment
+    ended, opens = window(AT - 31 * DAY, AT - 30 * DAY), window(AT, None)
+    only_buy = plan(s, AT, slos=[s.get("buy")], onsale_windows=(old, ended, inside, opens, future))
     assert only_buy.custom == ()
     assert only_buy.services == {"checkout"}
     assert only_buy.onsale_windows == (inside,)
+    assert only_buy.grace == 600  # the spec's onsale_grace
     assert not any(sp.name.startswith("bin:") for sp in only_buy.spans)
     both = plan(s, AT)
     assert both.custom == (("pay", s.get("pay").sli),)
