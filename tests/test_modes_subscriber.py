@@ -268,6 +268,7 @@ def test_metrics_expose_mode_stale_and_rejections(
     assert 'onsale_mode{scope="global"} 0.0' in text
     assert "onsale_mode_stale 0.0" in text
     assert 'onsale_mode_rejected_total{reason="unvouched"} 1.0' in text
+    assert "onsale_mode_revision 2.0" in text  # the junk at revision 3 was read, not applied
     clock.advance(31)
     assert 'onsale_mode{scope="event:final"} 0.0' in generate_latest(registry).decode()
 

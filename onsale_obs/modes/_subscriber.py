@@ -181,8 +181,14 @@ class ModeSubscriber:
 
     @property
     def revision(self) -> int:
-        """The highest revision read from the log so far."""
+        """The highest revision read from the log so far (applied or skipped)."""
         return self._cursor
+
+    @property
+    def applied_revision(self) -> int:
+        """The revision of the last state of the verified history (0: none, or untrusted)."""
+        chain = self._chain
+        return chain.tip_revision if chain is not None else 0
 
     @property
     def head(self) -> Head | None:
@@ -573,8 +579,8 @@ class _SubscriberCollector(Collector):
         )
         yield GaugeMetricFamily(
             "onsale_mode_revision",
-            "Highest mode revision this subscriber applied.",
-            value=self._sub.revision,
+            "Revision of the last verified state this subscriber applied.",
+            value=self._sub.applied_revision,
         )
         rejected = CounterMetricFamily(
             "onsale_mode_rejected",
