@@ -77,12 +77,17 @@ class SqliteBackend:
             return None
         return (st.st_dev, st.st_ino)
 
+    def _reopen_if_replaced(self) -> None:
+        """A file replaced under us (a restore, a copy over it): read the new one from now on."""
+        with self._lock:
+            replaced = self._identity is not None and self._file_identity() != self._identity
+            if self._conn is not None and replaced:
+                self._conn.close()
+                self._conn = None
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
-            if self._identity is None or self._file_identity() == self._identity:
-                return self._conn
-            self._conn.close()  # the file was replaced: read the new one
-            self._conn = None
+            return self._conn
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -201,22 +206,53 @@ class SqliteBackend:
         entries, top, head = self._read(None)
         return Snapshot({e.scope: e for e in entries}, top, head)
 
+    # Readers poll: each poll is one primary-key query; the head is read once entries are
+    # found (or the wait ends), after them, so it covers every entry a publisher wrote.
+
+    def _poll(self, after: int) -> list[Entry]:
+        with self._lock:
+            conn = self._connect()
+            try:
+                rows = conn.execute(
+                    "SELECT revision, scope, message FROM transitions "
+                    "WHERE revision > ? ORDER BY revision LIMIT 1000",
+                    (after,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(
+                    f"cannot read the mode store ({exc}).", url=self.url
+                ) from None
+        return [_row(*r) for r in rows]
+
+    def _head(self) -> bytes | None:
+        with self._lock:
+            conn = self._connect()
+            try:
+                row = conn.execute(_HEAD).fetchone()
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(
+                    f"cannot read the mode store ({exc}).", url=self.url
+                ) from None
+        return _blob(row[0]) if row else None
+
     def read(self, after: int, timeout: float) -> Batch:
+        self._reopen_if_replaced()
         deadline = time.monotonic() + timeout
         while True:
-            found, _top, head = self._read(after)
+            found = self._poll(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return Batch(found, head)
+                return Batch(found, self._head())
             time.sleep(min(self.poll_interval, remaining))
 
     async def aread(self, after: int, timeout: float) -> Batch:
+        self._reopen_if_replaced()
         deadline = time.monotonic() + timeout
         while True:
-            found, _top, head = self._read(after)
+            found = self._poll(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return Batch(found, head)
+                return Batch(found, self._head())
             await asyncio.sleep(min(self.poll_interval, remaining))
 
     def history(self, after: int = 0) -> Iterator[Entry]:
