@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
+from onsale_obs.instrument._heavy_hitters import DEFAULT_SLOTS, DEFAULT_TOP, EventHeavyHitters
 from onsale_obs.types import Mode
 
 #: Normal time is judged in tens of milliseconds; an on-sale in seconds ("a second is fine,
@@ -70,6 +71,8 @@ class RequestMetrics(Collector):
         buckets: Mapping[Mode, Sequence[float]] = DEFAULT_BUCKETS,
         max_routes: int = 200,
         max_events: int = 50,
+        top_events: int = DEFAULT_TOP,
+        event_slots: int = DEFAULT_SLOTS,
     ) -> None:
         self.service = service
         self._bounds: dict[str, tuple[float, ...]] = {
@@ -80,9 +83,16 @@ class RequestMetrics(Collector):
         self._series: dict[Labels, _Series] = {}
         self._routes: set[str] = set()
         self._events: set[str] = set()
-        # (labels, status, seconds, trace id) per request not counted yet; deque appends and
-        # pops are atomic, and only the holder of _lock pops and counts
-        self._pending: deque[tuple[Labels, int, float, int | None]] = deque()
+        #: which events the service is busy with, normal time included (``top_events`` of
+        #: them exported as onsale_event_requests_top; 0: not kept)
+        self.heavy_hitters = (
+            EventHeavyHitters(slots=max(event_slots, top_events), top=top_events)
+            if top_events > 0
+            else None
+        )
+        # (labels, status, seconds, trace id, event) per request not counted yet; deque appends
+        # and pops are atomic, and only the holder of _lock pops and counts
+        self._pending: deque[tuple[Labels, int, float, int | None, str | None]] = deque()
         self._lock = threading.Lock()
         self.errors = 0
         if registry is not None:
@@ -105,11 +115,19 @@ class RequestMetrics(Collector):
         self.observe((route, method, mode, event), status, seconds, trace_id)
 
     def observe(
-        self, labels: Labels, status: int, seconds: float, trace_id: int | None = None
+        self,
+        labels: Labels,
+        status: int,
+        seconds: float,
+        trace_id: int | None = None,
+        event: str | None = None,
     ) -> None:
-        """``record`` with the labels as one tuple (route, method, mode, event)."""
+        """``record`` with the labels as one tuple (route, method, mode, event).
+
+        ``event`` is the request's event id whether or not it is on sale (the heavy hitters).
+        """
         pending = self._pending
-        pending.append((labels, status, seconds, trace_id))
+        pending.append((labels, status, seconds, trace_id, event))
         if len(pending) >= BATCH:
             self._count_pending()
 
@@ -127,8 +145,11 @@ class RequestMetrics(Collector):
         pending = self._pending
         popleft = pending.popleft
         series_of = self._series
+        events: list[str | None] = []
+        seen = events.append
         while pending:
-            labels, status, seconds, trace_id = popleft()
+            labels, status, seconds, trace_id, event = popleft()
+            seen(event)
             series = series_of.get(labels)
             if series is None:
                 series = self._new_series(*labels)
@@ -139,6 +160,8 @@ class RequestMetrics(Collector):
             series.total += seconds
             if trace_id is not None:
                 series.exemplars[index] = (trace_id, seconds)
+        if events and self.heavy_hitters is not None:
+            self.heavy_hitters.add_events(events)
 
     def _new_series(self, route: str, method: str, mode: str, event: str) -> _Series:
         """The series of these labels, caps applied (called with ``_lock`` held)."""
@@ -213,6 +236,16 @@ class RequestMetrics(Collector):
             durations.add_metric([self.service, route, method, mode, event], buckets, total)
         yield requests
         yield durations
+        if self.heavy_hitters is not None:
+            top = CounterMetricFamily(
+                "onsale_event_requests_top",
+                "Requests per event, normal time included, for the busiest events only "
+                "(counted since the event entered the bounded summary).",
+                labels=["service", "event"],
+            )
+            for tracked in self.heavy_hitters.heaviest():
+                top.add_metric([self.service, tracked.event], tracked.requests)
+            yield top
         yield CounterMetricFamily(
             "onsale_instrument_errors",
             "Failures inside the on-sale tagging itself (the request was served regardless).",

@@ -276,7 +276,7 @@ class Tagger:
             if trace_id is None:
                 trace_id = rm._trace_id or None  # recorded by the request's first span, if any
             if self.metrics is not None:
-                self.metrics.observe(rm.labels, status, seconds, trace_id)
+                self.metrics.observe(rm.labels, status, seconds, trace_id, rm.event)
             if self.access_log is not None:
                 self.access_log.write(rm, status, seconds, trace_id)
         finally:
