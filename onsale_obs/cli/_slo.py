@@ -42,7 +42,8 @@ from onsale_obs.slo._data import Progress as ProgressFn
 from onsale_obs.slo._data import Source
 from onsale_obs.slo._html import AlertTimeline, render_html, timeline_moments
 from onsale_obs.slo._report import Report
-from onsale_obs.slo._run import open_source, run_report
+from onsale_obs.slo._retro_clip import run_clipped_report
+from onsale_obs.slo._run import open_source
 from onsale_obs.slo._timeline import alert_timeline
 from onsale_obs.types import Mode
 
@@ -280,7 +281,7 @@ def _open(
 
 def _evaluate(read: _Read, window: float | None, show_progress: bool, bins: int = 0) -> Report:
     with _progress(show_progress, read.what) as progress:
-        return run_report(
+        return run_clipped_report(
             read.spec,
             read.source,
             read.at,

@@ -175,6 +175,7 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
             "SLI",
             "budget used",
             "peak rps",
+            "whole on-sale",
         ],
     )
     for s, o in results:
@@ -192,10 +193,19 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
                 percent(sli),
                 percent(o.budget_consumed, 1),
                 "-" if o.peak_rps is None else f"{o.peak_rps:,.1f}",
+                _whole(o),
             ],
             "bold red" if sli is not None and sli < objective else None,
         )
     return grid
+
+
+def _whole(o: OnSaleResult) -> str:
+    """For an on-sale clipped to the window: where it really began and its whole counts."""
+    w = o.whole
+    if w is None:
+        return "-"
+    return f"clipped: began {fmt_time(w.window.start)}, {count(w.total)} req, {count(w.bad)} bad"
 
 
 def all_onsales(report: Report) -> list[tuple[SLOResult, OnSaleResult]]:

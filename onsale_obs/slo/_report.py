@@ -144,9 +144,19 @@ class ModeResult:
                 "firing": alert is not None,
             },
             "status": self.status,
+            "budget_requests": self._budget_requests(),
             "rules": [r.to_json() for r in self.rules],
             "note": self.note,
             "burn_down": [self._burn_point(*p) for p in self.burn_down],
+        }
+
+    def _budget_requests(self) -> dict[str, Any]:
+        """The budget counted in requests: allowed bad, spent (bad) and left (may be negative)."""
+        allowed = self.allowed_bad
+        return {
+            "allowed": number(allowed),
+            "spent": number(self.bad) if self.has_data else None,
+            "left": None if allowed is None else number(allowed - self.bad),
         }
 
     def _burn_point(self, end: float, total: float, good: float) -> dict[str, Any]:
@@ -170,6 +180,14 @@ class OnSaleResult:
     budget_allowed_bad: float | None
     peak_rps: float | None
     end: float
+    #: set when this on-sale began before the SLO window: the whole on-sale's figures, while
+    #: this result counts only the part inside the window (so rows add up to the mode total)
+    whole: OnSaleResult | None = None
+
+    @property
+    def clipped(self) -> bool:
+        """True when the on-sale straddles the SLO window's start and is counted inside only."""
+        return self.whole is not None
 
     @property
     def bad(self) -> float:
@@ -201,6 +219,8 @@ class OnSaleResult:
             "budget_consumed": number(self.budget_consumed),
             "peak_rps": number(self.peak_rps),
             "reason": self.window.reason,
+            "clipped": self.clipped,
+            "whole": None if self.whole is None else self.whole.to_json(),
         }
 
 
@@ -213,6 +233,18 @@ class SLOResult:
     window_end: float
     modes: dict[Mode, ModeResult]
     onsales: tuple[OnSaleResult, ...]
+
+    @property
+    def onsale_outside_windows(self) -> float | None:
+        """On-sale-mode requests that no listed on-sale window counted (None: none listed).
+
+        The mode counts every request served in on-sale mode in ``(window start, end]``; a
+        window counts its requests finished in ``(start, end + grace]``. Requests at the very
+        instant an on-sale began, or after an on-sale's grace, fall between the two.
+        """
+        if not self.onsales or self.modes["onsale"].note is not None:
+            return None
+        return self.modes["onsale"].total - sum(o.total for o in self.onsales)
 
     @property
     def failing(self) -> bool:
@@ -234,6 +266,7 @@ class SLOResult:
             },
             "modes": {mode: result.to_json() for mode, result in self.modes.items()},
             "onsales": [o.to_json() for o in self.onsales],
+            "onsale_outside_windows": number(self.onsale_outside_windows),
         }
 
 
