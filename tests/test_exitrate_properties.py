@@ -157,13 +157,18 @@ def _healthy(t: float, rate: float, **changes: float | None) -> Signals:
 @given(
     st.sets(st.sampled_from(OPTIONAL), min_size=1),
     BROKEN,
-    st.booleans(),
+    st.sampled_from([None, 121.0, 180.0, 600.0]),
     st.sampled_from(["healthy", "fault", "cut"]),
     st.integers(min_value=4, max_value=30),
     st.floats(min_value=100, max_value=5_000),
 )
 def test_missing_nan_or_stale_fields_never_raise_the_rate(
-    broken: set[str], value: float | None, stale: bool, story: str, ticks: int, start: float
+    broken: set[str],
+    value: float | None,
+    stale: float | None,
+    story: str,
+    ticks: int,
+    start: float,
 ) -> None:
     """Over every subset of fields, each absent, NaN, infinite or negative, or the whole
     reading stale: after any story (healthy and ready to probe, a software fault whose burn
@@ -184,10 +189,10 @@ def test_missing_nan_or_stale_fields_never_raise_the_rate(
         t += 15
     changes: dict[str, float | None] = dict.fromkeys(broken, value)
     changes["burn_short"] = 0.0 if "burn_short" not in broken else value  # the burn cleared
-    if stale:
-        changes["observed_at"] = t - 600
+    if stale is not None:  # older than stale_after (120 s) by a little or a lot
+        changes["observed_at"] = t - stale
     rec = controller.recommend(_healthy(t, rate, **changes))
-    lacking = bool(broken & {*REQUIRED, "utilisation"}) or stale
+    lacking = bool(broken & {*REQUIRED, "utilisation"}) or stale is not None
     if lacking:
         assert rec.rate <= rate, rec.reason
         assert rec.action != "increase", rec.reason

@@ -400,9 +400,11 @@ class ExitRateController:
             )
         if self._fault_since is None:
             return None
-        if r.burn_short is None or r.burn_short > c.probe_max_burn_short or r.missing:
+        blind = r.missing or (self._has_utilisation and r.utilisation is None)
+        if r.burn_short is None or r.burn_short > c.probe_max_burn_short or blind:
             # still failing (or not known): latency or saturation (retries add load) cut as
-            # usual, but the failures are the fault's, not a measure of the overload
+            # usual, but the failures are the fault's, not a measure of the overload; the
+            # fault is only over on a complete reading (missing signals never raise)
             return None
         pre = self._fault_rate if self._fault_rate is not None else base
         lasted = now - self._fault_since
