@@ -367,7 +367,10 @@ class _Collection:
         self.total += len(chunks)
         points: dict[str, list[tuple[float, float]]] = {}
         for lo, hi in chunks:
-            for series in self.client.query_range(f"max by (scope) ({MODE_GAUGE})", lo, hi, step):
+            # only the points where a scope was on sale come back: the answer (and the
+            # memory) grows with on-sale time, not with scopes x window
+            query = f"max by (scope) ({MODE_GAUGE}) >= 1"
+            for series in self.client.query_range(query, lo, hi, step):
                 scope = self._scope(series.labels.get("scope", ""))
                 if scope is not None:
                     points.setdefault(scope, []).extend(series.points)
