@@ -353,7 +353,10 @@ def test_cli_writes_the_file_and_says_so(tmp_path: Path) -> None:
     assert f"wrote {out}" in result.stderr
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
-    assert len(parse(page).charts) == 3 * 4
+    kinds = [c.get("data-chart") for c in parse(page).charts]
+    assert kinds.count("burn-down") + kinds.count("alert-timeline") == 3 * 4
+    # the on-sale's retrospective: traffic, errors, latency and the budget in requests
+    assert {"requests", "errors", "latency", "burn"} <= set(kinds)
     assert "found in access logs" in page  # windows found in the data, without a history
 
 

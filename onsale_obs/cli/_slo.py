@@ -42,14 +42,16 @@ from onsale_obs.slo._data import Progress as ProgressFn
 from onsale_obs.slo._data import Source
 from onsale_obs.slo._html import AlertTimeline, render_html, timeline_moments
 from onsale_obs.slo._report import Report
+from onsale_obs.slo._retro import from_logs, from_prometheus, read_decisions, spans_of
 from onsale_obs.slo._retro_clip import run_clipped_report
+from onsale_obs.slo._retro_html import Retro, build_retros, render_retro_page, render_sections
 from onsale_obs.slo._run import open_source
 from onsale_obs.slo._timeline import alert_timeline
 from onsale_obs.types import Mode
 
 SPEC_ENV = "ONSALE_OBS_SLO_SPEC"
 PROMETHEUS_ENV = "ONSALE_OBS_PROMETHEUS"
-OnSalesFormat = Literal["table", "json", "markdown"]
+OnSalesFormat = Literal["table", "json", "markdown", "html"]
 ReportFormat = Literal["table", "json", "markdown", "html"]
 #: budget burn-down steps drawn per mode in the HTML report
 HTML_BINS = 30
@@ -162,7 +164,30 @@ SigningOption = Annotated[
 OnSalesFormatOption = Annotated[
     OnSalesFormat,
     typer.Option(
-        "--format", help="table for people, markdown for retrospectives, json for scripts."
+        "--format",
+        help="table for people, markdown or html (a self-contained retrospective per "
+        "on-sale, needs -o) for retrospectives, json for scripts.",
+    ),
+]
+RecommendationsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--recommendations",
+        metavar="FILE",
+        help="Exit-rate decisions to draw in the html retrospective (JSON as onsale-obs demo "
+        "writes recommendations.json: time, rate, action, reason, signals.current_rate, "
+        "signals.queue_length).",
+        show_default=False,
+    ),
+]
+TraceUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trace-url",
+        metavar="TEMPLATE",
+        help="Link each trace id in the html retrospective, {trace_id} replaced, e.g. "
+        "'https://grafana.example.com/explore?left=...{trace_id}...'.",
+        show_default=False,
     ),
 ]
 ReportFormatOption = Annotated[
@@ -248,6 +273,9 @@ class _Read:
     windows: list[OnSaleWindow] | None
     source: Source
     what: str
+    log_paths: tuple[Path, ...] = ()
+    prometheus_url: str | None = None
+    timeout: float = 10.0
 
 
 def _open(
@@ -276,7 +304,9 @@ def _open(
     windows = _history(backend, verify_key, signing_key)
     source = open_source(prometheus=prometheus, logs=logs or (), timeout=timeout)
     what = "reading logs" if logs else "querying Prometheus"
-    return _Read(spec, chosen, moment, windows, source, what)
+    return _Read(
+        spec, chosen, moment, windows, source, what, tuple(logs or ()), prometheus, timeout
+    )
 
 
 def _evaluate(read: _Read, window: float | None, show_progress: bool, bins: int = 0) -> Report:
@@ -328,6 +358,42 @@ def _alert_timeline(read: _Read, report: Report, show_progress: bool) -> AlertTi
             read.spec, read.source, times, slos=read.slos, onsale_windows=windows, progress=progress
         )
     return AlertTimeline(times, tuple(firings), step, read.spec.grace)
+
+
+def _retrospectives(
+    read: _Read,
+    report: Report,
+    timeline: AlertTimeline,
+    recommendations: Path | None,
+    trace_url: str | None,
+) -> list[Retro]:
+    """Per-minute figures of every on-sale from the same source, drawn for the html page."""
+    spans = spans_of(report, read.spec.grace)
+    try:
+        decisions = [] if recommendations is None else read_decisions(recommendations)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise typer.BadParameter(
+            f"cannot read {recommendations}: {exc}; expected a JSON list of decisions with "
+            "time, rate, action and reason (as onsale-obs demo writes recommendations.json).",
+            param_hint="'--recommendations'",
+        ) from None
+    if not spans:
+        return []
+    if read.prometheus_url is not None:
+        from onsale_obs.slo._prom_client import PrometheusClient
+
+        with PrometheusClient(read.prometheus_url, timeout=read.timeout) as client:
+            minutes = from_prometheus(client, read.slos, spans, read.spec.grace)
+    else:
+        minutes = from_logs(read.log_paths, read.slos, spans, read.spec.grace)
+    return build_retros(
+        report,
+        minutes,
+        firings=timeline.firings,
+        times=timeline.times,
+        decisions=decisions,
+        trace_url=trace_url,
+    )
 
 
 def _notes(report: Report) -> list[str]:
@@ -396,6 +462,8 @@ def report(
     fmt: ReportFormatOption = "table",
     output: OutputOption = None,
     timeout: TimeoutOption = 10.0,
+    recommendations: RecommendationsOption = None,
+    trace_url: TraceUrlOption = None,
 ) -> None:
     """Error budgets, burn rates and alerts per SLO, normal time and on-sales side by side.
 
@@ -426,7 +494,15 @@ def report(
     modes: tuple[Mode, ...] = ("normal", "onsale") if mode is None else (mode,)
     text: str | None
     if fmt == "html":
-        text = render_html(result, _alert_timeline(read, result, True), modes=modes)
+        timeline = _alert_timeline(read, result, True)
+        retros = (
+            _retrospectives(read, result, timeline, recommendations, trace_url)
+            if "onsale" in modes
+            else []
+        )
+        text = render_html(
+            result, timeline, modes=modes, retrospective=render_sections(retros, result)
+        )
     elif fmt == "json":
         data = result.to_json()
         for s in data["slos"]:
@@ -466,34 +542,44 @@ def onsales(
     signing_key: SigningOption = None,
     output: OnSalesFormatOption = "table",
     timeout: TimeoutOption = 10.0,
+    out_file: OutputOption = None,
+    recommendations: RecommendationsOption = None,
+    trace_url: TraceUrlOption = None,
 ) -> None:
     """How did each on-sale of the window go? One row per on-sale and SLO.
 
     Each on-sale shows its requests, bad requests, SLI, the share of the window's on-sale
-    budget it spent, and its peak request rate. Exit code 1 when an on-sale missed its
-    SLO's on-sale objective.
+    budget it spent, and its peak request rate. An on-sale that began before the window is
+    clipped to it (flagged, with the whole on-sale's figures beside), so the rows add up to
+    the on-sale mode's total. Exit code 1 when an on-sale missed its SLO's on-sale
+    objective.
+
+    --format html -o FILE writes a retrospective per on-sale: per-minute requests, errors
+    and p95 latency per service, the error budget in requests, when the alerts detected,
+    paged and resolved, the waiting room's exit rate (--recommendations) and trace links
+    (--trace-url). One self-contained file, nothing loaded from the network.
 
     Examples:
 
         onsale-obs slo onsales --spec slo.yaml --logs access.log
 
         onsale-obs slo onsales --spec slo.yaml --prometheus http://localhost:9090 --window 90d --format json
+
+        onsale-obs slo onsales --spec slo.yaml --logs access.log --format html -o retro.html --recommendations recommendations.json
     """
-    result = _report(
-        spec,
-        prometheus,
-        logs,
-        at,
-        window,
-        slo,
-        backend,
-        verify_key,
-        signing_key,
-        timeout,
-        output != "json",
-    )
+    target = _output_file(out_file, "html" if output == "html" else "table")
+    read = _open(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
+    result = _evaluate(read, window, output != "json")
     pairs = all_onsales(result)
-    if output == "json":
+    if output == "html":
+        timeline = _alert_timeline(read, result, True)
+        retros = _retrospectives(read, result, timeline, recommendations, trace_url)
+        page = render_retro_page(retros, result)
+        if target is None:
+            typer.echo(page, nl=False)
+        else:
+            _write(target, page)
+    elif output == "json":
         print_json(
             {
                 "at": result.to_json()["at"],

@@ -29,7 +29,8 @@ from onsale_obs.slo._html_svg import (
     utc,
 )
 from onsale_obs.slo._report import ModeResult, OnSaleResult, Report, SLOResult
-from onsale_obs.slo._spec import MODES, SLO, AvailabilitySLI, LatencySLI, Priority, severity_of
+from onsale_obs.slo._retro_html import ROUTED
+from onsale_obs.slo._spec import MODES, SLO, AvailabilitySLI, LatencySLI, Priority
 from onsale_obs.slo._timeline import Firing
 from onsale_obs.types import Mode
 
@@ -82,9 +83,17 @@ def timeline_moments(
 
 
 def render_html(
-    report: Report, timeline: AlertTimeline | None = None, *, modes: Sequence[Mode] = MODES
+    report: Report,
+    timeline: AlertTimeline | None = None,
+    *,
+    modes: Sequence[Mode] = MODES,
+    retrospective: str = "",
 ) -> str:
-    """The whole report as one HTML document (``timeline`` None: alerts at the report moment)."""
+    """The whole report as one HTML document (``timeline`` None: alerts at the report moment).
+
+    ``retrospective``: the per-on-sale sections (:mod:`onsale_obs.slo._retro_html`), placed
+    after the on-sales.
+    """
     if timeline is None:
         timeline = _now_only(report)
     parts = [
@@ -106,13 +115,19 @@ def render_html(
     ]
     if "onsale" in modes:
         parts.append(_onsales(report, timeline))
+        parts.append(retrospective)
     parts.append('<div id="slos">')
-    parts += [_slo(i, s, report, timeline, modes) for i, s in enumerate(report.slos)]
+    parts += [_slo(i, s, report, timeline, modes) for i, s in _ordered(report, modes)]
     parts += ["</div>", "</main>", _footer(), "</body>", "</html>", ""]
     return "\n".join(parts)
 
 
 # ----------------------------------------------------------------------------- pieces
+
+
+def _routed(priority: Priority) -> str:
+    """Where Alertmanager sends a priority (P4 goes to "info", see generate/_alertmanager.py)."""
+    return ROUTED[priority]
 
 
 def _now_only(report: Report) -> AlertTimeline:
@@ -153,6 +168,26 @@ def _worst(s: SLOResult, modes: Iterable[Mode]) -> str:
     return next((x for x in ("burning", "breached", "ok") if x in statuses), "no data")
 
 
+def _budget_requests(m: ModeResult, path: str) -> str:
+    """``3 bad of 0.2 allowed`` with the share left beneath it (percentages secondary)."""
+    if not m.has_data:
+        return "no data"
+    allowed = m.allowed_bad or 0.0
+    share = (
+        ""
+        if not allowed
+        else (
+            f'<br><span class="secondary"><span data-json="{path}.budget_remaining" '
+            f'data-format="budget">{esc(budget_text(m.budget_remaining or 0.0))}</span> left</span>'
+        )
+    )
+    return (
+        f'<span data-json="{path}.bad">{_count(m.bad)}</span> bad of '
+        f'<span data-json="{path}.budget_requests.allowed">{_count(allowed)}</span> allowed'
+        f"{share}"
+    )
+
+
 def _budget_left(m: ModeResult, *, short: bool = False) -> str:
     if m.has_data and not m.allowed_bad:
         return "no budget" if short else "no budget (objective 100%)"
@@ -182,7 +217,7 @@ def _alert(m: ModeResult, *, short: bool = False) -> str:
         return f'<span class="muted">{none}</span>' if m.has_data else "no data"
     if short:
         return f'<span class="nowrap">{_prio(alert.priority)} {esc(alert.name)}</span>'
-    return f"{_prio(alert.priority)} {esc(alert.name)} firing ({severity_of(alert.priority)})"
+    return f"{_prio(alert.priority)} {esc(alert.name)} firing ({_routed(alert.priority)})"
 
 
 def _sli_words(slo: SLO) -> str:
@@ -257,29 +292,37 @@ def _header(report: Report, timeline: AlertTimeline) -> str:
     )
 
 
+def _ordered(report: Report, modes: Sequence[Mode]) -> list[tuple[int, SLOResult]]:
+    """SLOs failing first (burning, then breached), in spec order within each group."""
+    rank = {"burning": 0, "breached": 1, "ok": 2, "no data": 3}
+    return sorted(enumerate(report.slos), key=lambda p: (rank[_worst(p[1], modes)], p[0]))
+
+
 def _summary(report: Report, modes: Sequence[Mode]) -> str:
     head = "".join(f'<th scope="col" colspan="3" class="m-{m}">{MODE_TITLE[m]}</th>' for m in modes)
     sub = "".join(
-        '<th scope="col" class="num">SLI / objective</th><th scope="col" class="num">budget '
-        'left</th><th scope="col">alert</th>'
+        '<th scope="col" class="num">SLI / objective</th><th scope="col" class="num">error '
+        'budget (requests)</th><th scope="col">alert</th>'
         for _ in modes
     )
     rows = []
-    for i, s in enumerate(report.slos):
+    for i, s in _ordered(report, modes):
         cells = "".join(
-            f'<td class="num">{esc(pct(m.sli))} / {esc(pct(m.objective, 2))}</td>'
-            f'<td class="num">{esc(_budget_left(m, short=True))}</td><td>{_alert(m, short=True)}</td>'
-            for m in (s.modes[x] for x in modes)
+            f'<td class="num"><span data-json="slos.{i}.modes.{x}.sli" data-format="pct">'
+            f"{esc(pct(m.sli))}</span> / {esc(pct(m.objective, 2))}</td>"
+            f'<td class="num">{_budget_requests(m, f"slos.{i}.modes.{x}")}</td>'
+            f"<td>{_alert(m, short=True)}</td>"
+            for x, m in ((x, s.modes[x]) for x in modes)
         )
         rows.append(
             f'<tr><th scope="row"><a href="#slo-{i}">{esc(s.slo.name)}</a></th>'
-            f"<td>{esc(s.slo.service)}</td>{cells}<td>{_status(_worst(s, modes))}</td></tr>"
+            f"<td>{_status(_worst(s, modes))}</td>{cells}</tr>"
         )
-    body = "".join(rows) or f'<tr><td colspan="{3 + 3 * len(modes)}">no SLOs</td></tr>'
+    body = "".join(rows) or f'<tr><td colspan="{2 + 3 * len(modes)}">no SLOs</td></tr>'
     return (
         '<section id="summary"><h2>Summary</h2><div class="scroll"><table class="grid">'
-        f'<thead><tr><th rowspan="2" scope="col">SLO</th><th rowspan="2" scope="col">service</th>'
-        f'{head}<th rowspan="2" scope="col">status</th></tr><tr>{sub}</tr></thead>'
+        f'<thead><tr><th rowspan="2" scope="col">SLO</th><th rowspan="2" scope="col">status</th>'
+        f"{head}</tr><tr>{sub}</tr></thead>"
         f"<tbody>{body}</tbody></table></div></section>"
     )
 
@@ -316,15 +359,25 @@ def _onsales(report: Report, timeline: AlertTimeline) -> str:
         reach = first.end + timeline.grace
         rows = []
         for s, o in pairs:
+            index = report.slos.index(s)
+            path = f"slos.{index}.onsales.{s.onsales.index(o)}"
+            clip = (
+                ""
+                if o.whole is None
+                else f'<br><span class="secondary">clipped to the window; whole on-sale from '
+                f"{esc(utc(o.whole.window.start))}: {_count(o.whole.total)} requests, "
+                f"{_count(o.whole.bad)} bad</span>"
+            )
             objective = s.modes["onsale"].objective
             missed = o.sli is not None and o.sli < objective
             rows.append(
                 f'<tr class="{"missed" if missed else ""}"><th scope="row">{esc(s.slo.name)}</th>'
-                f'<td class="num">{_count(o.total)}</td>'
+                f'<td class="num" data-json="{path}.total">{_count(o.total)}</td>'
                 f'<td class="num">{esc(_bad_words(s.slo, o.bad))}</td>'
-                f'<td class="num">{esc(pct(o.sli))}</td>'
+                f'<td class="num" data-json="{path}.sli" data-format="pct">{esc(pct(o.sli))}</td>'
                 f'<td class="num">{esc(pct(objective, 2))}</td>'
-                f'<td class="num">{esc(_share(o.budget_consumed))}</td>'
+                f'<td class="num"><span data-json="{path}.budget_consumed" data-format="budget">'
+                f"{esc(_share(o.budget_consumed))}</span>{clip}</td>"
                 f'<td class="num">{"-" if o.peak_rps is None else f"{o.peak_rps:,.1f}"}</td>'
                 f"<td>{_during(timeline, s.slo.name, start, reach)}</td></tr>"
             )
@@ -343,7 +396,7 @@ def _onsales(report: Report, timeline: AlertTimeline) -> str:
             '<th scope="col" class="num">SLI</th><th scope="col" class="num">objective</th>'
             '<th scope="col" class="num">budget share</th><th scope="col" class="num">peak rps'
             '</th><th scope="col">alerts fired</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div></article>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>{_outside(report, pairs)}</article>"
         )
     return (
         '<section id="onsales"><h2>On-sales</h2><p class="hint">Budget share: the part of the '
@@ -351,6 +404,31 @@ def _onsales(report: Report, timeline: AlertTimeline) -> str:
         "within the spec's grace (onsale_grace"
         f"{f', {esc(format_duration(timeline.grace))}' if timeline.grace else ''}) after an "
         f"on-sale ended still count in it.</p>{''.join(cards)}</section>"
+    )
+
+
+def _outside(report: Report, pairs: list[tuple[SLOResult, OnSaleResult]]) -> str:
+    """Why the on-sale mode's requests differ from the on-sale rows (see the JSON's
+    ``onsale_outside_windows``), said once per card."""
+    found = [
+        (report.slos.index(s), s.slo.name, n)
+        for s, _ in pairs
+        if (n := s.onsale_outside_windows) is not None and n != 0
+    ]
+    if not found:
+        return ""
+    listed = ", ".join(
+        f'{esc(name)} <span data-json="slos.{i}.onsale_outside_windows">{_count(n)}</span>'
+        for i, name, n in found
+    )
+    return (
+        '<p class="hint">Why the on-sale panels below count more requests than this card: '
+        f"{listed} requests served in on-sale mode fall outside every on-sale's counting span. "
+        "A panel counts every request served in on-sale mode inside the SLO window; this card "
+        "counts the requests that finished after the on-sale's first instant, up to its end + "
+        "grace (spans are half-open, (start, end], like Prometheus range selectors). Requests "
+        "logged at the very instant the on-sale began, or after the grace, are in the panel "
+        "and not the card.</p>"
     )
 
 
@@ -388,7 +466,7 @@ def _rules(m: ModeResult) -> str:
         short = "-" if r.short_burn is None else f"{r.short_burn:,.2f}x"
         rows.append(
             f'<tr class="{"firing" if r.firing else ""}"><td>{esc(r.name)}</td>'
-            f"<td>{_prio(r.priority)} {severity_of(r.priority)}</td>"
+            f"<td>{_prio(r.priority)} {_routed(r.priority)}</td>"
             f"<td>{esc(format_duration(r.long))} / {esc(format_duration(r.short))}</td>"
             f'<td class="num">{long}</td><td class="num">{short}</td>'
             f'<td class="num">{r.burn_rate:g}x</td>'
@@ -406,15 +484,37 @@ def _rules(m: ModeResult) -> str:
 
 def _mode_card(i: int, s: SLOResult, mode: Mode) -> str:
     m = s.modes[mode]
+    path = f"slos.{i}.modes.{mode}"
+    left = None if m.allowed_bad is None else m.allowed_bad - m.bad
     figures = [
-        ("objective", pct(m.objective, 2)),
-        ("requests", _count(m.total)),
-        ("bad", _bad_words(s.slo, m.bad, mode) if m.has_data else "no data"),
-        ("SLI", pct(m.sli)),
-        ("budget allowed", "no data" if m.allowed_bad is None else f"{m.allowed_bad:,.1f} bad"),
-        ("budget left", _budget_left(m)),
+        ("objective", pct(m.objective, 2), "objective", ""),
+        ("requests", _count(m.total), "total", ""),
+        ("SLI", pct(m.sli), "sli", "pct"),
+        ("bad (budget spent)", _bad_words(s.slo, m.bad, mode) if m.has_data else "no data", "", ""),
+        (
+            "allowed bad",
+            "no data" if m.allowed_bad is None else _count(m.allowed_bad),
+            "budget_requests.allowed",
+            "",
+        ),
+        (
+            "left (requests)",
+            "no data" if left is None else _count(left),
+            "budget_requests.left",
+            "",
+        ),
     ]
-    items = "".join(f"<div><dt>{k}</dt><dd>{esc(v)}</dd></div>" for k, v in figures)
+    items = "".join(
+        f"<div><dt>{k}</dt><dd"
+        + (f' data-json="{path}.{key}"' if key else "")
+        + (f' data-format="{fmt}"' if fmt else "")
+        + f">{esc(v)}</dd></div>"
+        for k, v, key, fmt in figures
+    )
+    items += (
+        f'<div class="wide"><dt>budget left</dt><dd class="secondary">{esc(_budget_left(m))}'
+        "</dd></div>"
+    )
     return (
         f'<article class="card mode m-{mode}"><h3>{MODE_TITLE[mode]} time {_status(m.status)}</h3>'
         f'<dl class="figures">{items}<div class="wide"><dt>alert</dt><dd>{_alert(m)}</dd></div>'
@@ -480,12 +580,12 @@ def _timeline(
     lanes = [Lane(m, r.name, r.priority) for m in reversed(modes) for r in s.slo.policy[m]]
     firing = {(f.mode, f.rule, f.at): f for f in timeline.firings if f.slo == s.slo.name}
     svg = timeline_svg(f"slo{i}-timeline", s.slo.name, lanes, _segments(timeline, report), firing)
-    legend = "".join(f"<span>{_prio(p)} {severity_of(p)}</span>" for p in PRIORITY_COLOUR)
+    legend = "".join(f"<span>{_prio(p)} {_routed(p)}</span>" for p in PRIORITY_COLOUR)
     rows = []
     for first, last, run in _episodes(s, timeline, modes):
         rows.append(
             f"<tr><td>{MODE_TITLE[first.mode]}</td><td>{esc(first.rule)}</td>"
-            f"<td>{_prio(first.priority)} {severity_of(first.priority)}</td>"
+            f"<td>{_prio(first.priority)} {_routed(first.priority)}</td>"
             f"<td>{_time(first.at)}</td><td>{_time(last.at)}</td>"
             f'<td class="num">{len(run):,}</td>'
             f'<td class="num">{max(f.long_burn for f in run):,.1f}x</td>'
@@ -527,12 +627,30 @@ def _slo(
             facts.append(f"runbook {esc(slo.runbook)}")
     desc = f'<p class="desc">{esc(slo.description)}</p>' if slo.description else ""
     cards = "".join(_mode_card(i, s, m) for m in modes)
+    worst = _worst(s, modes)
+    if worst in ("ok", "no data"):  # healthy: one line, the detail a click away
+        return (
+            f'<section class="slo" id="slo-{i}" aria-labelledby="slo-{i}-h">'
+            f'<details class="healthy"><summary id="slo-{i}-h">{esc(slo.name)} {_status(worst)}'
+            f' <span class="secondary">{esc(_healthy_line(s, modes))}</span></summary>{desc}'
+            f'<p class="facts">{" · ".join(facts)}</p><div class="modes">{cards}</div>'
+            f"{_timeline(i, s, report, timeline, modes)}</details></section>"
+        )
     return (
         f'<section class="slo" id="slo-{i}" aria-labelledby="slo-{i}-h">'
         f'<h2 id="slo-{i}-h">{esc(slo.name)} {_status(_worst(s, modes))}</h2>{desc}'
         f'<p class="facts">{" · ".join(facts)}</p>'
         f'<div class="modes">{cards}</div>{_timeline(i, s, report, timeline, modes)}</section>'
     )
+
+
+def _healthy_line(s: SLOResult, modes: Sequence[Mode]) -> str:
+    parts = []
+    for mode in modes:
+        m = s.modes[mode]
+        if m.has_data:
+            parts.append(f"{MODE_TITLE[mode]} {_count(m.bad)} bad of {_count(m.allowed_bad or 0)}")
+    return "; ".join(parts) or "no requests"
 
 
 def _footer() -> str:

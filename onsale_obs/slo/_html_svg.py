@@ -49,9 +49,9 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px}
 h3{font-size:15px;margin:0 0 8px}
 .lead,.hint,.facts,.desc,.muted,.empty{color:var(--muted)}.desc{color:var(--ink);margin:0 0 4px}
 .facts{margin:0 0 12px}
-dl.meta{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:6px 24px;
+dl.meta{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(460px,100%),1fr));gap:6px 24px;
 margin:12px 0;padding:12px 16px;background:var(--card);border:1px solid var(--line);border-radius:8px}
-dl.meta div{display:flex;gap:10px}dl.meta dt{color:var(--muted);min-width:160px}
+dl.meta div{display:flex;flex-wrap:wrap;gap:0 10px}dl.meta dt{color:var(--muted);min-width:160px}
 dl.meta dd{margin:0;overflow-wrap:anywhere}
 ul.notes{margin:8px 0;padding:8px 28px;background:#fffbeb;border:1px solid #fde68a;border-radius:8px}
 .pill{display:inline-block;font-size:12px;font-weight:600;padding:1px 9px;border-radius:999px;
@@ -77,7 +77,9 @@ margin:0 0 14px}
 .card.onsale .scope{color:var(--onsale)}.reason{font-weight:400;color:var(--muted)}
 .when{margin:0 0 4px;color:var(--muted)}
 section.slo{border-top:2px solid var(--line);margin-top:26px}
-.modes{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:14px}
+.secondary{color:var(--muted);font-size:12px;font-weight:400}
+details.healthy>summary{cursor:pointer;font-size:16px;font-weight:600;padding:8px 0}
+.modes{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(460px,100%),1fr));gap:14px}
 .mode.m-normal{border-top:4px solid var(--normal)}.mode.m-onsale{border-top:4px solid var(--onsale)}
 .m-normal h3{color:var(--normal)}.m-onsale h3{color:var(--onsale)}
 dl.figures{display:grid;grid-template-columns:repeat(3,1fr);gap:6px 12px;margin:0 0 8px}

@@ -1,0 +1,204 @@
+"""The retrospective's charts: matplotlib figures written as inline SVG, text kept as text.
+
+matplotlib (the ``plots`` extra) rather than hand-drawn SVG: axes, ticks, legends and time
+formatting come for free and stay right at any zoom; SVG keeps the page self-contained and
+sharp in print. Each exit-rate decision's reason is a ``<title>`` (a tooltip on hover).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from onsale_obs.slo._retro import MINUTE, Decision, OnSaleMinutes
+
+ONSALE_SHADE = "#7b2cbf"
+GRACE_SHADE = "#c9a6e8"
+PALETTE = ("#1f5fbf", "#d1495b", "#2a9d8f", "#e9a03b", "#6c757d", "#8338ec")
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "onsale-obs",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.color": "#e3e6ea",
+        }
+    )
+    return plt
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _frame(o: OnSaleMinutes, title: str, ylabel: str) -> tuple[Any, Any, Any]:
+    plt = _plt()
+    import matplotlib.dates as mdates
+
+    fig, ax = plt.subplots(figsize=(10, 2.6), layout="constrained")
+    ax.axvspan(_dt(o.window.start), _dt(o.onsale_end), color=ONSALE_SHADE, alpha=0.12, lw=0)
+    if o.end > o.onsale_end:
+        ax.axvspan(_dt(o.onsale_end), _dt(o.end), color=GRACE_SHADE, alpha=0.15, lw=0)
+    ax.set_xlim(_dt(o.start), _dt(o.end))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_ylabel(ylabel)
+    return plt, fig, ax
+
+
+def _svg(plt: Any, fig: Any, kind: str, label: str, titles: dict[str, str] | None = None) -> Markup:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    # responsive: the viewBox stays, the fixed size goes
+    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
+    text = text.replace(
+        "<svg",
+        f'<svg class="chart" data-chart="{escape(kind)}" role="img" aria-label="{escape(label)}"',
+        1,
+    )
+    for gid, tip in (titles or {}).items():
+        text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{escape(tip)}</title>', 1)
+    return Markup(text)
+
+
+def _series(values: dict[int, float], minutes: Sequence[int]) -> list[float]:
+    return [values.get(m, 0.0) for m in minutes]
+
+
+def _times(minutes: Sequence[int]) -> list[datetime]:
+    return [_dt(m + MINUTE / 2) for m in minutes]
+
+
+def traffic_chart(o: OnSaleMinutes) -> Markup:
+    """Requests per minute per service."""
+    plt, fig, ax = _frame(o, "Requests per minute", "requests / min")
+    minutes = o.minutes()
+    for i, (name, sm) in enumerate(sorted(o.services.items())):
+        ax.plot(_times(minutes), _series(sm.requests, minutes), label=name, color=PALETTE[i % 6])
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    return _svg(plt, fig, "requests", "requests per minute per service")
+
+
+def error_chart(o: OnSaleMinutes) -> Markup:
+    """5xx errors per minute per service."""
+    plt, fig, ax = _frame(o, "Errors (5xx) per minute", "errors / min")
+    minutes = o.minutes()
+    for i, (name, sm) in enumerate(sorted(o.services.items())):
+        ax.plot(
+            _times(minutes),
+            _series(sm.errors, minutes),
+            label=name,
+            color=PALETTE[i % 6],
+            marker=".",
+            ms=3,
+        )
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    return _svg(plt, fig, "errors", "5xx errors per minute per service")
+
+
+def latency_chart(o: OnSaleMinutes, thresholds: dict[str, float]) -> Markup:
+    """p95 latency per minute per service, with the on-sale latency thresholds."""
+    plt, fig, ax = _frame(o, "p95 latency per minute", "seconds")
+    minutes = o.minutes()
+    for i, (name, sm) in enumerate(sorted(o.services.items())):
+        points = [
+            (t, sm.p95[m]) for t, m in zip(_times(minutes), minutes, strict=True) if m in sm.p95
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, label=name, color=PALETTE[i % 6], marker=".", ms=3)
+    for slo, limit in sorted(thresholds.items()):
+        ax.axhline(limit, color="#444", ls="--", lw=0.8)
+        ax.annotate(
+            f"{slo} threshold",
+            (0.99, limit),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="#444",
+        )
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    return _svg(plt, fig, "latency", "p95 latency per minute per service")
+
+
+def burn_chart(o: OnSaleMinutes, budgets: dict[str, float]) -> Markup:
+    """Bad requests so far per SLO through the on-sale, against each SLO's allowance."""
+    plt, fig, ax = _frame(o, "Error budget in requests: bad so far vs allowed", "bad requests")
+    minutes = o.minutes()
+    for i, (name, allowed) in enumerate(sorted(budgets.items())):
+        sm = o.slos.get(name)
+        if sm is None:
+            continue
+        so_far, total = [], 0.0
+        for m in minutes:
+            total += sm.bad.get(m, 0.0)
+            so_far.append(total)
+        colour = PALETTE[i % 6]
+        ax.step(_times(minutes), so_far, where="mid", label=f"{name} bad", color=colour)
+        ax.axhline(allowed, color=colour, ls=":", lw=1)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    return _svg(plt, fig, "burn", "bad requests so far against the allowed bad requests")
+
+
+def exit_rate_chart(o: OnSaleMinutes, decisions: Sequence[Decision]) -> Markup:
+    """The waiting room's exit rate (recommended and applied) and its queue, per decision."""
+    plt, fig, ax = _frame(o, "Waiting room: exit rate and queue", "users / min")
+    shown = [d for d in decisions if o.start < d.at <= o.end]
+    xs = [_dt(d.at) for d in shown]
+    ax.step(xs, [d.recommended for d in shown], where="post", label="recommended", color=PALETTE[0])
+    applied = [(x, d.applied) for x, d in zip(xs, shown, strict=True) if d.applied is not None]
+    if applied:
+        ax.step(
+            [a for a, _ in applied],
+            [b for _, b in applied],
+            where="post",
+            label="applied",
+            color=PALETTE[3],
+            ls="--",
+        )
+    titles = {}
+    for k, (x, d) in enumerate(zip(xs, shown, strict=True)):
+        gid = f"decision-{int(o.window.start)}-{k}"
+        (dot,) = ax.plot([x], [d.recommended], "o", ms=4, color=PALETTE[0])
+        dot.set_gid(gid)
+        titles[gid] = f"{x:%H:%M} {d.action} to {d.recommended:,.0f}/min: {d.reason}"
+    queue = [(x, d.queue) for x, d in zip(xs, shown, strict=True) if d.queue is not None]
+    if queue:
+        twin = ax.twinx()
+        twin.plot(
+            [a for a, _ in queue],
+            [b for _, b in queue],
+            color="#6c757d",
+            lw=1,
+            label="queue (users)",
+        )
+        twin.set_ylabel("users waiting")
+        twin.set_ylim(bottom=0)
+        twin.grid(False)
+        twin.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    return _svg(plt, fig, "exit-rate", "exit rate recommended and applied, queue length", titles)
