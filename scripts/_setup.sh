@@ -73,6 +73,8 @@ ensure_servers() {
         || [ -x /usr/bin/alertmanager ] || missing+=(prometheus-alertmanager)
     # headless Chromium opens the HTML report in tests/test_slo_html.py
     command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # a real terminal (tmux capture-pane) for the table layout tests in tests/test_cli_tables.py
+    command -v tmux >/dev/null 2>&1 || [ -x /usr/bin/tmux ] || missing+=(tmux)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
     fi

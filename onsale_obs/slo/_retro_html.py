@@ -136,6 +136,12 @@ def build_retros(
     trace_url: str | None = None,
 ) -> list[Retro]:
     """One :class:`Retro` per on-sale, charts drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # the runtime without the plots extra: figures and tables only
+        drawn_ok = False
+    else:
+        drawn_ok = True
     from onsale_obs.slo import _retro_charts as charts
 
     out = []
@@ -149,16 +155,18 @@ def build_retros(
         budgets = {
             r.slo.slo.name: r.allowed for r in rows if r.allowed is not None and r.onsale.bad > 0
         }
-        drawn = [
-            charts.traffic_chart(o),
-            charts.error_chart(o),
-            charts.latency_chart(o, thresholds),
-        ]
-        if budgets:
-            drawn.append(charts.burn_chart(o, budgets))
         mine = [d for d in decisions if o.start < d.at <= o.end]
-        if mine:
-            drawn.append(charts.exit_rate_chart(o, mine))
+        drawn: list[Markup] = []
+        if drawn_ok:
+            drawn = [
+                charts.traffic_chart(o),
+                charts.error_chart(o),
+                charts.latency_chart(o, thresholds),
+            ]
+            if budgets:
+                drawn.append(charts.burn_chart(o, budgets))
+            if mine:
+                drawn.append(charts.exit_rate_chart(o, mine))
         outside = tuple(
             (r.slo.slo.name, left, r.slo_index)
             for r in rows
