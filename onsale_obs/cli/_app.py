@@ -25,6 +25,7 @@ from onsale_obs.cli._exitrate import exitrate_app
 from onsale_obs.cli._keys import keys_app
 from onsale_obs.cli._live import serve
 from onsale_obs.cli._mode import mode_app
+from onsale_obs.cli._plan import plan_app
 from onsale_obs.cli._rules import rules_app
 from onsale_obs.cli._slo import slo_app
 from onsale_obs.exceptions import OnsaleObsError
@@ -39,6 +40,7 @@ _GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("alertmanager", alertmanager_app),
     ("dashboards", dashboards_app),
     ("exit-rate", exitrate_app),
+    ("plan", plan_app),
 )
 
 
