@@ -33,6 +33,7 @@ class RequestMode:
     """
 
     __slots__ = (
+        "_adopt",
         "_trace_id",
         "baggage",
         "event",
@@ -69,6 +70,9 @@ class RequestMode:
         # start of the request (tracing inside the middleware): None until then. A shared
         # instance holds SHARED and is never written; the middleware keeps that trace id itself.
         self._trace_id: int | None = SHARED
+        # The baggage entries the request's first span hands to the context an inner OTel
+        # middleware attached (see OnsaleSpanProcessor.on_start): None but for such a request.
+        self._adopt: dict[str, object] | None = None
 
     def for_one_request(self) -> RequestMode:
         """A copy whose first span may record its trace id (see ``_trace_id``)."""
@@ -83,6 +87,7 @@ class RequestMode:
         copy.baggage = self.baggage
         copy.labels = self.labels
         copy._trace_id = None
+        copy._adopt = None
         return copy
 
     def __repr__(self) -> str:

@@ -10,15 +10,16 @@ import contextlib
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import structlog
-from opentelemetry import baggage, context, trace
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import Span as SdkSpan
 
 from onsale_obs.instrument._access_log import AccessLog
 from onsale_obs.instrument._baggage import (
+    EVENT_KEY,
+    MODE_KEY,
     parse_onsale_baggage,
     rewrite_baggage,
     strip_onsale_baggage,
@@ -32,20 +33,10 @@ from onsale_obs.instrument._events import (
     valid_event,
 )
 from onsale_obs.instrument._metrics import UNMATCHED_ROUTE, RequestMetrics
+from onsale_obs.instrument._otel import BAGGAGE_KEY, OTEL_VAR, SPAN_KEY, with_onsale_baggage
 from onsale_obs.instrument._routes import RouteResolver, routes_for
 from onsale_obs.instrument._tracing import tag_span
 from onsale_obs.modes import ModeSubscriber, Resolution
-
-# Context keys of OTel's baggage and current span. Reading the context directly saves several
-# Python calls on every request (OTel's getters add an ABC isinstance check and copies); if a
-# future OTel moves them, the public API is used instead.
-_BAGGAGE_KEY: str | None
-_SPAN_KEY: str | None
-try:
-    from opentelemetry.baggage import _BAGGAGE_KEY
-    from opentelemetry.trace.propagation import _SPAN_KEY
-except ImportError:  # pragma: no cover - depends on the OTel version
-    _BAGGAGE_KEY = _SPAN_KEY = None
 
 _EMPTY: dict[str, Any] = {}
 
@@ -60,23 +51,6 @@ except ImportError:  # pragma: no cover - depends on the OTel version
     pass
 
 
-def _otel_context_var() -> ContextVar[context.Context] | None:
-    """OTel's own context variable, when its runtime context is the default (contextvars) one.
-
-    Setting and resetting it directly is what ``context.attach``/``detach`` do, minus three
-    Python calls each way; any other runtime context goes through the public API.
-    """
-    try:
-        from opentelemetry.context import _RUNTIME_CONTEXT
-        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-    except ImportError:  # pragma: no cover - depends on the OTel version
-        return None
-    if type(_RUNTIME_CONTEXT) is not ContextVarsRuntimeContext:
-        return None
-    var = getattr(_RUNTIME_CONTEXT, "_current_context", None)
-    return var if isinstance(var, ContextVar) else None
-
-
 AppT = TypeVar("AppT")
 
 #: The monotonic clock durations are measured with.
@@ -89,11 +63,31 @@ now = time.perf_counter
 Started = tuple[RequestMode, Any, Any, "str | None", "int | None"]
 #: Builds the generic ``RequestParts`` for extractors other than ``PathParam`` (called lazily).
 PartsFactory = Callable[[Any, str, str, Mapping[str, Any]], RequestParts]
-#: What a (method, path) always means with path-parameter extractors: route, event, and the
-#: RequestMode last made for it with the Resolution it was made for (None, None: not yet).
-_Decision = tuple[str, "str | None", "Resolution | None", "RequestMode | None"]
-#: How many distinct (method, path) decisions are kept (all dropped when full).
+#: How many distinct (method, path, inbound baggage) decisions are kept (all dropped when full).
 _MAX_DECISIONS = 4096
+#: Inbound baggage headers longer than this are decided afresh on every request, never kept: an
+#: upstream service's ``onsale.*`` entries are far shorter, and the cache stays small.
+_MAX_KEPT_BAGGAGE = 256
+
+
+class _Decision:
+    """What a request's (method, path, inbound baggage) always means with path-parameter
+    extractors, and the RequestMode last made for it with the Resolution it was made for."""
+
+    __slots__ = ("event", "header", "inbound", "resolution", "rm", "route", "upstream_mode")
+
+    def __init__(
+        self, route: str, event: str | None, upstream_mode: str | None, inbound: str | None
+    ) -> None:
+        self.route = route
+        self.event = event
+        self.upstream_mode = upstream_mode
+        #: the inbound baggage header as passed on (``drop_inbound_baggage``: stripped)
+        self.inbound = inbound
+        self.resolution: Resolution | None = None
+        self.rm: RequestMode | None = None
+        #: the ``baggage`` header an inner OTel middleware is given with ``rm`` (None: none)
+        self.header: str | None = None
 
 
 class Tagger:
@@ -125,12 +119,17 @@ class Tagger:
         self.drop_inbound_baggage = drop_inbound_baggage
         self.logger = logger
         self._failed_once = False
-        self._otel_var = _otel_context_var()
-        # With only path-parameter extractors, a path always means the same route and event, and
-        # the same mode means the same RequestMode: made once, shared by the requests that follow.
-        self._decisions: dict[tuple[str, str], _Decision] | None = (
+        self._otel_var = OTEL_VAR
+        # With only path-parameter extractors, a path and an inbound baggage header always mean
+        # the same route, event and upstream mode, and the same mode means the same RequestMode:
+        # made once, shared by the requests that follow.
+        self._decisions: dict[tuple[str, str, str | None], _Decision] | None = (
             {} if all(type(e) is PathParam for e in self.extractors) else None
         )
+        # Whether the inner OTel middleware is handed this service's baggage directly (the ASGI
+        # middleware sets it when it finds one, see ``_asgi.HandBaggage``) rather than by a
+        # rewritten ``baggage`` header it would parse again.
+        self.hands_baggage_inside = False
 
     def start(
         self,
@@ -144,46 +143,45 @@ class Tagger:
 
         ``make_parts(raw, method, path, params)`` is called only if an extractor needs it.
         """
-        inbound_event = upstream_mode = None
-        if inbound is not None:
-            # the caller's claimed mode is kept as telemetry even at the edge; its scope is not
-            inbound_event, upstream_mode = parse_onsale_baggage(inbound)
-            if self.drop_inbound_baggage:
-                inbound_event = None
-                inbound = strip_onsale_baggage(inbound)
         decisions = self._decisions
-        if decisions is not None and upstream_mode is None and inbound_event is None:
-            # the usual request: its route, event and RequestMode were made by an earlier one
-            key = (method, path)
+        shared = False
+        if decisions is not None:
+            # the usual request: its route, event and baggage were read by an earlier one
+            key = (method, path, inbound)
             decision = decisions.get(key)
             if decision is None:
-                route, event = self._route_and_event(method, path, make_parts, raw)
+                decision = self._decide(method, path, inbound, make_parts, raw)
+                if inbound is None or len(inbound) <= _MAX_KEPT_BAGGAGE:
+                    if len(decisions) >= _MAX_DECISIONS:  # a flood of distinct requests
+                        decisions.clear()
+                    decisions[key] = decision
+                    shared = True
             else:
-                route, event = decision[0], decision[1]
-            resolution = self.subscriber.resolve(event)
-            if decision is not None and (resolution is decision[2] or resolution == decision[2]):
-                rm: RequestMode = decision[3]  # type: ignore[assignment]
-            else:  # first request of this path, or its mode changed
-                rm = RequestMode(
-                    resolution.mode, event, resolution.onsale_event, None, route, method
-                )
-                if len(decisions) >= _MAX_DECISIONS:  # a flood of distinct paths: start over
-                    decisions.clear()
-                decisions[key] = (route, event, resolution, rm)
-            shared = True
+                shared = True
         else:
-            route, event = self._route_and_event(method, path, make_parts, raw)
-            if event is None and self.trust_inbound_scope and inbound_event is not None:
-                event = valid_event(inbound_event)
-            resolution = self.subscriber.resolve(event)
+            decision = self._decide(method, path, inbound, make_parts, raw)
+        event = decision.event
+        # the mode always comes from this service's own state, asked on every request
+        resolution = self.subscriber.resolve(event)
+        made = decision.resolution
+        if made is not None and (resolution is made or resolution == made):
+            rm: RequestMode = decision.rm  # type: ignore[assignment]
+        else:  # first request of this decision, or its mode changed
             rm = RequestMode(
-                resolution.mode, event, resolution.onsale_event, upstream_mode, route, method
+                resolution.mode,
+                event,
+                resolution.onsale_event,
+                decision.upstream_mode,
+                decision.route,
+                method,
             )
-            shared = False
+            decision.resolution = resolution
+            decision.rm = rm
+            decision.header = None
         otel_var = self._otel_var
         # read once: the span and the baggage both come from it
         ctx = otel_var.get() if otel_var is not None else context.get_current()
-        span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span(ctx)
+        span: Any = ctx.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(ctx)
         trace_id = None
         # An outer OTel middleware started the server span before we knew the mode: tag it here
         # (the span processor only sees spans started from now on).
@@ -207,24 +205,32 @@ class Tagger:
                 trace_id = span.get_span_context().trace_id
         if outermost:
             # any span of this request is yet to start: the first one records its trace id
-            if shared:
-                rm = rm.for_one_request()
-            else:
-                rm._trace_id = None
-        current = ctx.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else None
-        if _BAGGAGE_KEY is not None and not current:
+            rm = rm.for_one_request() if shared else rm
+            rm._trace_id = None
+        current = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else None
+        if BAGGAGE_KEY is not None and not current:
             # no inbound baggage: the request's own entries, shared (OTel never changes them)
-            ours = context.Context({**ctx, _BAGGAGE_KEY: rm.baggage})
+            ours = context.Context({**ctx, BAGGAGE_KEY: rm.baggage})
         else:
-            ours = _with_onsale_baggage(ctx, rm)
+            ours = with_onsale_baggage(ctx, rm.baggage)
         # With no recording span yet, any OTel middleware is inside us and extracts the context
         # from the inbound headers: hand it this service's view. At an edge that drops inbound
         # baggage, the app's own view of the headers loses the client's onsale.* too.
         header = None
-        if (outermost and (inbound is not None or event is not None)) or (
-            self.drop_inbound_baggage and inbound is not None
-        ):
-            header = rewrite_baggage(inbound, event, rm.mode)
+        passed_on = decision.inbound
+        if outermost and passed_on is None and event is not None:
+            if self.hands_baggage_inside:
+                # No inbound baggage to scrub: the inner OTel middleware is handed the entries
+                # it would have parsed from the header (same entries, same order) directly.
+                rm._adopt = {EVENT_KEY: event, MODE_KEY: rm.mode}
+            else:
+                header = decision.header
+                if header is None:
+                    header = decision.header = rewrite_baggage(None, event, rm.mode)
+        elif passed_on is not None and (outermost or self.drop_inbound_baggage):
+            header = decision.header
+            if header is None:
+                header = decision.header = rewrite_baggage(passed_on, event, rm.mode)
         token = _current.set(rm)
         try:
             otel_token = otel_var.set(ours) if otel_var is not None else context.attach(ours)
@@ -232,6 +238,22 @@ class Tagger:
             _current.reset(token)  # a failed start must not leave its mode to the next request
             raise
         return rm, token, otel_token, header, trace_id
+
+    def _decide(
+        self, method: str, path: str, inbound: str | None, make_parts: PartsFactory, raw: Any
+    ) -> _Decision:
+        """Route, event and the caller's claims of a request (everything but its mode)."""
+        inbound_event = upstream_mode = None
+        if inbound is not None:
+            # the caller's claimed mode is kept as telemetry even at the edge; its scope is not
+            inbound_event, upstream_mode = parse_onsale_baggage(inbound)
+            if self.drop_inbound_baggage:
+                inbound_event = None
+                inbound = strip_onsale_baggage(inbound)
+        route, event = self._route_and_event(method, path, make_parts, raw)
+        if event is None and self.trust_inbound_scope and inbound_event is not None:
+            event = valid_event(inbound_event)
+        return _Decision(route, event, upstream_mode, inbound)
 
     def _route_and_event(
         self, method: str, path: str, make_parts: PartsFactory, raw: Any
@@ -307,28 +329,6 @@ class Tagger:
                 )
 
 
-def _with_onsale_baggage(ctx: context.Context, rm: RequestMode) -> context.Context:
-    """``ctx`` with this service's ``onsale.*`` baggage, in one copy.
-
-    Every inbound ``onsale.*`` entry an outer OTel middleware extracted is replaced, so a
-    client's claim never travels further as if it were ours.
-    """
-    if _BAGGAGE_KEY is None:  # a future OTel without the key: fall back to the public API
-        for key in baggage.get_all(ctx):
-            if key.startswith("onsale."):
-                ctx = baggage.remove_baggage(key, ctx)
-        for key, value in rm.baggage.items():
-            ctx = baggage.set_baggage(key, value, ctx)
-        return ctx
-    current: Mapping[str, object] | None = ctx.get(_BAGGAGE_KEY)  # type: ignore[assignment]
-    if current:
-        entries = {k: v for k, v in current.items() if not k.startswith("onsale.")}
-        entries.update(rm.baggage)
-        return context.Context({**ctx, _BAGGAGE_KEY: entries})
-    # no inbound baggage: the request's own entries, shared (OTel never changes them in place)
-    return context.Context({**ctx, _BAGGAGE_KEY: rm.baggage})
-
-
 class TaggingMiddleware(Generic[AppT]):
     """What the ASGI and WSGI middleware share: their options and the ``Tagger`` built from them.
 
@@ -379,3 +379,9 @@ class TaggingMiddleware(Generic[AppT]):
             drop_inbound_baggage=drop_inbound_baggage,
             logger=logger if logger is not None else structlog.get_logger("onsale_obs.instrument"),
         )
+        self.tagger.hands_baggage_inside = self._hand_baggage_inside(app)
+
+    @staticmethod
+    def _hand_baggage_inside(app: AppT) -> bool:
+        """Whether an inner OTel middleware is handed the baggage directly (ASGI: see there)."""
+        return False
