@@ -571,7 +571,7 @@ def render_scalers_command(
     loaded = load_profile(profile)
     known = loaded.services
     names = list(service or known)
-    deployments = {}
+    deployments: dict[str, str] = {}
     for text in deployment or ():
         key, sep, value = text.partition("=")
         if not sep or not key or not value:
@@ -579,7 +579,14 @@ def render_scalers_command(
                 f"{text!r}: expected SERVICE=NAME.", param_hint="'--deployment'"
             )
         deployments[key] = value
-    mins = {k: int(v) for k, v in _pairs(min_replicas, "--min-replicas", "SERVICE=N").items()}
+    mins: dict[str, int] = {}
+    for key, number in _pairs(min_replicas, "--min-replicas", "SERVICE=N").items():
+        if not number.is_integer():
+            raise typer.BadParameter(
+                f"{key}={number:g}: expected a whole number of replicas.",
+                param_hint="'--min-replicas'",
+            )
+        mins[key] = int(number)
     chosen = targets(
         names, deployments=deployments, min_replicas=mins, max_replicas=max_replicas, known=known
     )
