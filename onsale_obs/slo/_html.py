@@ -487,7 +487,7 @@ def _mode_card(i: int, s: SLOResult, mode: Mode) -> str:
     path = f"slos.{i}.modes.{mode}"
     left = None if m.allowed_bad is None else m.allowed_bad - m.bad
     figures = [
-        ("objective", pct(m.objective, 2), "objective", ""),
+        ("objective", pct(m.objective, 2), "objective", "pct2"),
         ("requests", _count(m.total), "total", ""),
         ("SLI", pct(m.sli), "sli", "pct"),
         ("bad (budget spent)", _bad_words(s.slo, m.bad, mode) if m.has_data else "no data", "", ""),

@@ -8,6 +8,7 @@ sharp in print. Each exit-rate decision's reason is a ``<title>`` (a tooltip on 
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from onsale_obs.slo._retro import MINUTE, Decision, OnSaleMinutes
 
 ONSALE_SHADE = "#7b2cbf"
 GRACE_SHADE = "#c9a6e8"
+_SERIAL = itertools.count(1)
 PALETTE = ("#1f5fbf", "#d1495b", "#2a9d8f", "#e9a03b", "#6c757d", "#8338ec")
 
 
@@ -51,7 +53,8 @@ def _frame(o: OnSaleMinutes, title: str, ylabel: str) -> tuple[Any, Any, Any]:
     import matplotlib.dates as mdates
 
     fig, ax = plt.subplots(figsize=(10, 2.6), layout="constrained")
-    ax.axvspan(_dt(o.window.start), _dt(o.onsale_end), color=ONSALE_SHADE, alpha=0.12, lw=0)
+    span = ax.axvspan(_dt(o.window.start), _dt(o.onsale_end), color=ONSALE_SHADE, alpha=0.12, lw=0)
+    span.set_gid("onsale-window")  # a browser test measures how wide the on-sale is drawn
     if o.end > o.onsale_end:
         ax.axvspan(_dt(o.onsale_end), _dt(o.end), color=GRACE_SHADE, alpha=0.15, lw=0)
     ax.set_xlim(_dt(o.start), _dt(o.end))
@@ -74,6 +77,15 @@ def _svg(plt: Any, fig: Any, kind: str, label: str, titles: dict[str, str] | Non
         f'<svg class="chart" data-chart="{escape(kind)}" role="img" aria-label="{escape(label)}"',
         1,
     )
+    # one id per chart on the page (several on-sales draw the same kinds)
+    text = text.replace(
+        '<g id="onsale-window">',
+        f'<g id="onsale-window-{next(_SERIAL)}" class="onsale-window">',
+        1,
+    )
+    text = re.sub(
+        r'<g id="series">', lambda _: f'<g id="series-{next(_SERIAL)}" class="series">', text
+    )
     for gid, tip in (titles or {}).items():
         text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{escape(tip)}</title>', 1)
     return Markup(text)
@@ -92,7 +104,13 @@ def traffic_chart(o: OnSaleMinutes) -> Markup:
     plt, fig, ax = _frame(o, "Requests per minute", "requests / min")
     minutes = o.minutes()
     for i, (name, sm) in enumerate(sorted(o.services.items())):
-        ax.plot(_times(minutes), _series(sm.requests, minutes), label=name, color=PALETTE[i % 6])
+        ax.plot(
+            _times(minutes),
+            _series(sm.requests, minutes),
+            label=name,
+            color=PALETTE[i % 6],
+            gid="series",
+        )
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_ylim(bottom=0)
     return _svg(plt, fig, "requests", "requests per minute per service")
@@ -110,6 +128,7 @@ def error_chart(o: OnSaleMinutes) -> Markup:
             color=PALETTE[i % 6],
             marker=".",
             ms=3,
+            gid="series",
         )
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_ylim(bottom=0)
@@ -126,7 +145,7 @@ def latency_chart(o: OnSaleMinutes, thresholds: dict[str, float]) -> Markup:
         ]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, label=name, color=PALETTE[i % 6], marker=".", ms=3)
+            ax.plot(xs, ys, label=name, color=PALETTE[i % 6], marker=".", ms=3, gid="series")
     for slo, limit in sorted(thresholds.items()):
         ax.axhline(limit, color="#444", ls="--", lw=0.8)
         ax.annotate(
@@ -156,7 +175,9 @@ def burn_chart(o: OnSaleMinutes, budgets: dict[str, float]) -> Markup:
             total += sm.bad.get(m, 0.0)
             so_far.append(total)
         colour = PALETTE[i % 6]
-        ax.step(_times(minutes), so_far, where="mid", label=f"{name} bad", color=colour)
+        ax.step(
+            _times(minutes), so_far, where="mid", label=f"{name} bad", color=colour, gid="series"
+        )
         ax.axhline(allowed, color=colour, ls=":", lw=1)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_ylim(bottom=0)
@@ -168,7 +189,14 @@ def exit_rate_chart(o: OnSaleMinutes, decisions: Sequence[Decision]) -> Markup:
     plt, fig, ax = _frame(o, "Waiting room: exit rate and queue", "users / min")
     shown = [d for d in decisions if o.start < d.at <= o.end]
     xs = [_dt(d.at) for d in shown]
-    ax.step(xs, [d.recommended for d in shown], where="post", label="recommended", color=PALETTE[0])
+    ax.step(
+        xs,
+        [d.recommended for d in shown],
+        where="post",
+        label="recommended",
+        color=PALETTE[0],
+        gid="series",
+    )
     applied = [(x, d.applied) for x, d in zip(xs, shown, strict=True) if d.applied is not None]
     if applied:
         ax.step(
