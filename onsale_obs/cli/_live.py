@@ -23,6 +23,12 @@ from onsale_obs.cli._options import (
     seconds_or_duration,
 )
 from onsale_obs.cli._output import print_json, stdout, warn
+from onsale_obs.cli._plan import (  # issue 20: the vertical's desired replicas
+    ServeCooldownOption,
+    ServeDrainOption,
+    ServeProfileOption,
+    vertical_scaler,
+)
 from onsale_obs.cli._slo import PROMETHEUS_ENV, SpecOption
 from onsale_obs.cli._slo_render import Grid, print_grids
 from onsale_obs.exceptions import BadInputError
@@ -30,6 +36,7 @@ from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._live import ExitRateLoop, SignalReader
 from onsale_obs.instrument import configure_logging
 from onsale_obs.modes import Broadcaster, ModeBackend
+from onsale_obs.plan import observed  # issue 20
 from onsale_obs.redact import redact_url
 from onsale_obs.slo import SLO, AvailabilitySLI, LatencySLI, SLOSpec, load_spec
 from onsale_obs.slo._prom_client import PrometheusClient
@@ -322,6 +329,9 @@ def serve(
     verify_key: VerifyKeyOption = None,
     signing_key: SigningKeyOption = None,
     timeout: TimeoutOption = 5.0,
+    profile: ServeProfileOption = None,
+    vertical_cooldown: ServeCooldownOption = 600.0,
+    vertical_drain_target: ServeDrainOption = 1800.0,
 ) -> None:
     """Recommend the exit rate of every event on sale, every --interval, until Ctrl-C.
 
@@ -332,7 +342,9 @@ def serve(
     the mode store (a waiting room subscribed with ModeSubscriber reads `state.exit_rate`)
     and logs each decision with its reason as a JSON line. Prometheus down: the rate holds,
     and after 10 minutes decays to the minimum. --initial-rate and --capacity-prior give a
-    warm start from a past on-sale.
+    warm start from a past on-sale. With --profile (plan learn) it also exports
+    `onsale_vertical_desired_replicas{event,service}` and `onsale_queue_length{event}`
+    for the scalers of `plan render-scalers`.
 
     Examples:
 
@@ -348,8 +360,12 @@ def serve(
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # issue 20: one queue signal for the whole vertical (read before any handler is set)
+    vertical = vertical_scaler(profile, vertical_cooldown, vertical_drain_target, max_rate)
     previous = signal.signal(signal.SIGTERM, _stop)
     registry = CollectorRegistry()
+    if vertical is not None:  # issue 20
+        registry.register(vertical)
     try:
         with opened_backend(backend) as store:
             loop = _loop(spec, prometheus, slo, store, verify_key, signing_key, queue_query, utilisation_query,
@@ -367,7 +383,9 @@ def serve(
             ends = None if duration is None else time.monotonic() + duration
             try:
                 while not stop.is_set() and (ends is None or time.monotonic() < ends):
-                    loop.tick()
+                    made = loop.tick()
+                    if vertical is not None:  # issue 20
+                        vertical.observe(loop.clock(), observed(made))
                     stop.wait(
                         interval
                         if ends is None

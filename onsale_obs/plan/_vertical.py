@@ -72,11 +72,11 @@ class _Event:
     rate: float = 0.0
     desired: dict[str, int] = field(default_factory=dict)
     on_sale: bool = True
-    #: when the on-sale was last seen on sale with users waiting (or just on sale)
+    #: the last tick it was on sale, then the tick it was first seen ended
     busy_until: float = 0.0
 
 
-@dataclass
+@dataclass(eq=False)  # registered in a CollectorRegistry: hashed by identity
 class VerticalScaler(Collector):
     """Desired replicas per (event, service) and the queue length per event, as gauges.
 
@@ -88,7 +88,7 @@ class VerticalScaler(Collector):
     cooldown: float = 600.0
     max_rate: float = 100_000.0
     target: float = TARGET_UTILISATION
-    events: dict[str, _Event] = field(default_factory=dict)
+    events: dict[str, _Event] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if not self.sizings:
@@ -127,9 +127,10 @@ class VerticalScaler(Collector):
             state = self.events[event]
             if event in seen:
                 continue
-            if state.on_sale:  # ended since the last tick
+            if state.on_sale:  # ended since the last tick: the cool-down starts now
                 state.on_sale = False
                 state.queue = 0.0 if state.queue is not None else None
+                state.busy_until = now
             if now - state.busy_until >= self.cooldown:
                 del self.events[event]
 
