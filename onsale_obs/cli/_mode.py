@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from onsale_obs.cli._auto import auto
 from onsale_obs.cli._context import (
     load_signer,
     load_verifier,
@@ -484,4 +485,5 @@ def repair(
 
 
 mode_app.command("watch")(watch)
+mode_app.command("auto")(auto)
 mode_app.add_typer(schedule_app, name="schedule")

@@ -10,8 +10,9 @@ from onsale_obs.exceptions import OnsaleObsError
 from onsale_obs.instrument._heavy_hitters import EventHeavyHitters
 from onsale_obs.slo._prom_client import PrometheusClient
 
-#: Per event, summed over services and instances: the rate between the last two scrapes.
-DEFAULT_QUERY: Final = "sum by (event) (irate(onsale_event_requests_top[1m]))"
+#: Per event, summed over services and instances: the rate between the last two scrapes (the
+#: counter family onsale_event_requests_top, whose samples Prometheus names with _total).
+DEFAULT_QUERY: Final = "sum by (event) (irate(onsale_event_requests_top_total[1m]))"
 
 
 class RateSource(Protocol):
