@@ -223,8 +223,17 @@ addEventListener('load', () => {
   });
   const scrolled = [...document.querySelectorAll('.retro .scroll')]
     .filter(e => e.scrollWidth > e.clientWidth + 1).length;
-  document.body.setAttribute('data-measured', JSON.stringify(
-    {vw, sw: document.documentElement.scrollWidth, charts, scrolled}));
+  const outside = [];
+  for (const section of document.querySelectorAll('.retro')) {
+    const edge = section.getBoundingClientRect().right;
+    for (const e of section.querySelectorAll('*')) {
+      if (e.closest('svg')) continue;
+      if (e.getBoundingClientRect().right > edge + 1) outside.push(e.tagName + ' ' + e.textContent.slice(0, 40));
+    }
+  }
+  // measured inside a frame of the wanted width: Chromium's window is never under 500 px
+  parent.document.body.setAttribute('data-measured', JSON.stringify(
+    {vw, sw: document.documentElement.scrollWidth, charts, scrolled, outside}));
 });
 </script>"""
 
@@ -284,13 +293,20 @@ def test_the_retrospective_in_a_real_browser(
         ),
         encoding="utf-8",
     )
+    frame = tmp_path / "frame.html"
+    frame.write_text(
+        f'<!doctype html><body style="margin:0"><iframe src="{probe.as_uri()}" '
+        f'style="border:0;width:{width}px;height:2400px"></iframe></body>',
+        encoding="utf-8",
+    )
     dom = chromium(
         browser,
         tmp_path / "p2",
-        f"--window-size={width},2400",
+        "--window-size=1600,2400",
+        "--allow-file-access-from-files",
         "--virtual-time-budget=5000",
         "--dump-dom",
-        probe.as_uri(),
+        frame.as_uri(),
     )
     assert console_messages(dom.stderr) == [], dom.stderr[-2000:]
     found = re.search(r"data-measured=\"([^\"]+)\"", dom.stdout)
@@ -298,8 +314,10 @@ def test_the_retrospective_in_a_real_browser(
     from html import unescape
 
     m = json.loads(unescape(found.group(1)))
+    assert m["vw"] == width, m
     assert m["sw"] <= m["vw"], m
     assert m["scrolled"] == 0, m
+    assert m["outside"] == [], m["outside"][:5]
     assert len(m["charts"]) == 5
     for c in m["charts"]:
         assert c["left"] >= 0

@@ -34,7 +34,7 @@ def _plt() -> Any:
         {
             "svg.fonttype": "none",
             "svg.hashsalt": "onsale-obs",
-            "font.size": 9,
+            "font.size": 10,
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.grid": True,
@@ -52,7 +52,7 @@ def _frame(o: OnSaleMinutes, title: str, ylabel: str) -> tuple[Any, Any, Any]:
     plt = _plt()
     import matplotlib.dates as mdates
 
-    fig, ax = plt.subplots(figsize=(10, 2.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.5, 2.7), layout="constrained")
     span = ax.axvspan(_dt(o.window.start), _dt(o.onsale_end), color=ONSALE_SHADE, alpha=0.12, lw=0)
     span.set_gid("onsale-window")  # a browser test measures how wide the on-sale is drawn
     if o.end > o.onsale_end:
