@@ -17,27 +17,86 @@ from onsale_obs.types import Mode
 _MODE_TITLE = {"normal": "normal", "onsale": "on-sale"}
 
 
+#: columns that keep their words on one line (times, names, states): they never wrap
+_ONE_LINE = frozenset({"SLO", "scope", "mode", "rule", "priority", "status", "time", "firing"})
+#: a wrapping column is never squeezed below this many characters
+_WRAP_MIN = 18
+#: the table's own characters per column (two spaces of padding and a border)
+_PER_COLUMN = 3
+
+
 @dataclass
 class Grid:
-    """A titled table of strings that renders as a rich table or as markdown."""
+    """A titled table of strings that renders as a rich table or as markdown.
+
+    ``drop`` names the columns a narrow terminal may hide, the first named first; every other
+    column (the status among them) always stays. Long text columns wrap rather than cut.
+    """
 
     title: str
     headers: Sequence[str]
     rows: list[list[str]] = field(default_factory=list)
     styles: list[str | None] = field(default_factory=list)
+    drop: Sequence[str] = ()
 
     def add(self, row: list[str], style: str | None = None) -> None:
         """Append a row (``style`` colours it in the terminal)."""
         self.rows.append(row)
         self.styles.append(style)
 
-    def rich(self) -> Table:
-        """The rich table."""
-        table = Table(title=self.title, title_justify="left")
-        for h in self.headers:
-            table.add_column(h, justify="right" if _numeric(h) else "left", no_wrap=True)
+    def _wraps(self, index: int) -> bool:
+        header = self.headers[index]
+        if _numeric(header) or header in _ONE_LINE:
+            return False
+        return any(" " in row[index] for row in self.rows)
+
+    def _natural(self, index: int) -> int:
+        """The width a column needs: whole cells, or a readable slice when it wraps."""
+        widest = max([len(self.headers[index]), *(len(r[index]) for r in self.rows)])
+        if self._wraps(index):
+            longest_word = max(
+                [len(w) for r in self.rows for w in r[index].split()] + [len(self.headers[index])]
+            )
+            return min(widest, max(_WRAP_MIN, longest_word))
+        return widest
+
+    def shown(self, width: int | None) -> list[int]:
+        """Indexes of the columns that fit in ``width`` characters (None: all of them)."""
+        keep = list(range(len(self.headers)))
+        if width is None:
+            return keep
+        need = {i: self._natural(i) + _PER_COLUMN for i in keep}
+        for header in self.drop:
+            if sum(need[i] for i in keep) + 1 <= width:
+                break
+            if header in self.headers:
+                keep.remove(self.headers.index(header))
+        return keep
+
+    def rich(self, width: int | None = None) -> Table:
+        """The rich table, fitted to ``width`` columns: hidden columns are named below it."""
+        keep = self.shown(width)
+        hidden = [h for i, h in enumerate(self.headers) if i not in keep]
+        caption = (
+            f"hidden at {width} columns: {', '.join(hidden)} (widen the terminal, or --format json)"
+            if hidden
+            else None
+        )
+        table = Table(
+            title=self.title, title_justify="left", caption=caption, caption_justify="left"
+        )
+        for i in keep:
+            h = self.headers[i]
+            wraps = self._wraps(i)
+            table.add_column(
+                h,
+                justify="right" if _numeric(h) else "left",
+                no_wrap=not wraps,
+                min_width=min(self._natural(i), _WRAP_MIN) if wraps else self._natural(i),
+                overflow="fold",
+            )
         for row, style in zip(self.rows, self.styles, strict=True):
-            table.add_row(*row, style=style)
+            table.add_row(*(row[i] for i in keep), style=style)
         return table
 
     def markdown(self) -> str:
@@ -97,7 +156,14 @@ def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
     for mode in modes:
         t = _MODE_TITLE[mode]
         headers += [f"{t} requests", f"{t} SLI / objective", f"{t} budget left", f"{t} alert"]
-    grid = Grid(f"SLOs at {fmt_time(report.at)}  ({report.origin})", [*headers, "status"])
+    drop = [
+        f"{_MODE_TITLE[m]} {what}"
+        for what in ("requests", "alert", "SLI / objective")
+        for m in ("normal", "onsale")
+    ]
+    grid = Grid(
+        f"SLOs at {fmt_time(report.at)}  ({report.origin})", [*headers, "status"], drop=drop
+    )
     for s in report.slos:
         row = [s.slo.name]
         for mode in modes:
@@ -133,6 +199,7 @@ def burn_grid(report: Report, modes: Sequence[Mode]) -> Grid:
             "bad",
             "firing",
         ],
+        drop=["windows", "bad", "threshold", "priority"],
     )
     for s in report.slos:
         for mode in modes:
@@ -176,7 +243,9 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
             "budget used",
             "peak rps",
             "whole on-sale",
+            "status",
         ],
+        drop=["peak rps", "duration", "end", "budget used", "scope", "whole on-sale", "start"],
     )
     for s, o in results:
         objective = s.modes["onsale"].objective
@@ -184,7 +253,7 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
         grid.add(
             [
                 s.slo.name,
-                o.window.scope,
+                o.window.scope + (" (auto)" if o.window.source == "auto" else ""),
                 fmt_time(o.window.start),
                 "ongoing" if o.window.end is None else fmt_time(o.end),
                 fmt_duration(o.end - o.window.start),
@@ -194,6 +263,7 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
                 percent(o.budget_consumed, 1),
                 "-" if o.peak_rps is None else f"{o.peak_rps:,.1f}",
                 _whole(o),
+                "no data" if sli is None else "missed" if sli < objective else "ok",
             ],
             "bold red" if sli is not None and sli < objective else None,
         )
@@ -226,6 +296,6 @@ def print_grids(
         console.print(text, soft_wrap=True)
         return
     for g in shown:
-        console.print(g.rich())
+        console.print(g.rich(console.width))
     for n in notes:
         console.print(n, style="dim")

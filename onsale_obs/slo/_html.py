@@ -387,6 +387,8 @@ def _onsales(report: Report, timeline: AlertTimeline) -> str:
             else ""
         )
         badge = ' <span class="pill st-burning">ongoing</span>' if ongoing else ""
+        if first.window.source == "auto":  # put on sale by the surge detector (mode auto)
+            badge += ' <span class="pill source-auto">auto</span>'
         cards.append(
             f'<article class="card onsale"><h3><span class="scope">{esc(scope)}</span>{reason}{badge}</h3>'
             f'<p class="when">{_time(start)} to {_time(first.end)} '

@@ -219,6 +219,7 @@ class OnSaleResult:
             "budget_consumed": number(self.budget_consumed),
             "peak_rps": number(self.peak_rps),
             "reason": self.window.reason,
+            "source": self.window.source,
             "clipped": self.clipped,
             "whole": None if self.whole is None else self.whole.to_json(),
         }
