@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from onsale_obs.detect import Action, DetectorConfig, DiurnalBaseline, SurgeDetector
+from onsale_obs.detect import Action, DetectorConfig, DiurnalBaseline, SketchRates, SurgeDetector
 from onsale_obs.exceptions import BadInputError
+from onsale_obs.instrument._heavy_hitters import EventHeavyHitters
 from onsale_obs.modes import ModeState
+from onsale_obs.testing import FakeClock
 
 DAY = 86400.0
 START = 1_800_000_000.0 - (1_800_000_000.0 % DAY)  # midnight UTC
@@ -262,3 +264,22 @@ def test_config_refuses_nonsense() -> None:
         DetectorConfig(floor=-1)
     with pytest.raises(BadInputError, match="quiet"):
         DetectorConfig(quiet=0)
+
+
+def test_in_process_rates_come_from_the_summarys_exact_counts() -> None:
+    """SketchRates: requests since the last read over the time since; summed over services."""
+    clock = FakeClock(0.0)
+    first = EventHeavyHitters(slots=4, top=2, clock=clock)
+    second = EventHeavyHitters(slots=4, top=2, clock=clock)
+    rates = SketchRates([first, second])
+    first.add("final", 5)
+    assert rates.read() == {}  # the first read has no interval yet
+    clock.advance(2.0)
+    first.add("final", 100)
+    second.add("final", 20)
+    second.add("new", 8)  # entered at t=2: counted over the 2 s since
+    clock.advance(2.0)
+    # final: 100 in the 4 s since the last read, plus 20 in the 2 s since it entered the second
+    assert rates.read() == {"final": pytest.approx(25.0 + 10.0), "new": pytest.approx(4.0)}
+    clock.advance(4.0)
+    assert rates.read() == {"final": 0.0, "new": 0.0}

@@ -29,6 +29,7 @@ class SketchRates:
         self.summaries = list(summaries)
         # per summary: event -> (entered, requests, read at)
         self._previous: list[dict[str, tuple[float, int, float]]] = [{} for _ in self.summaries]
+        self._read = False
 
     def read(self) -> dict[str, float]:
         rates: dict[str, float] = {}
@@ -43,12 +44,13 @@ class SketchRates:
                 else:  # (re-)entered since the last read: counted from when it entered
                     counted = tracked.requests
                     since = max(tracked.entered, before[2]) if before else tracked.entered
-                    if not previous:  # the first read: no interval to speak of yet
+                    if not self._read:  # the first read: no interval to speak of yet
                         continue
                 if now > since:
                     rates[tracked.event] = rates.get(tracked.event, 0.0) + counted / (now - since)
             previous.clear()
             previous.update(seen)
+        self._read = True
         return rates
 
 
