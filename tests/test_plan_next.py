@@ -199,3 +199,28 @@ def test_cli_backtest_json_and_too_few(profile_file: Path, tmp_path: Path) -> No
     result = invoke("plan", "backtest", "--profile", one)
     assert result.exit_code == 2
     assert "at least 2" in result.output
+
+
+def test_fixed_replicas_are_taken_as_they_are() -> None:
+    """--replicas keeps a service's size: its capacity, and the warm start, follow it."""
+    plan = plan_next(
+        profile(onsale(0, 2.0), onsale(1, 2.5)),
+        demand=10_000,
+        start=T,
+        rate=5000,
+        replicas={"checkout": 3, "frontend": 20},
+    )
+    checkout = next(s for s in plan.services if s.name == "checkout")
+    assert checkout.replicas == 3
+    assert plan.capacity_prior == pytest.approx(80 * 3)  # 2 rps x 60 / 1.5 users, 3 replicas
+    assert plan.starting_rate == pytest.approx(0.92 * 80 * 3)
+    with pytest.raises(BadInputError, match="'search' is no service"):
+        plan_next(profile(onsale(0, 2.0)), demand=10, start=T, rate=5, replicas={"search": 2})
+
+
+def test_cli_replicas_must_be_whole(profile_file: Path) -> None:
+    """--replicas checkout=2.5 is exit 2 naming the option."""
+    result = invoke("plan", "next", "--profile", profile_file, "--demand", "5", "--start", "now",
+                    "--replicas", "checkout=2.5")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--replicas" in result.output

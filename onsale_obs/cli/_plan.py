@@ -27,6 +27,7 @@ from onsale_obs.cli._slo import (
 )
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.plan import (
+    ONE_ONSALE,
     GivenNumbers,
     NextPlan,
     Profile,
@@ -357,6 +358,15 @@ def next_command(
             show_default=False,
         ),
     ] = None,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replicas",
+            metavar="SERVICE=N",
+            help="Keep SERVICE at N replicas instead of sizing it (repeat).",
+            show_default=False,
+        ),
+    ] = None,
     output: FormatOption = "table",
 ) -> None:
     """Plan an upcoming on-sale from the profile: warm start, replicas, drain time.
@@ -373,6 +383,8 @@ def next_command(
         onsale-obs plan next --profile onsale-profile.json --demand 250000 --start 2027-06-01T10:00:00Z
 
         onsale-obs plan next --demand 80000 --start 2027-06-01T10:00:00Z --like cup-final --like derby --drain-within 45m --format json
+
+        onsale-obs plan next --demand 80000 --start now --replicas checkout=6 --replicas frontend=10
     """
     if rate is not None and drain_within is not None:
         raise typer.BadParameter(
@@ -380,6 +392,14 @@ def next_command(
         )
     if not (demand > 0 and math.isfinite(demand)):
         raise typer.BadParameter("expected a number of users above 0.", param_hint="'--demand'")
+    fixed = {}
+    for key, number in _pairs(replicas, "--replicas", "SERVICE=N").items():
+        if not number.is_integer() or number < 1:
+            raise typer.BadParameter(
+                f"{key}={number:g}: expected a whole number of replicas, 1 or more.",
+                param_hint="'--replicas'",
+            )
+        fixed[key] = int(number)
     when = parse_time(start).resolve(time.time())
     plan = plan_next(
         load_profile(profile),
@@ -389,6 +409,7 @@ def next_command(
         services=tuple(service or ()),
         rate=rate,
         drain_within=drain_within,
+        replicas=fixed,
     )
     if output == "json":
         print_json(plan.to_json())
@@ -407,14 +428,14 @@ def _next_table(plan: NextPlan) -> None:
         f"{plan.capacity_prior:,.0f}"
     )
     console.print(f"vertical capacity (users/min): {plan.capacity.text()}")
-    console.print(
-        f"expected drain time: {fmt_duration(plan.drain_seconds.value)}"
-        + (
-            f" ({fmt_duration(plan.drain_seconds.low)}-{fmt_duration(plan.drain_seconds.high)})"
-            if plan.drain_seconds.low is not None
-            else f" ({plan.notes[0] if plan.notes else 'no range'})"
-        )
-    )
+    d = plan.drain_seconds
+    if d.low is None or d.high is None:
+        spread = f" ({ONE_ONSALE})"
+    elif math.isclose(d.low, d.high):
+        spread = f" (at {plan.starting_rate:,.0f} users/min whatever the capacity in the range)"
+    else:
+        spread = f" ({fmt_duration(d.low)}-{fmt_duration(d.high)})"
+    console.print(f"expected drain time: {fmt_duration(d.value)}{spread}")
     console.print(f"saturates first: {plan.first_to_saturate}")
     table = Table(title="replicas before the start", title_justify="left")
     for head in ("service", "replicas", "requests/user", "rps/replica (SLO met)", "users/min"):
@@ -478,9 +499,13 @@ def backtest_command(
     console.print(table)
     for name, s in summary.items():
         console.print(
-            f"{name}: mean |error| peak rps {_pct(s['peak_rps_mean_abs_error'])}, sustainable "
-            f"{_pct(s['sustainable_mean_abs_error'])} (limits reached only)"
+            f"{name}: mean |error| peak rps {_abs(s['peak_rps_mean_abs_error'])}, sustainable "
+            f"{_abs(s['sustainable_mean_abs_error'])} (limits reached only)"
         )
+
+
+def _abs(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
 
 
 def _pct(x: float | None) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,17 +205,25 @@ def plan_next(
     rate: float | None = None,
     drain_within: float | None = None,
     target: float = TARGET_UTILISATION,
+    replicas: Mapping[str, int] | None = None,
 ) -> NextPlan:
     """Recommend the warm start and the vertical's replicas for an on-sale of ``demand`` users.
 
     The vertical is sized for ``rate`` users/min, or the rate that drains ``demand`` within
     ``drain_within`` seconds, or else the highest exit rate the on-sales used held with the
-    SLO met.
+    SLO met. ``replicas`` fixes the replicas of the services named (a vertical that will
+    not be scaled): their capacity is taken as it is, and the warm start follows it.
     """
     if not (demand > 0 and math.isfinite(demand)):
         raise BadInputError("expected a number of users above zero.", field="--demand")
     used = choose(profile, like)
     names = list(services) or sorted({s for o in used for s in o.services})
+    unknown = sorted(set(replicas or {}) - set(names))
+    if unknown:
+        raise BadInputError(
+            f"{', '.join(map(repr, unknown))} is no service of the vertical ({', '.join(names)}).",
+            field="--replicas",
+        )
     notes: list[str] = []
     if len(used) == 1:
         notes.append(ONE_ONSALE)
@@ -237,13 +245,14 @@ def plan_next(
     plans = []
     for name in names:
         fan, per, users, lower = service_spreads(used, name)
-        replicas = max(1, math.ceil(rate / (users.value * target)))
+        fixed = (replicas or {}).get(name)
+        count = fixed if fixed is not None else max(1, math.ceil(rate / (users.value * target)))
         if lower:
             notes.append(
                 f"{name}: no past on-sale reached its limit; its capacity is a lower bound "
                 "(replicas on the safe side)"
             )
-        plans.append(ServicePlan(name, fan, per, lower, replicas, users.scaled(replicas)))
+        plans.append(ServicePlan(name, fan, per, lower, count, users.scaled(count)))
     first = min(plans, key=lambda p: p.capacity.value)
     capacity = _vertical(plans)
     prior = capacity.value

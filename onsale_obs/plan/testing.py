@@ -52,6 +52,8 @@ class PlantedOnSale:
     rate_from: float
     rate_to: float
     replicas: dict[str, int]
+    #: every route's requests per user times this (a release that changed the pages)
+    fanout_scale: float = 1.0
 
     def rate(self, i: int) -> float:
         """Admitted users/min in minute ``i``."""
@@ -77,7 +79,7 @@ class PlantedOnSale:
         """The first admitted rate (users/min) at which ``service`` is over capacity."""
         cap = self.replicas[service.name] * service.capacity_per_replica * MINUTE
         for i in range(self.minutes):
-            if round(self.rate(i) * service.per_user) > cap:
+            if round(self.rate(i) * service.per_user * self.fanout_scale) > cap:
                 return self.rate(i)
         return None
 
@@ -122,7 +124,11 @@ class Planted:
 
     def admissions(self, event: str) -> dict[int, float]:
         """Admitted users/min per minute (epoch second it starts) of ``event``'s on-sale."""
-        o = next(o for o in self.onsales if o.event == event)
+        return self.admissions_of(next(o for o in self.onsales if o.event == event))
+
+    @staticmethod
+    def admissions_of(o: PlantedOnSale) -> dict[int, float]:
+        """Admitted users/min per minute of one on-sale."""
         return {int(o.start + i * MINUTE): o.rate(i) for i in range(o.minutes)}
 
 
@@ -153,25 +159,30 @@ def plant(
     services: Sequence[PlantedService] = DEFAULT_SERVICES,
     *,
     seed: int = 20,
+    noise: bool = False,
 ) -> Planted:
-    """Generate every request of ``onsales`` (sorted by time)."""
+    """Generate every request of ``onsales`` (sorted by time); ``noise`` draws each minute's
+    count around its mean (normal approximation of Poisson) instead of rounding it."""
     rng = random.Random(seed)
     records: list[PlantedRecord] = []
     for o in onsales:
-        records.extend(_onsale(o, services, rng))
+        records.extend(_onsale(o, services, rng, noise))
     records.sort(key=lambda r: r.ts)
     return Planted(tuple(services), tuple(onsales), records)
 
 
 def _onsale(
-    o: PlantedOnSale, services: Sequence[PlantedService], rng: random.Random
+    o: PlantedOnSale, services: Sequence[PlantedService], rng: random.Random, noise: bool
 ) -> Iterator[PlantedRecord]:
     for i in range(o.minutes):
         m = o.start + i * MINUTE
         rate = o.rate(i)
         for s in services:
             cap = o.replicas[s.name] * s.capacity_per_replica * MINUTE
-            counts = [(r, round(rate * r.per_user)) for r in s.routes]
+            means = [(r, rate * r.per_user * o.fanout_scale) for r in s.routes]
+            counts = [
+                (r, max(0, round(rng.gauss(mu, math.sqrt(mu)) if noise else mu))) for r, mu in means
+            ]
             total = sum(n for _, n in counts)
             failing = max(0, total - math.floor(cap))
             # the requests over capacity fail, spread evenly over the routes and the minute
