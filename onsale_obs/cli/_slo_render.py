@@ -19,8 +19,8 @@ _MODE_TITLE = {"normal": "normal", "onsale": "on-sale"}
 
 #: columns that keep their words on one line (times, names, states): they never wrap
 _ONE_LINE = frozenset({"SLO", "scope", "mode", "rule", "priority", "status", "time", "firing"})
-#: a wrapping column is never squeezed below this many characters
-_WRAP_MIN = 18
+#: a wrapping column is planned at least this wide (it may shrink to its longest word)
+_WRAP_MIN = 12
 #: the table's own characters per column (two spaces of padding and a border)
 _PER_COLUMN = 3
 
@@ -66,12 +66,37 @@ class Grid:
         if width is None:
             return keep
         need = {i: self._natural(i) + _PER_COLUMN for i in keep}
-        for header in self.drop:
-            if sum(need[i] for i in keep) + 1 <= width:
+        # the listed columns first, then any but the first and the status, right to left
+        last = [i for i in reversed(keep[1:]) if self.headers[i] != "status"]
+        order = [self.headers.index(h) for h in self.drop if h in self.headers]
+        for i in [*order, *(i for i in last if i not in order)]:
+            if sum(need[k] for k in keep) + 1 <= width:
                 break
-            if header in self.headers:
-                keep.remove(self.headers.index(header))
+            keep.remove(i)
         return keep
+
+    def _sizes(self, keep: list[int], width: int | None) -> dict[int, int]:
+        """Each column's width: whole cells, wrapping columns sharing what is left."""
+        full = {i: max([len(self.headers[i]), *(len(r[i]) for r in self.rows)]) for i in keep}
+        wrapping = [i for i in keep if self._wraps(i)]
+        if width is None or not wrapping:
+            return full
+        fixed = sum(full[i] for i in keep if i not in wrapping) + _PER_COLUMN * len(keep) + 1
+        room = width - fixed
+        if sum(full[i] for i in wrapping) <= room:
+            return full
+        sizes = dict(full)
+        floor = {i: self._longest_word(i) for i in wrapping}
+        spare = max(room - sum(floor.values()), 0)
+        extra = sum(full[i] - floor[i] for i in wrapping) or 1
+        for i in wrapping:
+            sizes[i] = floor[i] + (full[i] - floor[i]) * spare // extra
+        return sizes
+
+    def _longest_word(self, index: int) -> int:
+        return max(
+            [len(w) for r in self.rows for w in r[index].split()] + [len(self.headers[index])]
+        )
 
     def rich(self, width: int | None = None) -> Table:
         """The rich table, fitted to ``width`` columns: hidden columns are named below it."""
@@ -85,14 +110,14 @@ class Grid:
         table = Table(
             title=self.title, title_justify="left", caption=caption, caption_justify="left"
         )
+        sizes = self._sizes(keep, width)
         for i in keep:
             h = self.headers[i]
-            wraps = self._wraps(i)
             table.add_column(
                 h,
                 justify="right" if _numeric(h) else "left",
-                no_wrap=not wraps,
-                min_width=min(self._natural(i), _WRAP_MIN) if wraps else self._natural(i),
+                no_wrap=not self._wraps(i),
+                width=sizes[i],
                 overflow="fold",
             )
         for row, style in zip(self.rows, self.styles, strict=True):
@@ -245,7 +270,7 @@ def onsales_grid(results: Iterable[tuple[SLOResult, OnSaleResult]]) -> Grid:
             "whole on-sale",
             "status",
         ],
-        drop=["peak rps", "duration", "end", "budget used", "scope", "whole on-sale", "start"],
+        drop=["peak rps", "duration", "end", "whole on-sale", "start", "budget used", "scope"],
     )
     for s, o in results:
         objective = s.modes["onsale"].objective
