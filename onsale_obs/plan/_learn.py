@@ -7,9 +7,10 @@ every minute can be judged against the spec's SLOs with the engine's ``count``.
 
 A minute *breaks* an SLO when it would page: its one-minute burn rate is at or above the
 on-sale fast rule's threshold (14.4x by default) and it holds at least that rule's
-``min_bad_events`` bad events. Minutes are judged on every on-sale request of the minute
-(overlapping on-sales of different events are judged together); rates and fan-out are counted
-per event, exactly.
+``min_bad_events`` bad events. Minutes are judged, and per-minute rates (peak, sustained, the
+rate served with the SLO met) counted, on every on-sale request of the minute: overlapping
+on-sales of different events are judged together. Requests per admitted user (the fan-out) are
+counted per event, exactly.
 """
 
 from __future__ import annotations
@@ -208,16 +209,6 @@ def _minute_spans(windows: Sequence[OnSaleWindow], grace: float, at: float) -> t
     return tuple(spans[m] for m in sorted(spans))
 
 
-def _service_minutes(oc: OnSaleCounts) -> dict[str, MinuteSeries]:
-    out: dict[str, MinuteSeries] = {}
-    for (service, _route, _method), minutes in oc.minutes.items():
-        series = out.setdefault(service, {})
-        for m, n in minutes.items():
-            key = int(math.floor(m / MINUTE) * MINUTE)
-            series[key] = series.get(key, 0.0) + n
-    return out
-
-
 def _sustained(series: MinuteSeries, minutes: list[int]) -> float:
     values = [series.get(m, 0.0) for m in minutes]
     if not values:
@@ -255,7 +246,10 @@ def _onsale(
     # users are admitted while the event is on sale, not in the grace after it
     sale_end = at if w.end is None else w.end
     admissions = None if admitted is None else admitted.per_minute(event, start, sale_end, event)
-    rps = _service_minutes(oc)
+    # per-minute rates on the (m, m+60] spans the minutes are judged on (every on-sale
+    # request of the service in the minute); each source keys its own per-event minutes
+    # differently (a log line by its start, a Prometheus increment by its scrape)
+    rps = {name: _span_series(per_minute, name, minutes) for name in totals}
     users: float | None = None
     source = None
     if admissions:
@@ -277,10 +271,7 @@ def _onsale(
         series = rps.get(name, {})
         reps = None if replicas is None else replicas.per_minute(name, start, end, event)
         judge = judges.get(name)
-        # limits on the same (m, m+60] spans the minute is judged on, every on-sale request
-        # of the service (the event's own per-minute counts are keyed by source conventions)
-        judged = _span_series(per_minute, name, minutes)
-        good_rps, good_per, broke = _limits(judged, reps, judge, per_minute, minutes)
+        good_rps, good_per, broke = _limits(series, reps, judge, per_minute, minutes)
         if broke is not None:
             breaks.append((broke.at, name))
         if judge is None:
