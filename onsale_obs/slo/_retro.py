@@ -23,6 +23,8 @@ from onsale_obs.slo._spec import SLO, AvailabilitySLI, LatencySLI, severity_of
 from onsale_obs.slo._timeline import Firing
 
 MINUTE = 60.0
+#: the range of Prometheus' per-minute rates: several scrapes even at one a minute
+RATE = "3m"
 #: minutes of normal time shown before an on-sale, so its start is visible
 LEAD = 5 * MINUTE
 
@@ -197,16 +199,21 @@ def from_prometheus(
     spans: Sequence[tuple[OnSaleWindow, float, float, float]],
     grace: float,
 ) -> list[OnSaleMinutes]:
-    """Per-minute figures of each span from the Prometheus HTTP API (one-minute steps)."""
+    """Per-minute figures of each span from the Prometheus HTTP API (one-minute steps).
+
+    Each minute is ``rate(...[3m]) * 60``: a per-minute rate over three minutes, so that a
+    scrape every 60 s (two samples needed per window) still draws every minute. Smoother
+    than the logs' exact minutes, and an estimate like every ``rate``.
+    """
     out = []
     for w, a, b, e in spans:
         o = OnSaleMinutes(w, a, b, e, grace, "prometheus")
         first, last = math.ceil(a / MINUTE) * MINUTE, math.floor(b / MINUTE) * MINUTE
         queries = {
-            "requests": "sum by (service) (increase(onsale_requests_total[1m]))",
-            "errors": 'sum by (service) (increase(onsale_requests_total{code="5xx"}[1m]))',
+            "requests": f"sum by (service) (rate(onsale_requests_total[{RATE}])) * 60",
+            "errors": f'sum by (service) (rate(onsale_requests_total{{code="5xx"}}[{RATE}])) * 60',
             "p95": "histogram_quantile(0.95, sum by (service, le) "
-            "(rate(onsale_request_duration_seconds_bucket[1m])))",
+            f"(rate(onsale_request_duration_seconds_bucket[{RATE}])))",
         }
         for what, promql in queries.items():
             for series in client.query_range(promql, first, last, MINUTE):
@@ -215,7 +222,7 @@ def from_prometheus(
                 target = getattr(sm, what)
                 for t, v in series.points:
                     if math.isfinite(v):
-                        # increase over [t-1m, t]: the minute that ended at t
+                        # the minute that ended at t
                         target[int(t - MINUTE)] = v
         event = w.event
         for slo in slos:
@@ -234,8 +241,8 @@ def from_prometheus(
             bad_sel = base[:-1] + ",code=~" + _quote(bad_codes) + "}"
             sm2 = o.slos.setdefault(slo.name, SLOMinutes())
             for target, promql in (
-                (sm2.total, f"sum(increase({base}[1m]))"),
-                (sm2.bad, f"sum(increase({bad_sel}[1m]))"),
+                (sm2.total, f"sum(rate({base}[{RATE}])) * 60"),
+                (sm2.bad, f"sum(rate({bad_sel}[{RATE}])) * 60"),
             ):
                 for series in client.query_range(promql, first, last, MINUTE):
                     for t, v in series.points:
