@@ -70,8 +70,8 @@ class RequestMode:
         # start of the request (tracing inside the middleware): None until then. A shared
         # instance holds SHARED and is never written; the middleware keeps that trace id itself.
         self._trace_id: int | None = SHARED
-        # The baggage entries the request's first span hands to the context an inner OTel
-        # middleware attached (see OnsaleSpanProcessor.on_start): None but for such a request.
+        # The baggage entries to hand to the context an inner OTel ASGI middleware makes (see
+        # _asgi.HandBaggage): set on a request's own copy only, None otherwise.
         self._adopt: dict[str, object] | None = None
 
     def for_one_request(self) -> RequestMode:
