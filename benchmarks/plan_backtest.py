@@ -229,8 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_pct(v['sustainable_mean']):>23} {_pct(v['sustainable_worst']):>7} "
                 f"{v['sustainable_compared']!s:>5}/{v['predictions']}"
             )
+        # where the limit was reached (elsewhere the number is only a lower bound)
         learnt = {
-            name: [o.services[name].good_rps_per_replica for o in profile.onsales] for name in truth
+            name: [
+                o.services[name].good_rps_per_replica
+                for o in profile.onsales
+                if o.services[name].limit_reached
+            ]
+            for name in truth
         }
         report["sources"][source] = {
             "summary": s,

@@ -224,3 +224,17 @@ def test_cli_replicas_must_be_whole(profile_file: Path) -> None:
                     "--replicas", "checkout=2.5")  # fmt: skip
     assert result.exit_code == 2
     assert "--replicas" in result.output
+
+
+def test_limits_come_from_the_onsales_that_reached_them() -> None:
+    """A quiet on-sale that never pushed a service does not drag its limit down."""
+    quiet, busy = onsale(0, 2.0), onsale(1, 2.5)
+    quiet = replace(quiet, services={**quiet.services, "frontend": service(3.0, 3.0, broke=False)})
+    busy = replace(busy, services={**busy.services, "frontend": service(3.0, 8.0)})
+    plan = plan_next(profile(quiet, busy), demand=1000, start=T, rate=400)
+    frontend = next(s for s in plan.services if s.name == "frontend")
+    assert frontend.rps_per_replica.value == 8.0
+    assert not frontend.limit_is_lower_bound
+    rows = backtest(profile(busy, quiet, onsale(2, 2.2)))
+    last = next(r for r in rows if r.event == "e2" and r.service == "frontend")
+    assert last.sustainable_predicted == 8.0

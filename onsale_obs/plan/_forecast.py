@@ -3,8 +3,9 @@
 A service's capacity is read per past on-sale as users/min per replica,
 ``good_rps_per_replica x 60 / requests_per_user``, so the fan-out and the per-replica limit of
 the same on-sale stay together. Ranges are the lowest and highest of the on-sales used; with a
-single on-sale there is no range ("1 past on-sale: range not estimated"). The recommendation
-takes the low end (the safe side): replicas sized on the lowest capacity per replica, the
+single on-sale there is no range ("1 past on-sale: range not estimated"). A service's limit
+comes from the on-sales that reached it (where its SLO broke); only when none did, from all of
+them, as a lower bound. The recommendation takes the low end (the safe side): replicas sized on the lowest capacity per replica, the
 controller's capacity prior at the lowest capacity of the vertical, and a start at the
 controller's target utilisation of it.
 """
@@ -159,6 +160,14 @@ def _per_replica_users(o: OnSaleProfile, service: str) -> float | None:
     return s.good_rps_per_replica * 60.0 / s.requests_per_user
 
 
+def _limit_onsales(onsales: Sequence[OnSaleProfile], service: str) -> list[OnSaleProfile]:
+    """The on-sales that measured ``service``'s limit (it broke), if any; else all of them
+    (each then only a lower bound). An on-sale that never pushed a service says little about
+    where it breaks: mixing it in would size on the quietest night, not on the limit."""
+    reached = [o for o in onsales if (s := o.services.get(service)) and s.limit_reached]
+    return reached or list(onsales)
+
+
 def service_spreads(
     onsales: Sequence[OnSaleProfile], service: str
 ) -> tuple[Spread, Spread, Spread, bool]:
@@ -172,8 +181,11 @@ def service_spreads(
             field="--service",
         )
     fan = [s.requests_per_user for o in seen if (s := o.services[service]).requests_per_user]
-    per = [s.good_rps_per_replica for o in seen if (s := o.services[service]).good_rps_per_replica]
-    users = [u for o in seen if (u := _per_replica_users(o, service)) is not None]
+    limits = _limit_onsales(seen, service)
+    per = [
+        s.good_rps_per_replica for o in limits if (s := o.services[service]).good_rps_per_replica
+    ]
+    users = [u for o in limits if (u := _per_replica_users(o, service)) is not None]
     if not fan:
         raise BadInputError(
             f"service {service!r} has no requests per admitted user in the profile (admitted "
@@ -357,7 +369,8 @@ def backtest(profile: Profile) -> list[BacktestRow]:
 
     Peak rps: the earlier on-sales' median fan-out x this on-sale's peak admitted rate / 60
     (the rate the room actually ran); sustainable rate: the earlier on-sales' lowest rps per
-    replica with the SLO met (what ``plan next`` sizes replicas on).
+    replica with the SLO met, among those that reached the limit if any did (what ``plan
+    next`` sizes replicas on).
     """
     if len(profile.onsales) < 2:
         raise BadInputError(
@@ -377,7 +390,7 @@ def backtest(profile: Profile) -> list[BacktestRow]:
             ]
             pers = [
                 s.good_rps_per_replica
-                for o in earlier
+                for o in _limit_onsales(earlier, name)
                 if (s := o.services.get(name)) is not None and s.good_rps_per_replica
             ]
             peak_pred = (
