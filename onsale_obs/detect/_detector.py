@@ -31,7 +31,7 @@ class DetectorConfig:
     """
 
     factor: float = 5.0
-    floor: float = 5.0
+    floor: float = 6.0
     window: float = 6.0
     quiet: float = 300.0
     max_auto: int = 5
