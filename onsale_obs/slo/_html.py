@@ -373,7 +373,7 @@ def _onsales(report: Report, timeline: AlertTimeline) -> str:
             rows.append(
                 f'<tr class="{"missed" if missed else ""}"><th scope="row">{esc(s.slo.name)}</th>'
                 f'<td class="num" data-json="{path}.total">{_count(o.total)}</td>'
-                f'<td class="num">{esc(_bad_words(s.slo, o.bad))}</td>'
+                f'<td class="num" data-json="{path}.bad">{esc(_bad_words(s.slo, o.bad))}</td>'
                 f'<td class="num" data-json="{path}.sli" data-format="pct">{esc(pct(o.sli))}</td>'
                 f'<td class="num">{esc(pct(objective, 2))}</td>'
                 f'<td class="num"><span data-json="{path}.budget_consumed" data-format="budget">'
@@ -492,7 +492,12 @@ def _mode_card(i: int, s: SLOResult, mode: Mode) -> str:
         ("objective", pct(m.objective, 2), "objective", "pct2"),
         ("requests", _count(m.total), "total", ""),
         ("SLI", pct(m.sli), "sli", "pct"),
-        ("bad (budget spent)", _bad_words(s.slo, m.bad, mode) if m.has_data else "no data", "", ""),
+        (
+            "bad (budget spent)",
+            _bad_words(s.slo, m.bad, mode) if m.has_data else "no data",
+            "bad",
+            "",
+        ),
         (
             "allowed bad",
             "no data" if m.allowed_bad is None else _count(m.allowed_bad),
