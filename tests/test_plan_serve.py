@@ -122,3 +122,23 @@ def test_desired_replicas_rise_with_the_queue_and_fall_after(
         "the scale-down after the cool-down",
         lambda: all(_value(prometheus, scaler_query(s)) == 0.0 for s in want),
     )
+
+
+def test_serve_refuses_a_profile_it_cannot_size_from(tmp_path: Path) -> None:
+    """A profile without fan-out is exit 2 naming the service, before serve starts anything."""
+    from typer.testing import CliRunner
+
+    from onsale_obs.cli import app
+
+    bare = ServiceProfile(100, 1, 1, 2, None, {}, 1.0, 0.5)
+    o = OnSaleProfile("event:past", 1e9, 1e9 + 60, {"checkout": bare})
+    path = tmp_path / "profile.json"
+    path.write_text(Profile((o,), 1e9 + 3600).dumps())
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--spec", str(SPEC), "--backend", f"sqlite:///{tmp_path / 'm.db'}",
+         "--no-publish", "--port", "0", "--duration", "1s", "--profile", str(path)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "'checkout' has no requests per admitted user" in result.output
+    assert not (tmp_path / "m.db").exists()
