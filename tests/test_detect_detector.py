@@ -283,3 +283,13 @@ def test_in_process_rates_come_from_the_summarys_exact_counts() -> None:
     assert rates.read() == {"final": pytest.approx(25.0 + 10.0), "new": pytest.approx(4.0)}
     clock.advance(4.0)
     assert rates.read() == {"final": 0.0, "new": 0.0}
+
+
+def test_a_breach_interrupted_by_missing_readings_starts_afresh() -> None:
+    """An event that drops out of the readings (top K) mid-breach needs a whole window again."""
+    run = Run()
+    run.run(4, lambda t: {"a": 100.0})
+    run.run(20, lambda t: {})
+    found = run.run(2, lambda t: {"a": 100.0})
+    assert kinds(found, "onsale") == []
+    assert kinds(run.run(10, lambda t: {"a": 100.0}), "onsale") != []
