@@ -182,12 +182,12 @@ class SurgeDetector:
             for scope, state in current.items()
             if state.source == "auto" and state.is_onsale_at(now) and scope != GLOBAL_SCOPE
         )
-        for event, track in list(self._tracks.items()):
-            if event not in valid and not track.surging:
-                track.breach_since = None  # out of the readings: a breach starts afresh
-            while track.flips and now - track.flips[0] >= 3600:
-                track.flips.popleft()
-            if not track.flips and not track.surging and track.breach_since is None:
+        for event, kept in list(self._tracks.items()):
+            if event not in valid and not kept.surging:
+                kept.breach_since = None  # out of the readings: a breach starts afresh
+            while kept.flips and now - kept.flips[0] >= 3600:
+                kept.flips.popleft()
+            if not kept.flips and not kept.surging and kept.breach_since is None:
                 del self._tracks[event]  # nothing to remember: the memory stays bounded
         for event in sorted(set(valid) | {e for e, t in self._tracks.items() if t.surging}):
             rate = valid.get(event, 0.0)
