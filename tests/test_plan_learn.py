@@ -281,3 +281,46 @@ def test_profile_errors_name_the_file_and_field(tmp_path: Path) -> None:
     result = invoke("plan", "next", "--profile", path, "--demand", "10", "--start", "now")
     assert result.exit_code == 2
     assert "learned_at" in result.output
+
+
+def test_a_latency_break_is_told_apart(tmp_path: Path) -> None:
+    """Requests slower than the latency SLO's threshold break it as 'latency', at that minute."""
+    from onsale_obs.plan.testing import PlantedRecord
+
+    start = T0
+    records = []
+    for minute in range(10):
+        slow = minute >= 6  # from minute 6 on, every fifth request misses the 1 s threshold
+        n = 100 + 10 * minute
+        for j in range(n):
+            seconds = 2.0 if slow and j % 5 == 0 else 0.1
+            ts = start + minute * 60 + (j + 0.5) * 60 / n
+            records.append(
+                PlantedRecord(ts, "checkout", "/checkout", "POST", 200, seconds, event="cup-final")
+            )
+    log = tmp_path / "access.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r.line()) + b"\n" for r in records))
+    spec = spec_from_data(
+        {
+            "slos": [
+                {
+                    "name": "checkout-latency",
+                    "service": "checkout",
+                    "sli": {"type": "latency", "threshold": "1s"},
+                    "objectives": {"normal": 99, "onsale": 99},
+                }
+            ]
+        }
+    )
+    profile = learn(
+        spec, open_source(logs=[log]), start + 3600, window=86_400.0,
+        admitted=GivenNumbers({"cup-final": 1000}), replicas=GivenNumbers({"checkout": 2}),
+    )  # fmt: skip
+    checkout = profile.onsales[0].services["checkout"]
+    assert checkout.broke is not None
+    assert checkout.broke.kind == "latency"
+    assert checkout.broke.at == start + 6 * 60
+    assert checkout.broke.rps == pytest.approx(160 / 60)
+    assert checkout.good_rps == pytest.approx(150 / 60)
+    assert checkout.good_rps_per_replica == pytest.approx(150 / 60 / 2)
+    assert profile.onsales[0].first_break == "checkout"
