@@ -119,6 +119,27 @@ def test_after_a_healed_fault_the_rate_returns_to_where_it_was() -> None:
     assert "ceiling" not in back.reason
 
 
+def test_checkout_down_pauses_at_the_minimum_and_comes_back() -> None:
+    """A fault failing most checkouts (here all) is an outage: whoever is let in only fails,
+    so the room pauses at the minimum, then returns to the rate before it once it clears."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 75)
+    down = controller.recommend(healthy(75, rate, burn_short=10_000, burn_long=4_000))
+    assert down.action == "decrease"
+    assert down.rate == CONFIG.min_rate
+    assert "checkout is down" in down.reason
+    assert "back to 1,000/min when it clears" in down.reason
+    t, rate = 90.0, down.rate
+    while t < 600:
+        rec = controller.recommend(healthy(t, rate, burn_short=10_000, burn_long=4_000))
+        assert rec.rate == CONFIG.min_rate, rec.reason
+        rate = rec.rate
+        t += 15
+    back = controller.recommend(healthy(t, rate, burn_short=0.0, burn_long=3_000))
+    assert back.rate == pytest.approx(1000)
+    assert "cleared after a software fault" in back.reason
+
+
 def test_during_a_fault_probes_go_no_higher_than_the_rate_before_it() -> None:
     """Latency and utilisation still speak during a fault, up to the pre-fault rate only."""
     controller = ExitRateController(CONFIG)

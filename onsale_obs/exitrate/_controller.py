@@ -47,6 +47,9 @@ _FIT_TIE = 1.05
 #: a change the load keeps arriving for as long as the slowest browsers take.
 _SETTLE_SPAN = 45.0
 _SETTLE_BAND = 0.02
+#: A software fault failing this share of checkouts or more is an outage of checkout: the
+#: room pauses at the minimum rate instead of holding (1-50% failing holds).
+_OUTAGE_SHARE = 0.8
 #: The lag's p90 counts at most this much toward the cut interval (one incident's readings).
 _MAX_CUT_LAG = 180.0
 #: Decays are computed over at most this many seconds since the previous reading, so one
@@ -372,7 +375,21 @@ class ExitRateController:
                 self._fault_since = now
                 # the rate before the burn rose: a cut on its first readings was the fault's
                 self._fault_rate = max(base, self._good_rate or base)
-            elif not r.missing:
+            assert r.burn_short is not None
+            failing = r.burn_short * (1 - c.objective)
+            if failing >= _OUTAGE_SHARE:
+                # checkout is down, not degraded: whoever is let in now only fails; pause
+                # at the minimum and come back to the rate before it once the burn clears
+                pre = self._fault_rate or base
+                return (
+                    c.min_rate,
+                    "decrease" if base > c.min_rate else "hold",
+                    f"burn {fmt.times(r.burn_short)} ({fmt.share(min(failing, 1.0))} failing) "
+                    f"with p95 within the threshold: checkout is down (a software fault "
+                    f"failing most checkouts): pause at {fmt.rate(c.min_rate)}, back to "
+                    f"{fmt.rate(pre)} when it clears",
+                )
+            if not r.missing:
                 # a fault that started while the rate was low: latency and utilisation
                 # still tell what the backend can take
                 probe = self._probe(now, base, r)
