@@ -172,3 +172,18 @@ def test_top_events_zero_turns_the_summary_off() -> None:
     metrics.observe(("/x", "GET", "normal", ""), 200, 0.01, None, "a")
     assert metrics.heavy_hitters is None
     assert _top_samples(registry) == {}
+
+
+@pytest.mark.parametrize("jump", [3600.0 * 24 * 365, -3600.0, 64 * 60.0 + 1])
+def test_a_clock_jump_never_fails_a_request(jump: float) -> None:
+    """A year without requests (or a clock set back): counting goes on, old weight forgotten."""
+    clock = FakeClock(0.0)
+    sketch = EventHeavyHitters(slots=4, top=2, half_life=60.0, clock=clock)
+    sketch.add("old", 1000)
+    clock.advance(jump)
+    sketch.add("new", 1)
+    tracked = {t.event: t for t in sketch.tracked()}
+    assert tracked["new"].requests == 1
+    assert tracked["old"].requests == 1000  # the exact count is kept
+    if jump > 0:
+        assert sketch.heaviest()[0].event == "new"  # 1000 requests 64 half-lives ago weigh ~0

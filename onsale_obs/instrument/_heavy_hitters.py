@@ -40,8 +40,8 @@ DEFAULT_SLOTS: Final = 64
 DEFAULT_TOP: Final = 10
 #: Half-life of a request's weight in the ranking (seconds).
 DEFAULT_HALF_LIFE: Final = 60.0
-#: Rescale every weight once the newest request weighs this much (well inside float range).
-_RESCALE_AT: Final = 2.0**64
+#: Rescale every weight once the newest request weighs 2 ** this (well inside float range).
+_RESCALE_AT: Final = 64.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +102,20 @@ class EventHeavyHitters:
 
     def _scale(self, now: float) -> float:
         """What one request counted at ``now`` weighs (rescaling every slot when it grows big)."""
-        scale: float = 2.0 ** ((now - self._t0) / self.half_life)
-        if scale >= _RESCALE_AT:
-            for slot in self._slots.values():
-                slot.weight /= scale
-                slot.error /= scale
-            self._total /= scale
-            self._t0 = now
-            scale = 1.0
-        return scale
+        exponent = (now - self._t0) / self.half_life
+        if 0 <= exponent < _RESCALE_AT:
+            scale: float = 2.0**exponent
+            return scale
+        # Time to rescale, or a jump of the clock (a suspended process, a clock set back): the
+        # weights are moved to a scale where a request now weighs 1. After a long gap that
+        # underflows to 0 (old traffic forgotten), never to an overflow in the request path.
+        factor = 2.0**-exponent if exponent > 0 else 1.0
+        for slot in self._slots.values():
+            slot.weight *= factor
+            slot.error *= factor
+        self._total *= factor
+        self._t0 = now
+        return 1.0
 
     def add(self, event: str, count: int = 1) -> None:
         """Count ``count`` requests of ``event`` now."""
