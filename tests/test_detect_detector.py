@@ -293,3 +293,14 @@ def test_a_breach_interrupted_by_missing_readings_starts_afresh() -> None:
     found = run.run(2, lambda t: {"a": 100.0})
     assert kinds(found, "onsale") == []
     assert kinds(run.run(10, lambda t: {"a": 100.0}), "onsale") != []
+
+
+def test_an_auto_state_republished_with_an_exit_rate_stays_the_detectors() -> None:
+    """serve's exit-rate loop copies the auto state (new revision, source auto): still held."""
+    run = Run(DetectorConfig(quiet=60.0))
+    run.run(10, lambda t: {"a": 100.0})
+    run.publish("event:a", None, "auto", until=run.now + 120)  # the copy, by another writer
+    found = run.run(200, lambda t: {"a": 100.0})
+    assert kinds(found, "extend") != []
+    found = run.run(70, lambda t: {"a": 0.0})
+    assert [a.kind for _, a in found] == ["normal"]

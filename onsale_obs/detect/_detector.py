@@ -250,11 +250,9 @@ class SurgeDetector:
         theirs: bool,
     ) -> list[Action]:
         cfg = self.config
-        ours = cfg.dry_run or (
-            state is not None
-            and state.source == "auto"
-            and (track.revision is None or state.revision == track.revision)
-        )
+        # still auto: ours, even re-published by another writer (serve's exit-rate loop copies
+        # the state with its exit rate, source kept); anything else is an operator taking over
+        ours = cfg.dry_run or (state is not None and state.source == "auto")
         if not ours or theirs:
             # someone else published for this scope since: it is theirs now
             track.surging = False

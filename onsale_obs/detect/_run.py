@@ -80,6 +80,7 @@ class AutoMode(Collector):
         for action in actions:
             state = None
             if not self.detector.config.dry_run and action.kind != "skip":
+                held = current.get(action.scope)
                 try:
                     state = self.broadcaster.set(
                         action.scope,
@@ -87,6 +88,10 @@ class AutoMode(Collector):
                         until=action.until if action.kind != "normal" else None,
                         source="auto",
                         reason=action.reason,
+                        # an extension keeps the waiting room's exit rate serve published
+                        exit_rate=held.exit_rate
+                        if action.kind == "extend" and held is not None
+                        else None,
                     )
                 except OnsaleObsError as exc:
                     self.detector.unpublished(action)
