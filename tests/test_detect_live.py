@@ -201,7 +201,8 @@ def test_a_surge_on_one_event_flips_only_that_event_and_its_requests_are_onsale(
 def test_dry_run_publishes_nothing_and_says_what_it_would_do(stack: Stack) -> None:
     """--dry-run: the would-be flip is printed; the store and the service never see it."""
     service = stack.service
-    detector = stack.detector_process("--dry-run")
+    port = free_port()
+    detector = stack.detector_process("--dry-run", "--port", str(port))
     printed: list[str] = []
     assert detector.stdout is not None
     reader = threading.Thread(target=lambda: printed.extend(detector.stdout or []), daemon=True)
@@ -214,6 +215,8 @@ def test_dry_run_publishes_nothing_and_says_what_it_would_do(stack: Stack) -> No
         for _ in range(20):  # a few more of its readings while the surge goes on
             service.get("final", 20)
             time.sleep(0.1)
+        exported = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'onsale_auto_surging{event="final"} 1.0' in exported  # exported, not published
     finally:
         detector.send_signal(signal.SIGTERM)
         err = detector.communicate(timeout=30)[1]

@@ -7,6 +7,7 @@ import time
 from typing import Annotated
 
 import typer
+from prometheus_client import CollectorRegistry, start_http_server
 
 from onsale_obs.cli._context import opened_backend, optional_verifier
 from onsale_obs.cli._options import (
@@ -110,6 +111,16 @@ def auto(
             show_default=False,
         ),
     ] = None,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Serve onsale_auto_surging{event} on this port's /metrics (0: none).",
+        ),
+    ] = 0,
+    host: Annotated[str, typer.Option("--host", help="Address of /metrics.")] = "127.0.0.1",
     output: FormatOption = "table",
 ) -> None:
     """Watch per-event request rates and put a surging event on sale by itself (source=auto).
@@ -121,7 +132,9 @@ def auto(
     A manual state or a scheduled window is never overridden. States are signed with the
     detector's own key (ONSALE_OBS_AUTO_SIGNING_KEY): services trust it by adding its
     public half to their --verify-key list, and revoke it by removing it. One line per
-    action (JSON lines with --format json); problems on stderr.
+    action (JSON lines with --format json); problems on stderr. With --port, /metrics serves
+    onsale_auto_surging{event}: 1 while the detector holds an event on sale (or, with
+    --dry-run, would).
 
     Examples:
 
@@ -177,9 +190,17 @@ def auto(
 
     with opened_backend(backend) as store, PrometheusClient(prometheus, retries=0) as client:
         broadcaster = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
+        registry = CollectorRegistry()
         runner = AutoMode(
-            SurgeDetector(config), PrometheusRates(client), broadcaster, emit=emit, logger=log
+            SurgeDetector(config),
+            PrometheusRates(client),
+            broadcaster,
+            emit=emit,
+            logger=log,
+            registry=registry,
         )
+        if port:
+            start_http_server(port, addr=host, registry=registry)
         with stop_on_signals(stop):
             while not stop.is_set():
                 runner.tick()
