@@ -8,6 +8,7 @@ The file runs in WAL mode so readers never block the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -105,7 +106,9 @@ class SqliteBackend:
         self._identity = self._file_identity()
         return conn
 
-    def append(self, scope: str, seal: Seal) -> int:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[tuple[sqlite3.Connection, int, bytes | None]]:
+        """One write transaction (``BEGIN IMMEDIATE``): the connection, the log's top, the head."""
         with self._lock:
             conn = self._connect()
             try:
@@ -114,21 +117,8 @@ class SqliteBackend:
                     (top,) = conn.execute(
                         "SELECT COALESCE(MAX(revision), 0) FROM transitions"
                     ).fetchone()
-                    if not isinstance(top, int) or not 0 <= top < MAX_REVISION:
-                        raise StoreIntegrityError(
-                            f"the log's top revision {top!r} is beyond {MAX_REVISION}: it was "
-                            "written without the publishers' key; delete that row and run "
-                            "'onsale-obs mode repair'.",
-                            url=self.url,
-                        )
-                    head_row = conn.execute(_HEAD).fetchone()
-                    revision = top + 1
-                    message, head = seal(revision, _blob(head_row[0]) if head_row else None)
-                    conn.execute(
-                        "INSERT INTO transitions (revision, scope, message, recorded_at) VALUES (?, ?, ?, ?)",
-                        (revision, scope, message, time.time()),
-                    )
-                    conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+                    row = conn.execute(_HEAD).fetchone()
+                    yield conn, top, _blob(row[0]) if row else None
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -137,33 +127,31 @@ class SqliteBackend:
                 raise BackendUnavailableError(
                     f"cannot write the mode store ({exc}).", url=self.url
                 ) from None
-            return revision
+
+    def append(self, scope: str, seal: Seal) -> int:
+        with self._writing() as (conn, top, stored_head):
+            if not isinstance(top, int) or not 0 <= top < MAX_REVISION:
+                raise StoreIntegrityError(
+                    f"the log's top revision {top!r} is beyond {MAX_REVISION}: it was written "
+                    "without the publishers' key; delete that row and run "
+                    "'onsale-obs mode repair'.",
+                    url=self.url,
+                )
+            revision = top + 1
+            message, head = seal(revision, stored_head)
+            conn.execute(
+                "INSERT INTO transitions (revision, scope, message, recorded_at) VALUES (?, ?, ?, ?)",
+                (revision, scope, message, time.time()),
+            )
+            conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+        return revision
 
     def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
-        with self._lock:
-            conn = self._connect()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    (now_top,) = conn.execute(
-                        "SELECT COALESCE(MAX(revision), 0) FROM transitions"
-                    ).fetchone()
-                    row = conn.execute(_HEAD).fetchone()
-                    stored = _blob(row[0]) if row else None
-                    ok = now_top == top and stored == expected
-                    if ok:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,)
-                        )
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise BackendUnavailableError(
-                    f"cannot write the mode store ({exc}).", url=self.url
-                ) from None
-            return ok
+        with self._writing() as (conn, now_top, stored):
+            ok = now_top == top and stored == expected
+            if ok:
+                conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+        return ok
 
     def _read(self, after: int | None) -> tuple[list[Entry], int, bytes | None]:
         """Entries after ``after`` (None: the latest per scope), the top, then the head."""
