@@ -179,6 +179,47 @@ def test_flushall_is_noticed_on_the_next_read_and_the_new_history_followed(
 
 
 @pytest.mark.redis
+def test_a_publisher_never_builds_on_a_store_it_no_longer_has(
+    redis_server: RedisServer, raw: Any, keys_on_disk: tuple[Path, Path]
+) -> None:
+    """A publisher appends on what it wrote last without reading first; the store must refuse
+    that when anything changed since, even a history rebuilt up to the same last id.
+
+    Here the store is emptied and another publisher writes four other states (ids 1-0 to 4-0
+    again, under another head): the first publisher's next change must follow them, so that
+    every reader still verifies the whole log.
+    """
+    signer, verify = Signer.from_file(keys_on_disk[0]), keys_on_disk[1]
+    verifier = Verifier.from_files([verify])
+    first = Broadcaster(open_backend(redis_server.url), signer)
+    first.set("event:a", "onsale")
+    first.set("event:a", "normal")
+    other = Broadcaster(open_backend(redis_server.url), signer)
+    assert other.set("event:b", "onsale").revision == 3  # the first one's cache is now behind
+    assert first.set("event:c", "onsale").revision == 4
+    raw.flushall()
+    again = Broadcaster(open_backend(redis_server.url), signer)
+    for scope in ("event:w", "event:x", "event:y", "event:w"):
+        again.set(scope, "onsale")  # up to id 4-0, the first one's last id, another history
+    assert first.set("event:z", "onsale").revision == 5
+    history = ModeHistory(open_backend(redis_server.url), verifier)
+    assert history.problem is None
+    assert [s.scope for s in history.transitions()] == [
+        "event:w",
+        "event:x",
+        "event:y",
+        "event:w",
+        "event:z",
+    ]
+    assert onsale_in(mode_get(redis_server.url, verify)) == {
+        "event:w",
+        "event:x",
+        "event:y",
+        "event:z",
+    }
+
+
+@pytest.mark.redis
 def test_old_entries_readded_after_an_empty_restart_are_not_open_onsales(
     redis_server: RedisServer, raw: Any, keys_on_disk: tuple[Path, Path]
 ) -> None:
