@@ -144,9 +144,11 @@ def test_every_alert_carries_the_routing_labels(tmp_path: Path) -> None:
     assert len({a["alert"] for a in alerts}) == len(alerts)
     for a in alerts:
         assert set(a["labels"]) == {
+            "onsale_obs",  # "slo": what our Alertmanager routes match on
             "priority",
             "severity",
         }  # mode, slo, service, event come from the series
+        assert a["labels"]["onsale_obs"] == "slo"
         assert "slo=" in a["expr"]
         assert "mode=" in a["expr"]
         assert {"summary", "description", "runbook_url"} <= a["annotations"].keys()

@@ -102,6 +102,7 @@ def expected_alert(
     ):
         description = description.replace(template, text)
     labels = {
+        "onsale_obs": "slo",
         "slo": SLO_NAME,
         "service": SERVICE,
         "mode": mode,

@@ -231,7 +231,8 @@ def alerting_rule(slo: SLO, mode: Mode, rule: AlertRule, runbook: str) -> dict[s
     return {
         "alert": alert_name(slo, mode, rule.name),
         "expr": f"{condition}\n* on (slo, mode) group_right ()\n{per_event}",
-        "labels": {"priority": rule.priority, "severity": rule.severity},
+        # onsale_obs="slo": only our alerts carry it, so our Alertmanager routes catch no one else's
+        "labels": {"onsale_obs": "slo", "priority": rule.priority, "severity": rule.severity},
         "annotations": {
             "summary": f"{slo.name}: {what} error budget burning ({rule.name}, {rule.priority})",
             "description": description,
