@@ -25,12 +25,18 @@ from onsale_obs.cli._app import build_app
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.generate._alertmanager import (
     check_config,
+    check_text,
+    checkable,
     load_receivers,
     receivers_from_data,
     render_alertmanager,
+    render_command,
+    render_hold_rules,
+    routing_subtree,
     write_alertmanager,
 )
 from onsale_obs.generate._alertmanager_spec import WEEKDAYS
+from onsale_obs.slo import load_spec
 from onsale_obs.testing import require_binary
 from onsale_obs.testing_alertmanager import AlertmanagerServer, WebhookSink
 
@@ -96,7 +102,7 @@ def test_the_default_config_passes_amtool_check_config(tmp_path: Path, amtool: s
     """No receivers file still gives a configuration Alertmanager accepts (webhooks on localhost)."""
     path = rendered(tmp_path)
     assert check_config(path, amtool).checked
-    urls = [w["url"] for r in parsed(path)["receivers"] for w in r["webhook_configs"]]
+    urls = [w["url"] for r in parsed(path)["receivers"] for w in r.get("webhook_configs", [])]
     assert all(u.startswith("http://127.0.0.1:") for u in urls)
 
 
@@ -129,7 +135,8 @@ def test_an_onsale_p1_reaches_the_pager(tmp_path: Path, amtool: str) -> None:
         [
             amtool, "config", "routes", "test", f"--config.file={path}",
             "--verify.receivers=pager",
-            "mode=onsale", "priority=P1", "slo=x", "service=y", "severity=page", "event=final",
+            "onsale_obs=slo", "mode=onsale", "priority=P1", "slo=x", "service=y", "severity=page",
+            "event=final",
         ],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
@@ -160,29 +167,51 @@ def test_each_mode_and_priority_reaches_its_receiver(
     """Every mode/priority combination is routed to the intended receiver (amtool routes test)."""
     path = rendered(tmp_path, WITH_PAGERS)
     labels = {"mode": mode, "priority": priority, "slo": "checkout-availability"}
-    assert routed_to(amtool, path, **labels, service="checkout") == expected
+    assert routed_to(amtool, path, onsale_obs="slo", **labels, service="checkout") == expected
 
 
 def test_without_an_info_receiver_p4_opens_a_ticket(tmp_path: Path, amtool: str) -> None:
     """P4 goes to the ticket receiver when no info receiver is configured."""
     path = rendered(tmp_path)
-    assert routed_to(amtool, path, mode="normal", priority="P4", slo="x") == "ticket"
+    assert routed_to(amtool, path, onsale_obs="slo", mode="normal", priority="P4", slo="x") == (
+        "ticket"
+    )
     assert "info" not in [r["name"] for r in parsed(path)["receivers"]]
 
 
 def test_alerts_without_the_contract_labels_go_to_default(tmp_path: Path, amtool: str) -> None:
-    """An alert with no mode (not one of ours) reaches the default receiver."""
+    """An alert that is not ours, or ours without a mode, reaches the default receiver."""
     path = rendered(tmp_path)
     assert routed_to(amtool, path, alertname="Watchdog") == "default"
+    assert routed_to(amtool, path, onsale_obs="slo", priority="P1") == "default"
+
+
+def test_alerts_without_our_label_never_reach_our_receivers(tmp_path: Path, amtool: str) -> None:
+    """Another team's on-sale P1 (mode and priority, no onsale_obs) is not paged by our routes."""
+    path = rendered(tmp_path)
+    assert routed_to(amtool, path, mode="onsale", priority="P1", slo="theirs") == "default"
+
+
+def test_the_hold_alert_reaches_a_receiver_that_notifies_no_one(
+    tmp_path: Path, amtool: str
+) -> None:
+    """OnsaleObsPageHold only inhibits: its receiver has no integrations."""
+    path = rendered(tmp_path)
+    labels = {"alertname": "OnsaleObsPageHold", "onsale_obs": "hold", "slo": "x"}
+    assert routed_to(amtool, path, **labels) == "hold"
+    assert {"name": "hold"} in parsed(path)["receivers"]
 
 
 # -- structure: time intervals, inhibition, grouping, timing --------------------------------
 
 
 def _leaves(route: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, Any]]]:
-    for child in route.get("routes", []):
-        for leaf in child["routes"]:
-            yield child["matchers"] + leaf["matchers"], leaf
+    """(mode matchers + priority matchers, leaf) under our one route below the root."""
+    (ours,) = route["routes"]
+    assert ours["matchers"] == ['onsale_obs=~"slo|hold"']
+    for child in ours["routes"]:
+        for leaf in child.get("routes", []):
+            yield child["matchers"][1:] + leaf["matchers"], leaf
 
 
 def test_only_p1_pages_at_any_hour(tmp_path: Path) -> None:
@@ -238,14 +267,22 @@ def test_business_hours_take_zone_days_and_several_ranges(tmp_path: Path) -> Non
     }
 
 
-def test_an_onsale_p1_inhibits_the_same_slos_lower_priorities(tmp_path: Path) -> None:
-    """One inhibit rule: on-sale P1 silences P2-P4 of the same SLO (equal: [slo])."""
+def test_an_onsale_p1_and_its_hold_inhibit_the_same_slos_lower_priorities(
+    tmp_path: Path,
+) -> None:
+    """On-sale P1, and the hold after it, silence P2-P4 of the same SLO (equal: [slo]); both
+    sides of both rules match only our alerts."""
     assert parsed(rendered(tmp_path))["inhibit_rules"] == [
         {
-            "source_matchers": ['mode="onsale"', 'priority="P1"'],
-            "target_matchers": ['priority=~"P2|P3|P4"'],
+            "source_matchers": ['onsale_obs="slo"', 'mode="onsale"', 'priority="P1"'],
+            "target_matchers": ['onsale_obs="slo"', 'priority=~"P2|P3|P4"'],
             "equal": ["slo"],
-        }
+        },
+        {
+            "source_matchers": ['onsale_obs="hold"', 'alertname="OnsaleObsPageHold"'],
+            "target_matchers": ['onsale_obs="slo"', 'priority=~"P2|P3|P4"'],
+            "equal": ["slo"],
+        },
     ]
 
 
@@ -255,6 +292,7 @@ def test_alerts_are_grouped_by_slo_and_event_and_no_deprecated_match_is_used(
     """group_by is [alertname, slo, event, mode]; routes use matchers, never match/match_re."""
     config = parsed(rendered(tmp_path))
     assert config["route"]["group_by"] == ["alertname", "slo", "event", "mode"]
+    assert config["route"]["routes"][0]["group_by"] == ["alertname", "slo", "event", "mode"]
     text = json.dumps(config)
     for deprecated in ('"match"', '"match_re"', '"source_match"', '"target_match"'):
         assert deprecated not in text
@@ -274,7 +312,7 @@ def test_output_is_deterministic_and_says_how_it_was_generated() -> None:
     first = render_alertmanager(config, source=EXAMPLE)
     assert first == render_alertmanager(load_receivers(ROOT / EXAMPLE), source=EXAMPLE)
     assert first.startswith("# Generated by onsale-obs; do not edit by hand.")
-    assert f"onsale-obs alertmanager render --config {EXAMPLE}" in first.splitlines()[1]
+    assert f"onsale-obs alertmanager render --receivers {EXAMPLE}" in first.splitlines()[1]
     assert list(yaml.safe_load(first)) == ["route", "inhibit_rules", "receivers", "time_intervals"]
 
 
@@ -417,57 +455,140 @@ def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
-def test_render_writes_then_check_detects_drift(tmp_path: Path, amtool: str) -> None:
-    """render writes the file; --check exits 0 when it matches and 1 when it drifted or is missing."""
-    out = tmp_path / "alert_rules" / "alertmanager.yml"
-    config = ROOT / EXAMPLE
-    written = invoke("--config", config, "--out", out)
+def test_render_writes_the_subtree_and_the_hold_then_check_detects_drift(
+    tmp_path: Path, amtool: str
+) -> None:
+    """render --out DIR writes the subtree and the hold rule; --check exits 0 when they match
+    and 1, naming the file and the command, when one drifted or is missing."""
+    out = tmp_path / "alert_rules"
+    receivers = ROOT / EXAMPLE
+    written = invoke("--receivers", receivers, "--out", out)
     assert written.exit_code == 0, written.output
-    assert "amtool check-config passed" in written.stdout
-    assert invoke("--config", config, "--out", out, "--check").exit_code == 0
-    out.write_text(out.read_text().replace("repeat_interval: 1h", "repeat_interval: 2h"))
-    drift = invoke("--config", config, "--out", out, "--check")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alertmanager-hold.rules.yml",
+        "alertmanager-routes.yml",
+    ]
+    subtree = yaml.safe_load((out / "alertmanager-routes.yml").read_text())
+    assert list(subtree) == ["routes", "inhibit_rules", "receivers", "time_intervals"]
+    assert invoke("--receivers", receivers, "--out", out, "--check").exit_code == 0
+    routes = out / "alertmanager-routes.yml"
+    routes.write_text(routes.read_text().replace("repeat_interval: 1h", "repeat_interval: 2h"))
+    drift = invoke("--receivers", receivers, "--out", out, "--check")
     assert drift.exit_code == 1
-    assert "differs from what would be generated" in drift.stderr
-    assert "onsale-obs alertmanager render --config" in drift.stderr
-    other = invoke("--out", out, "--check")  # default receivers: a different file
-    assert other.exit_code == 1
-    missing = invoke("--out", tmp_path / "none.yml", "--check")
-    assert missing.exit_code == 1
-    assert "does not exist" in missing.stderr
+    assert f"out of date: {routes}" in drift.stderr
+    assert "onsale-obs alertmanager render --receivers" in drift.stderr
+    (out / "alertmanager-hold.rules.yml").unlink()
+    assert invoke("--receivers", receivers, "--out", out, "--check").exit_code == 1
+    whole = invoke("--receivers", receivers, "--out", out, "--whole-config", "--check")
+    assert whole.exit_code == 1  # no alertmanager.yml there
+    assert "alertmanager.yml" in whole.stderr
+
+
+def test_whole_config_writes_alertmanager_yml(tmp_path: Path, amtool: str) -> None:
+    """--whole-config writes DIR/alertmanager.yml, a config Alertmanager loads as it is."""
+    result = invoke("--out", tmp_path, "--whole-config")
+    assert result.exit_code == 0, result.output
+    assert check_config(tmp_path / "alertmanager.yml", amtool).checked
+    assert (tmp_path / "alertmanager.yml").read_text() == render_alertmanager(
+        load_receivers(None), out=f"{tmp_path}/", whole=True
+    )
+
+
+def test_the_header_names_the_command_that_wrote_it(
+    tmp_path: Path, amtool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header repeats the spec, receivers, folder and form actually given (paths inside
+    the working folder relative to it)."""
+    monkeypatch.chdir(ROOT)
+    spec = "examples/ticketing/slo.yaml"
+    result = invoke("--spec", ROOT / spec, "--receivers", EXAMPLE, "--out", tmp_path / "am")
+    assert result.exit_code == 0, result.output
+    second = (tmp_path / "am" / "alertmanager-routes.yml").read_text().splitlines()[1]
+    assert second == (
+        f"#   onsale-obs alertmanager render --spec {spec} --receivers {EXAMPLE} "
+        f"--out {tmp_path / 'am'}/"
+    )
+    hold = (tmp_path / "am" / "alertmanager-hold.rules.yml").read_text()
+    assert f"--spec {spec}" in hold
+
+
+def test_config_is_a_deprecated_alias_of_receivers(tmp_path: Path, amtool: str) -> None:
+    """--config still works, warns, and writes what --receivers writes."""
+    old = invoke("--config", ROOT / EXAMPLE, "--out", tmp_path / "old")
+    assert old.exit_code == 0, old.output
+    assert "--config is deprecated" in old.stderr
+    new = invoke("--receivers", ROOT / EXAMPLE, "--out", tmp_path / "new")
+    assert new.exit_code == 0, new.output
+    assert "deprecated" not in new.stderr
+    for name in ("alertmanager-routes.yml", "alertmanager-hold.rules.yml"):
+        old_text = (tmp_path / "old" / name).read_text()
+        assert old_text.replace("/old/", "/new/") == (tmp_path / "new" / name).read_text()
+    both = invoke("--config", ROOT / EXAMPLE, "--receivers", ROOT / EXAMPLE, "--out", tmp_path)
+    assert both.exit_code == 2
+    assert "--receivers" in both.stderr
+
+
+def test_an_existing_file_as_out_still_gets_the_whole_config(tmp_path: Path, amtool: str) -> None:
+    """The old --out FILE writes the whole configuration there as before, with a warning;
+    --check compares it."""
+    out = tmp_path / "alertmanager.yml"
+    out.write_text("previous\n")
+    result = invoke("--out", out)
+    assert result.exit_code == 0, result.output
+    assert "--out takes a folder now" in result.stderr
+    assert "--whole-config" in result.stderr
+    assert check_config(out, amtool).checked
+    assert "route" in parsed(out)
+    assert invoke("--out", out, "--check").exit_code == 0
+    out.write_text("previous\n")
+    assert invoke("--out", out, "--check").exit_code == 1
+    new = invoke("--out", tmp_path / "new.yml")  # a YAML name that does not exist yet
+    assert new.exit_code == 0, new.output
+    assert (tmp_path / "new.yml").is_file()
 
 
 def test_without_amtool_it_writes_and_warns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without amtool on PATH the file is still written, with a warning that it was not checked."""
+    """Without amtool on PATH the files are still written, with a warning that they were not
+    checked."""
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    out = tmp_path / "alertmanager.yml"
-    result = invoke("--out", out)
+    result = invoke("--out", tmp_path / "out", "--whole-config")
     assert result.exit_code == 0, result.output
     assert "amtool not found on PATH" in result.stderr
-    assert out.read_text() == render_alertmanager(load_receivers(None))
+    assert (tmp_path / "out" / "alertmanager.yml").read_text() == render_alertmanager(
+        load_receivers(None), out=f"{tmp_path / 'out'}/", whole=True
+    )
 
 
 def test_render_to_stdout(amtool: str) -> None:
-    """--out - prints the configuration and nothing else on stdout."""
+    """--out - prints the subtree and nothing else on stdout; stderr says the hold is missing."""
     result = invoke("--out", "-")
     assert result.exit_code == 0, result.output
-    assert result.stdout == render_alertmanager(load_receivers(None))
+    assert result.stdout == render_alertmanager(load_receivers(None), out="DIR", whole=False)
+    assert "hold rule" in result.stderr
 
 
 def test_bad_input_exits_2_naming_the_file_and_field(tmp_path: Path) -> None:
-    """A bad receivers file, a missing one, or --check with stdout exit 2 with a message."""
+    """A bad receivers file, a missing one, a bad spec, or --check with stdout exit 2 with a
+    message, and nothing is written."""
     bad = tmp_path / "receivers.yaml"
     bad.write_text("business_hours: {weekdays: [funday]}\n")
-    result = invoke("--config", bad, "--out", tmp_path / "out.yml")
+    result = invoke("--receivers", bad, "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert f"error: {bad}, field 'business_hours.weekdays.0':" in result.stderr
     assert "Traceback" not in result.output
-    assert not (tmp_path / "out.yml").exists()
-    missing = invoke("--config", tmp_path / "nope.yaml")
+    assert not (tmp_path / "out").exists()
+    missing = invoke("--receivers", tmp_path / "nope.yaml")
     assert missing.exit_code == 2
     assert "nope.yaml: does not exist" in missing.stderr
+    spec = tmp_path / "slo.yaml"
+    spec.write_text("slos: 3\n")
+    wrong = invoke("--spec", spec, "--out", tmp_path / "out")
+    assert wrong.exit_code == 2
+    assert str(spec) in wrong.stderr
+    assert "Traceback" not in wrong.output
+    assert not (tmp_path / "out").exists()
     assert invoke("--out", "-", "--check").exit_code == 2
 
 
@@ -476,19 +597,28 @@ def test_the_help_has_examples() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
     assert "Examples:" in result.stdout
-    assert "onsale-obs alertmanager render --config" in result.stdout
+    assert "onsale-obs alertmanager render --spec" in result.stdout
+    assert "--config" not in result.stdout  # hidden: deprecated
 
 
-# -- the committed file -------------------------------------------------------------------
+# -- the committed files ------------------------------------------------------------------
 
 
-def test_the_committed_file_is_what_the_example_generates(amtool: str) -> None:
-    """alert_rules/alertmanager.yml regenerates to identical bytes and passes check-config."""
-    expected = render_alertmanager(load_receivers(ROOT / EXAMPLE), source=EXAMPLE)
-    assert COMMITTED.read_bytes() == expected.encode("utf-8"), (
-        f"run: onsale-obs alertmanager render --config {EXAMPLE} --out alert_rules/alertmanager.yml"
-    )
+def test_the_committed_files_are_what_the_example_generates(amtool: str) -> None:
+    """alert_rules/ holds the subtree, the whole file and the hold rule exactly as the two
+    commands of the README write them, and amtool accepts them."""
+    spec = "examples/ticketing/slo.yaml"
+    receivers = load_receivers(ROOT / EXAMPLE)
+    hold = render_hold_rules(load_spec(ROOT / spec), spec_source=spec)
+    for whole, name in ((False, "alertmanager-routes.yml"), (True, "alertmanager.yml")):
+        expected = render_alertmanager(
+            receivers, source=EXAMPLE, spec=spec, out="alert_rules/", whole=whole
+        )
+        command = render_command(EXAMPLE, spec=spec, out="alert_rules/", whole=whole)
+        assert (ROOT / "alert_rules" / name).read_text() == expected, f"run: {command}"
+    assert (ROOT / "alert_rules" / "alertmanager-hold.rules.yml").read_text() == hold
     assert check_config(COMMITTED, amtool).checked
+    assert check_text(checkable(routing_subtree(receivers)), amtool=amtool).checked
 
 
 # -- a real Alertmanager ------------------------------------------------------------------
@@ -524,7 +654,10 @@ timing: {{page: {fast}, business_page: {fast}, ticket: {fast}, default: {fast}}}
 
 
 def _alert(**labels: str) -> dict[str, Any]:
-    return {"labels": {"alertname": "SLOBurn", **labels}, "annotations": {"summary": "burning"}}
+    return {
+        "labels": {"alertname": "SLOBurn", "onsale_obs": "slo", **labels},
+        "annotations": {"summary": "burning"},
+    }
 
 
 def _poll(check: Any, timeout: float = 15.0) -> Any:

@@ -13,9 +13,11 @@ from onsale_obs.testing import require_binary
 COMMITTED = Path(__file__).resolve().parent.parent / "alert_rules" / "alertmanager.yml"
 
 
+@pytest.mark.parametrize("owner", ["slo", "hold", None])
 @pytest.mark.parametrize("mode", ["onsale", "normal", "other"])
 @pytest.mark.parametrize("priority", ["P1", "P2", "P3", "P4", "P9"])
-def test_routes_for_matches_amtool(mode: str, priority: str) -> None:
+def test_routes_for_matches_amtool(owner: str | None, mode: str, priority: str) -> None:
+    """Ours (onsale_obs=slo), the hold (onsale_obs=hold) and alerts that are not ours."""
     amtool = require_binary("amtool", "prometheus-alertmanager")
     labels = {
         "mode": mode,
@@ -23,6 +25,8 @@ def test_routes_for_matches_amtool(mode: str, priority: str) -> None:
         "slo": "checkout-availability",
         "service": "checkout",
     }
+    if owner is not None:
+        labels["onsale_obs"] = owner
     found = subprocess.run(
         [amtool, "config", "routes", "test", f"--config.file={COMMITTED}", *(f"{k}={v}" for k, v in labels.items())],
         capture_output=True, text=True, timeout=30, check=True,

@@ -33,6 +33,7 @@ from examples.stack._config import alertmanager_yaml, prometheus_yaml
 from examples.stack.loadgen import LoadGenerator
 from examples.ticketing.servers import UvicornServer, WerkzeugServer
 from examples.ticketing.stack import SERVICES, Running, start_services
+from onsale_obs.generate._alertmanager import HOLD_FILE, render_hold_rules
 from onsale_obs.generate._rules_files import rule_files
 from onsale_obs.instrument import AccessLog, OnsaleSpanProcessor
 from onsale_obs.modes import ModeSubscriber, Verifier, generate_key_pair, open_backend
@@ -135,7 +136,7 @@ class Stack:
         config = self.config
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keys = _keys(self.folder / "keys")
-        self.rules = self._write_rules()
+        self.rules, self.hold_rules = self._write_rules()
 
         (self.folder / "redis").mkdir(exist_ok=True)
         self.redis = RedisServer(binary=config.redis_binary, directory=self.folder / "redis")
@@ -166,7 +167,7 @@ class Stack:
             tsdb_path=self.folder / "prometheus",
             config=prometheus_yaml(
                 targets=list(self.targets().values()),
-                rule_files=[self.rules],
+                rule_files=[self.rules, self.hold_rules],
                 alertmanager=f"127.0.0.1:{self.alertmanager.port}",
                 scrape_interval=config.scrape_interval,
                 evaluation_interval=evaluation,
@@ -184,14 +185,19 @@ class Stack:
         ).start()
         stack.callback(self.load.stop)
 
-    def _write_rules(self) -> Path:
-        """Generate the rule file from the SLO spec into FOLDER/rules (as ``rules render`` does)."""
+    def _write_rules(self) -> tuple[Path, Path]:
+        """Generate the rule files from the SLO spec into FOLDER/rules: the SLO rules (as
+        ``rules render`` does) and the hold rule of the routing (as ``alertmanager render``
+        does: it keeps an on-sale P2 from paging once its P1 resolved)."""
         folder = self.folder / "rules"
         folder.mkdir(exist_ok=True)
-        files = rule_files(load_spec(self.config.spec), folder, name=RULES_NAME)
+        spec = load_spec(self.config.spec)
+        files = rule_files(spec, folder, name=RULES_NAME)
+        hold = folder / HOLD_FILE
+        files[hold] = render_hold_rules(spec, spec_source=str(self.config.spec))
         for path, text in files.items():
             path.write_text(text, encoding="utf-8")
-        return folder / f"{RULES_NAME}.rules.yml"
+        return folder / f"{RULES_NAME}.rules.yml", hold
 
     def _start_services(self, stack: ExitStack) -> Running:
         verifier = Verifier.from_files([self.keys.verify_key])

@@ -1,17 +1,35 @@
 """Alertmanager routing for the generated SLO alerts: pages for on-sales, tickets for the morning.
 
-The routing tree matches the alert-label contract (``mode``, ``priority``)::
+Two forms. By default a **subtree to merge** into a configuration other teams share: one route
+(to put first under the shared root's ``routes``), its receivers, inhibit rules and time
+interval, every name prefixed ``onsale-obs-``. ``--whole-config`` gives a complete
+``alertmanager.yml`` with the same subtree under a root whose receiver is ``default``.
 
-    mode=onsale|normal
-      priority=P1     -> pager, at any hour
-      priority=P2     -> pager, business hours only
-      priority=P3     -> ticket, business hours only
-      priority=P4     -> info (ticket when none is configured), business hours only
-    anything else     -> default
+The subtree matches only alerts that carry ``onsale_obs`` (the generated SLO alerts carry
+``onsale_obs="slo"``, the hold alerts ``onsale_obs="hold"``), then the alert-label contract
+(``mode``, ``priority``)::
+
+    onsale_obs=~"slo|hold"
+      onsale_obs="hold"             -> hold (no integrations: it only inhibits)
+      onsale_obs="slo", mode=onsale|normal
+        priority=P1                 -> pager, at any hour
+        priority=P2                 -> pager, business hours only
+        priority=P3                 -> ticket, business hours only
+        priority=P4                 -> info (ticket when none is configured), business hours only
+      anything else of ours         -> default
 
 The policy gives on-sale burns P1/P2 and normal-time burns P3/P4; the normal-mode P1/P2
 branches only matter when a spec overrides a priority, and then the priority decides. An
 on-sale P1 inhibits the same SLO's P2-P4 alerts, so the pager gets one page, not four.
+
+**No page after the fact.** Inhibition holds only while its source fires: when the P1 resolves,
+a P2 raised by the same burn (its short window remembers the burn for up to that window) would
+page in the same second, after the checkout healed or the on-sale ended. The hold rule
+(``alertmanager-hold.rules.yml``, for Prometheus) raises ``OnsaleObsPageHold{slo}`` while an
+on-sale P1 of the SLO fires and keeps it firing (``keep_firing_for``) for the longest short
+window of the on-sale's lower-priority rules plus the P1's own short window; the hold inhibits
+what the P1 inhibits. The SLO alerts themselves are unchanged, so they still fire exactly where
+the engine's rules fire, and the P1's own resolve notification is not delayed.
 """
 
 from __future__ import annotations
@@ -22,11 +40,14 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from onsale_obs.exceptions import BadInputError, OnsaleObsError
 from onsale_obs.generate._alertmanager_spec import ReceiversConfig, TimingModel
 from onsale_obs.yamlfile import read_yaml
+
+if TYPE_CHECKING:
+    from onsale_obs.slo import SLOSpec
 
 GROUP_BY: Final = ("alertname", "slo", "event", "mode")
 BUSINESS_HOURS: Final = "business-hours"
@@ -34,7 +55,20 @@ PAGER: Final = "pager"
 TICKET: Final = "ticket"
 INFO: Final = "info"
 DEFAULT: Final = "default"
-DEFAULT_OUT: Final = "alert_rules/alertmanager.yml"
+HOLD: Final = "hold"
+#: The label only onsale-obs' generated alerts carry; every generated route matches it.
+OWNER: Final = "onsale_obs"
+#: Its value on the SLO burn alerts (the alert rules) and on the hold alert.
+SLO_ALERTS: Final = "slo"
+HOLD_ALERTS: Final = "hold"
+#: Prefix of receiver and time-interval names in the subtree (a shared config has its own).
+PREFIX: Final = "onsale-obs-"
+HOLD_ALERT: Final = "OnsaleObsPageHold"
+DEFAULT_OUT: Final = "alert_rules"
+ROUTES_FILE: Final = "alertmanager-routes.yml"
+WHOLE_FILE: Final = "alertmanager.yml"
+HOLD_FILE: Final = "alertmanager-hold.rules.yml"
+_LOWER: Final = 'priority=~"P2|P3|P4"'
 _AMTOOL_TIMEOUT: Final = 60.0
 _CLOCK_TEXT: Final = re.compile(r"\d{1,2}:\d{2}")
 #: PagerDuty severity from the priority: P1 is critical, a business-hours P2 an error.
@@ -135,23 +169,55 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def render_alertmanager(config: ReceiversConfig, *, source: str | None = None) -> str:
-    """The ``alertmanager.yml`` text for ``config``: deterministic, keys in a stable order.
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Receiver and time-interval names: bare in the whole file, prefixed in the subtree."""
 
-    ``source`` is the receivers file as the user named it, for the regenerate command in the
-    header comment.
+    pager: str
+    ticket: str
+    info: str
+    default: str
+    hold: str
+    business_hours: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Names:
+        """Every name with ``prefix`` in front (``onsale-obs-pager``)."""
+        return cls(*(prefix + n for n in (PAGER, TICKET, INFO, DEFAULT, HOLD, BUSINESS_HOURS)))
+
+
+def render_alertmanager(
+    config: ReceiversConfig,
+    *,
+    source: str | None = None,
+    whole: bool = True,
+    spec: str | None = None,
+    out: str | None = None,
+) -> str:
+    """The routing as YAML text: deterministic, keys in a stable order.
+
+    ``whole`` gives a complete ``alertmanager.yml`` (:func:`alertmanager_config`), otherwise
+    the subtree to merge (:func:`routing_subtree`). ``source``, ``spec`` and ``out`` are the
+    receivers file, SLO spec and output folder as the user named them, for the regenerate
+    command in the header comment.
     """
+    data = alertmanager_config(config) if whole else routing_subtree(config)
+    return _header(source, spec=spec, out=out, whole=whole) + dump_yaml(data)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML in the style of Alertmanager's documentation (see :func:`_dumper`)."""
     import yaml
 
-    body = yaml.dump(
-        alertmanager_config(config),
+    text: str = yaml.dump(
+        data,
         Dumper=_dumper(),
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
         width=1000,
     )
-    return _header(source) + body
+    return text
 
 
 def _dumper() -> type[Any]:
@@ -183,36 +249,94 @@ def _dumper() -> type[Any]:
     return Dumper
 
 
-def _header(source: str | None) -> str:
+def render_command(source: str | None, *, spec: str | None, out: str | None, whole: bool) -> str:
+    """The ``onsale-obs alertmanager render`` command line that writes these files."""
     command = "onsale-obs alertmanager render"
+    if spec is not None:
+        command += f" --spec {spec}"
     if source is not None:
-        command += f" --config {source}"
-    return (
+        command += f" --receivers {source}"
+    command += f" --out {out if out is not None else DEFAULT_OUT + '/'}"
+    return command + (" --whole-config" if whole else "")
+
+
+def _header(source: str | None, *, spec: str | None, out: str | None, whole: bool) -> str:
+    command = render_command(source, spec=spec, out=out, whole=whole)
+    common = (
+        "# Routes only alerts labelled onsale_obs (the generated SLO alerts and their hold), then\n"
+        "# on mode and priority: P1 -> pager at any hour; P2 -> pager in business hours;\n"
+        "#   P3 -> ticket, P4 -> info (or ticket), both in business hours; other -> default.\n"
+        "# An on-sale P1 inhibits the same SLO's P2-P4 alerts, and so does its hold\n"
+        f"# ({HOLD_ALERT}, from {HOLD_FILE}: load it into Prometheus),\n"
+        "# which outlasts the P1 until the lower alerts of the same burn have cleared.\n"
+    )
+    head = (
         "# Generated by onsale-obs; do not edit by hand. Regenerate with:\n"
-        f"#   {command} --out {DEFAULT_OUT}\n"
+        f"#   {command}\n"
         "# CI fails when this file differs from what that command writes (--check).\n"
         "#\n"
-        "# Routes on the SLO alert labels mode and priority:\n"
-        "#   P1 -> pager at any hour; P2 -> pager in business hours;\n"
-        "#   P3 -> ticket, P4 -> info (or ticket), both in business hours; anything else -> default.\n"
-        "# An on-sale P1 inhibits the same SLO's P2-P4 alerts.\n"
+    )
+    if whole:
+        return head + common
+    return (
+        head + "# A subtree to merge into an Alertmanager configuration other teams share:\n"
+        "#   routes:          put first in your route.routes (it matches only our alerts, and\n"
+        "#                    nothing before it should catch them);\n"
+        "#   inhibit_rules, receivers, time_intervals: append to yours (names start with\n"
+        f"#                    {PREFIX}; source and target match only our alerts).\n"
+        "# amtool check-config was run on it merged under a bare root route.\n"
+        "#\n" + common
     )
 
 
 def alertmanager_config(config: ReceiversConfig) -> dict[str, Any]:
-    """The Alertmanager configuration as plain data, in the order it is written."""
+    """The whole Alertmanager configuration as plain data, in the order it is written.
+
+    The root route sends what is not ours to ``default``; the subtree (bare names) sits under
+    it as its only child.
+    """
+    subtree = routing_subtree(config, prefix="")
     return {
-        "route": _route(config),
-        "inhibit_rules": [
-            {
-                "source_matchers": ['mode="onsale"', 'priority="P1"'],
-                "target_matchers": ['priority=~"P2|P3|P4"'],
-                "equal": ["slo"],
-            }
-        ],
-        "receivers": _receivers(config),
-        "time_intervals": [_business_hours(config)],
+        "route": {
+            "receiver": DEFAULT,
+            "group_by": list(GROUP_BY),
+            **_timing(config.timing.default),
+            "routes": subtree["routes"],
+        },
+        "inhibit_rules": subtree["inhibit_rules"],
+        "receivers": subtree["receivers"],
+        "time_intervals": subtree["time_intervals"],
     }
+
+
+def routing_subtree(config: ReceiversConfig, *, prefix: str = PREFIX) -> dict[str, Any]:
+    """The part to merge into a shared configuration: ``routes`` (one route, to put first in
+    the shared ``route.routes``), ``inhibit_rules``, ``receivers``, ``time_intervals``."""
+    names = Names.with_prefix(prefix)
+    return {
+        "routes": [_route(config, names)],
+        "inhibit_rules": inhibit_rules(),
+        "receivers": _receivers(config, names),
+        "time_intervals": [_business_hours(config, names)],
+    }
+
+
+def inhibit_rules() -> list[dict[str, Any]]:
+    """An on-sale P1, and its hold after it, inhibit the same SLO's P2-P4; both sides match
+    only our alerts, so another team's alerts with the same labels are never touched."""
+    ours = f'{OWNER}="{SLO_ALERTS}"'
+    return [
+        {
+            "source_matchers": [ours, 'mode="onsale"', 'priority="P1"'],
+            "target_matchers": [ours, _LOWER],
+            "equal": ["slo"],
+        },
+        {
+            "source_matchers": [f'{OWNER}="{HOLD_ALERTS}"', f'alertname="{HOLD_ALERT}"'],
+            "target_matchers": [ours, _LOWER],
+            "equal": ["slo"],
+        },
+    ]
 
 
 def _timing(timing: TimingModel) -> dict[str, str]:
@@ -223,36 +347,44 @@ def _timing(timing: TimingModel) -> dict[str, str]:
     }
 
 
-def _route(config: ReceiversConfig) -> dict[str, Any]:
+def _route(config: ReceiversConfig, names: Names) -> dict[str, Any]:
     timing = config.timing
+    business = [names.business_hours]
     by_priority: list[dict[str, Any]] = [
-        {"receiver": PAGER, "matchers": ['priority="P1"'], **_timing(timing.page)},
+        {"receiver": names.pager, "matchers": ['priority="P1"'], **_timing(timing.page)},
         {
-            "receiver": PAGER,
+            "receiver": names.pager,
             "matchers": ['priority="P2"'],
             **_timing(timing.business_page),
-            "active_time_intervals": [BUSINESS_HOURS],
+            "active_time_intervals": business,
         },
         {
-            "receiver": TICKET,
+            "receiver": names.ticket,
             "matchers": ['priority="P3"'],
             **_timing(timing.ticket),
-            "active_time_intervals": [BUSINESS_HOURS],
+            "active_time_intervals": business,
         },
         {
-            "receiver": INFO if config.info is not None else TICKET,
+            "receiver": names.info if config.info is not None else names.ticket,
             "matchers": ['priority="P4"'],
             **_timing(timing.ticket),
-            "active_time_intervals": [BUSINESS_HOURS],
+            "active_time_intervals": business,
         },
     ]
     return {
-        "receiver": DEFAULT,
+        "receiver": names.default,
+        "matchers": [f'{OWNER}=~"{SLO_ALERTS}|{HOLD_ALERTS}"'],
         "group_by": list(GROUP_BY),
         **_timing(timing.default),
         "routes": [
-            {"matchers": [f'mode="{mode}"'], "routes": [dict(r) for r in by_priority]}
-            for mode in ("onsale", "normal")
+            {"receiver": names.hold, "matchers": [f'{OWNER}="{HOLD_ALERTS}"']},
+            *(
+                {
+                    "matchers": [f'{OWNER}="{SLO_ALERTS}"', f'mode="{mode}"'],
+                    "routes": [dict(r) for r in by_priority],
+                }
+                for mode in ("onsale", "normal")
+            ),
         ],
     }
 
@@ -261,8 +393,8 @@ def _webhooks(url: str | None) -> dict[str, Any]:
     return {"webhook_configs": [{"url": url, "send_resolved": True}]} if url else {}
 
 
-def _receivers(config: ReceiversConfig) -> list[dict[str, Any]]:
-    pager: dict[str, Any] = {"name": PAGER}
+def _receivers(config: ReceiversConfig, names: Names) -> list[dict[str, Any]]:
+    pager: dict[str, Any] = {"name": names.pager}
     if config.pager.pagerduty is not None:
         pd = config.pager.pagerduty
         pagerduty: dict[str, Any] = {"routing_key_file": pd.routing_key_file}
@@ -280,17 +412,19 @@ def _receivers(config: ReceiversConfig) -> list[dict[str, Any]]:
         opsgenie["send_resolved"] = True
         pager["opsgenie_configs"] = [opsgenie]
     pager.update(_webhooks(config.pager.webhook_url))
-    receivers = [pager, {"name": TICKET, **_webhooks(config.ticket.webhook_url)}]
+    receivers = [pager, {"name": names.ticket, **_webhooks(config.ticket.webhook_url)}]
     if config.info is not None:
-        receivers.append({"name": INFO, **_webhooks(config.info.webhook_url)})
-    receivers.append({"name": DEFAULT, **_webhooks(config.default.webhook_url)})
+        receivers.append({"name": names.info, **_webhooks(config.info.webhook_url)})
+    receivers.append({"name": names.default, **_webhooks(config.default.webhook_url)})
+    # no integrations: the hold alert only inhibits, it never notifies anyone
+    receivers.append({"name": names.hold})
     return receivers
 
 
-def _business_hours(config: ReceiversConfig) -> dict[str, Any]:
+def _business_hours(config: ReceiversConfig, names: Names) -> dict[str, Any]:
     hours = config.business_hours
     return {
-        "name": BUSINESS_HOURS,
+        "name": names.business_hours,
         "time_intervals": [
             {
                 "weekdays": list(hours.weekdays),
@@ -302,6 +436,153 @@ def _business_hours(config: ReceiversConfig) -> dict[str, Any]:
             }
         ],
     }
+
+
+# -- merging into a shared configuration ----------------------------------------------------
+
+
+def merge_routing(base: Any, subtree: dict[str, Any], *, file: str = "<config>") -> dict[str, Any]:
+    """``base`` (a parsed Alertmanager configuration) with ``subtree`` merged in.
+
+    Our route goes first in ``route.routes``; receivers, inhibit rules and time intervals are
+    appended. A name the base already uses is bad input naming ``file`` and the field: the
+    merge would otherwise change where someone else's alerts go.
+    """
+    import copy
+
+    if not isinstance(base, dict):
+        raise BadInputError(
+            f"expected an Alertmanager configuration (a mapping with route and receivers), "
+            f"got {_what(base)}.",
+            file=file,
+        )
+    merged = copy.deepcopy(base)
+    route = merged.get("route")
+    if not isinstance(route, dict):
+        raise BadInputError(
+            f"expected the root route (a mapping with a receiver), got {_what(route)}.",
+            file=file,
+            field="route",
+        )
+    theirs = route.get("routes") or []
+    if not isinstance(theirs, list):
+        raise BadInputError(
+            f"expected a list, got {_what(theirs)}.", file=file, field="route.routes"
+        )
+    route["routes"] = [*copy.deepcopy(subtree["routes"]), *theirs]
+    for key, others in (
+        ("receivers", ("receivers",)),
+        ("time_intervals", ("time_intervals", "mute_time_intervals")),
+    ):
+        taken = {
+            item.get("name")
+            for other in others
+            for item in _list(merged, other, file)
+            if isinstance(item, dict)
+        }
+        for item in subtree[key]:
+            if item["name"] in taken:
+                raise BadInputError(
+                    f"already has one named {item['name']!r}; onsale-obs needs that name for "
+                    "its own. Rename yours, or render with another receivers file.",
+                    file=file,
+                    field=key,
+                )
+        merged[key] = [*_list(merged, key, file), *copy.deepcopy(subtree[key])]
+    merged["inhibit_rules"] = [
+        *_list(merged, "inhibit_rules", file),
+        *copy.deepcopy(subtree["inhibit_rules"]),
+    ]
+    return merged
+
+
+def _list(data: dict[str, Any], key: str, file: str) -> list[Any]:
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise BadInputError(f"expected a list, got {_what(value)}.", file=file, field=key)
+    return value
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def checkable(subtree: dict[str, Any]) -> str:
+    """The subtree merged under a bare root route, for ``amtool check-config``."""
+    base = {"route": {"receiver": "root"}, "receivers": [{"name": "root"}]}
+    return dump_yaml(merge_routing(base, subtree))
+
+
+# -- the hold: Prometheus keeps the P1's inhibition for a while after it resolves -----------
+
+
+def hold_seconds(spec: SLOSpec | None) -> float:
+    """How long the hold outlasts an on-sale P1: the longest short window of the on-sale's
+    lower-priority rules (they forget the burn within it) plus the P1's own short window (the
+    P1 clears at the earliest one such window before they do, margin for scrape and
+    evaluation lag). Without a spec, the default policy's: 5m + 1m."""
+    from onsale_obs.slo import DEFAULT_POLICY
+
+    policies = [s.policy["onsale"] for s in spec.slos] if spec is not None else []
+    if not policies:
+        policies = [DEFAULT_POLICY["onsale"]]
+    lower = max((r.short for p in policies for r in p if r.priority != "P1"), default=0.0)
+    first = max((r.short for p in policies for r in p if r.priority == "P1"), default=0.0)
+    return lower + first
+
+
+def hold_rules(spec: SLOSpec | None) -> dict[str, Any]:
+    """The Prometheus rule group of the hold alert (see the module docstring)."""
+    from onsale_obs.durations import format_duration
+
+    hold = format_duration(hold_seconds(spec))
+    p1 = f'ALERTS{{{OWNER}="{SLO_ALERTS}", mode="onsale", priority="P1", alertstate="firing"}}'
+    return {
+        "groups": [
+            {
+                "name": "onsale-obs:alertmanager-hold",
+                "rules": [
+                    {
+                        "alert": HOLD_ALERT,
+                        "expr": f"max by (slo) ({p1})",
+                        "keep_firing_for": hold,
+                        "labels": {OWNER: HOLD_ALERTS},
+                        "annotations": {
+                            "summary": (
+                                "{{ $labels.slo }}: on-sale P1 fired; its P2-P4 alerts are "
+                                f"held for {hold} after it resolves (never notified)"
+                            ),
+                            "description": (
+                                "Alertmanager inhibits the SLO's P2-P4 alerts while this "
+                                "fires, so a lower alert raised by the same burn does not "
+                                "page once the P1 resolves (the checkout healed, the on-sale "
+                                "ended). A burn that goes on pages when the hold ends."
+                            ),
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def render_hold_rules(spec: SLOSpec | None, *, spec_source: str | None = None) -> str:
+    """``alertmanager-hold.rules.yml``: the hold rule, for Prometheus to load."""
+    from onsale_obs.generate._yaml import dump
+
+    sized = f"--spec {spec_source}" if spec_source is not None else "the default policy"
+    header = (
+        "Generated by onsale-obs alertmanager render; do not edit by hand.\n"
+        "Load it into Prometheus beside the SLO rules: the Alertmanager routing inhibits an\n"
+        f"SLO's P2-P4 alerts while {HOLD_ALERT} fires (sized from {sized})."
+    )
+    return dump(hold_rules(spec), header)
 
 
 @dataclass(frozen=True, slots=True)
