@@ -72,14 +72,52 @@ def test_the_unit_tests_catch_a_missing_minimum_events_guard(tmp_path: Path) -> 
             ]
         }
     )
-    # without the guard, one stray error among 20 requests is a 500x burn: the stray case fails
+    # without the guard, one stray error among 20 requests is a 500x burn: the generated
+    # tests of the guarded spec (nothing fires) fail on the unguarded rules
+    guarded = SLOSpec((load_spec(SPEC).get("checkout-availability"),))
     rules.write_text(dump(render_rules(unguarded)))
-    suite = render_rule_tests(unguarded, rules.name, runbook="x")
+    suite = render_rule_tests(guarded, rules.name, runbook="x")
     suite["tests"] = [t for t in suite["tests"] if "stray" in t["name"]]
+    assert suite["tests"]
     tests.write_text(dump(suite))
     tested = promtool("test", "rules", tests.name, cwd=tmp_path)
     assert tested.returncode != 0
-    assert "one stray on-sale error" in tested.stdout + tested.stderr
+    output = tested.stdout + tested.stderr
+    assert "one stray on-sale error" in output
+    assert "CheckoutAvailabilityOnsaleFastBurn" in output
+
+
+def test_the_generated_tests_expect_what_a_spec_without_the_guard_fires(tmp_path: Path) -> None:
+    """Expectations are computed, not assumed: with min_bad_events 0 the stray error fires
+    the on-sale rules, and the generated tests (which say so) pass."""
+    spec = spec_from_data(
+        {
+            "slos": [
+                {
+                    "name": "pay",
+                    "service": "pay",
+                    "sli": {"type": "availability"},
+                    "objectives": {"normal": 99.9, "onsale": 99.99},
+                    "alerting": {
+                        "onsale": {"fast": {"min_bad_events": 0}, "slow": {"min_bad_events": 1}}
+                    },
+                }
+            ]
+        }
+    )
+    _, tests = write(spec, tmp_path)
+    suite = yaml.safe_load(tests.read_text())
+    stray = next(t for t in suite["tests"] if "stray" in t["name"])
+    firing = {t["alertname"] for t in stray["alert_rule_test"] if t["exp_alerts"]}
+    assert firing == {
+        "PayOnsaleFastBurn",
+        "PayOnsaleSlowBurn",
+        "PayNormalFastBurn",
+        "PayNormalMediumBurn",
+        "PayNormalSlowBurn",
+    }
+    tested = promtool("test", "rules", tests.name, cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def outage_records(mode: str) -> list[Record]:
@@ -123,10 +161,15 @@ def test_alerts_fire_exactly_where_the_engine_says_they_fire(mode: str) -> None:
     case = next(
         t
         for t in generated
-        if t["name"].startswith(
-            "checkout-availability: every " + ("on-sale" if mode == "onsale" else "normal-time")
-        )
+        if ("every " + ("on-sale" if mode == "onsale" else "normal-time")) in t["name"]
     )
+    # the case holds every SLO of the spec: keep this SLO's on-sale or normal-time checks
+    mine = {alert_name(slo, m, r.name) for m in MODES for r in slo.policy[m]}
+    case = {
+        **case,
+        "alert_rule_test": [t for t in case["alert_rule_test"] if t["alertname"] in mine],
+    }
+    assert len(case["alert_rule_test"]) == len(mine)
     promtool_says = {t["alertname"] for t in case["alert_rule_test"] if t["exp_alerts"]}
     assert promtool_says == engine
     assert engine  # the burst fires something in both modes
@@ -241,8 +284,8 @@ def test_a_runbook_template_with_unknown_braces_is_bad_input(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_threshold_off_the_bucket_boundaries_is_warned_about(tmp_path: Path) -> None:
-    """123ms has no 'le' bucket: every request would count as slow. The field is named."""
+def test_a_threshold_off_the_bucket_boundaries_is_bad_input(tmp_path: Path) -> None:
+    """123ms has no 'le' bucket: every request would count as slow. Exit 2 naming the field."""
     spec = tmp_path / "slo.yaml"
     spec.write_text(
         "slos:\n  - name: lat\n    service: s\n"
@@ -252,9 +295,10 @@ def test_a_threshold_off_the_bucket_boundaries_is_warned_about(tmp_path: Path) -
     result = CliRunner().invoke(
         app, ["rules", "render", "--spec", str(spec), "--out", str(tmp_path / "out")]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out").exists()
     warning = " ".join(result.stderr.split())
-    assert "'slos.0.sli.threshold.normal': 123ms is not a bucket boundary" in warning
+    assert "'slos.0.sli.threshold.normal': 123ms is not a bucket boundary" in warning, warning
     assert "threshold.onsale" not in warning  # 1s is a boundary in both modes
 
 

@@ -15,6 +15,14 @@ below 0 overspent). Alerting rules, one per mode and policy rule, fire exactly w
 says a rule fires: both windows at or above the burn rate and at least ``min_bad_events`` bad
 events in the long window. Their labels are DESIGN.md's: ``mode``, ``priority``, ``severity``,
 ``slo``, ``service`` (and ``event`` for on-sales).
+
+Windows of at most an hour (and any that is not a whole number of hours) read the raw
+counters. Longer ones never do: they are sums of **tiles**, recorded increases that end now
+and follow each other back in time. The hour tile (``...:increase1h``, from the counters)
+builds the day tile (``...:increase1d``: 24 hour tiles at offsets 0h..23h), and a window of
+``d`` days and ``h`` hours is ``h`` hour tiles plus ``d`` day tiles behind them: 30 days read
+30 recorded samples per mode instead of a month of every counter. A missing tile (Prometheus
+was down, or the rules are younger than the window) counts as 0 and never hides the others.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ REQUESTS: Final = "onsale_requests_total"
 BUCKETS: Final = "onsale_request_duration_seconds_bucket"
 DEFAULT_RUNBOOK: Final = "https://runbooks.example.com/onsale-obs/{slo}"
 _MODE_TEXT: Final = {"normal": "normal time", "onsale": "on-sales"}
+HOUR: Final = 3600.0
+DAY: Final = 86400.0
 
 
 class RulesError(BadInputError):
@@ -150,11 +160,51 @@ def _of(record: str, slo: SLO, mode: Mode | None = None) -> str:
     return f"{record}{{{inner}}}"
 
 
+def tiled(seconds: float) -> bool:
+    """True for a window built from tiles (longer than an hour, whole hours), not the counters."""
+    return seconds > HOUR and seconds % HOUR == 0
+
+
+def tile_terms(seconds: float) -> list[tuple[str, float]]:
+    """The tiles that make up a window: (tile window name, offset in seconds), newest first.
+
+    ``1d`` is 24 hour tiles; ``3d`` is 3 day tiles at offsets 0, 1d and 2d; ``1d6h`` is 6 hour
+    tiles, then one day tile 6 hours back.
+    """
+    if seconds == DAY:
+        return [("1h", k * HOUR) for k in range(24)]
+    days, rest = divmod(seconds, DAY) if seconds > DAY else (0.0, seconds)
+    hours = int(rest // HOUR)
+    return [("1h", k * HOUR) for k in range(hours)] + [
+        ("1d", hours * HOUR + k * DAY) for k in range(int(days))
+    ]
+
+
+def _tile_sum(record: str, slo: SLO, seconds: float, by: str) -> str:
+    """``sum by (by)`` over the tiles of ``record`` making up the window (missing ones: 0)."""
+    terms = []
+    for i, (tile, offset) in enumerate(tile_terms(seconds)):
+        at = "" if offset == 0 else f" offset {window_name(offset)}"
+        terms.append(f'label_replace({_of(f"{record}{tile}", slo)}{at}, "tile", "{i}", "", "")')
+    return f"sum by ({by}) (\n  " + "\n  or ".join(terms) + "\n)"
+
+
+def _helper_windows(windows: set[float]) -> set[float]:
+    """The tile windows (1h, 1d) that the tiled windows among ``windows`` are built from."""
+    out: set[float] = set()
+    for w in windows:
+        if tiled(w):
+            out.update(HOUR if tile == "1h" else DAY for tile, _ in tile_terms(w))
+    if DAY in out:
+        out.add(HOUR)
+    return out
+
+
 def recording_rules(slo: SLO) -> list[dict[str, Any]]:
     """Every recording rule of ``slo`` (see the module docstring for the names)."""
     q = queries(slo)
-    windows = sorted({*slo.windows(), slo_window(slo)})
-    longs = sorted({r.long for rules in slo.policy.values() for r in rules})
+    windows = {*slo.windows(), slo_window(slo)}
+    longs = {r.long for rules in slo.policy.values() for r in rules}
     rules: list[dict[str, Any]] = []
     for mode in MODES:
         rules.append(
@@ -168,10 +218,17 @@ def recording_rules(slo: SLO) -> list[dict[str, Any]]:
                 mode=mode,
             )
         )
-    for w in windows:
+    for w in sorted(windows | _helper_windows(windows)):
         n = window_name(w)
-        rules.append(_rec(f"slo:sli_events:increase{n}", q.events(n), slo))
-        rules.append(_rec(f"slo:sli_bad:increase{n}", q.bad(n), slo))
+        if tiled(w):
+            events = _tile_sum("slo:sli_events:increase", slo, w, "mode")
+            bad = _tile_sum("slo:sli_bad:increase", slo, w, "mode")
+        else:
+            events, bad = q.events(n), q.bad(n)
+        rules.append(_rec(f"slo:sli_events:increase{n}", events, slo))
+        rules.append(_rec(f"slo:sli_bad:increase{n}", bad, slo))
+        if w not in windows:
+            continue  # a tile only: no ratio or burn rate of its own
         rules.append(
             _rec(
                 f"slo:sli_error:ratio_rate{n}",
@@ -187,9 +244,11 @@ def recording_rules(slo: SLO) -> list[dict[str, Any]]:
                 slo,
             )
         )
-    for w in longs:
+    for w in sorted(longs | _helper_windows(longs)):
         n = window_name(w)
-        rules.append(_rec(f"slo:sli_bad_by_event:increase{n}", q.bad_by_event(n), slo))
+        record = "slo:sli_bad_by_event:increase"
+        by_event = _tile_sum(record, slo, w, "mode, event") if tiled(w) else q.bad_by_event(n)
+        rules.append(_rec(f"{record}{n}", by_event, slo))
     budget_window = window_name(slo_window(slo))
     rules.append(
         _rec(
