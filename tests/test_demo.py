@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import re
 import shlex
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from onsale_obs.cli import app
 from onsale_obs.cli._output import fmt_time
 from onsale_obs.demo import DemoResult, run_demo
 from onsale_obs.demo._plan import MINUTE, DemoPlan
+from onsale_obs.plan import sizings_from_profile
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
 
 def test_the_onsale_and_its_failure_are_in_the_report(demo: DemoResult) -> None:
     checkout = next(s for s in demo.report.slos if s.slo.name == "checkout-availability")
-    [onsale] = checkout.onsales
+    past, onsale = checkout.onsales
+    assert past.window.scope == "event:semi-final-2026"
+    assert past.bad == 0  # the past on-sale went well: the plan learns from it
     assert onsale.window.scope == "event:final-2026"
     assert onsale.window.start == demo.start + demo.plan.onsale_start
     assert onsale.bad > 0
@@ -89,24 +96,39 @@ def test_the_rate_recovers_after_the_checkout_failure_heals(demo: DemoResult) ->
     assert not any("where latency or errors" in reason for reason in later)
 
 
-def test_the_printed_demo_shows_the_rate_recovering(tmp_path: Path) -> None:
-    """The printed exit-rate table: the software-fault rows, then rates back above them."""
-    shown = CliRunner().invoke(
-        app, ["demo", "--out", str(tmp_path / "demo"), "--quick"], env={"COLUMNS": "220"}
-    )
+def table_rows(stdout: str, title: str) -> list[list[str]]:
+    """The cells of each row of the printed table whose title starts with ``title``."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            rows.append([cell.strip() for cell in line.split("│")[1:-1]])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A quick demo run through the CLI: its folder and what it printed."""
+    out = tmp_path_factory.mktemp("printed") / "demo"
+    shown = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick"], env={"COLUMNS": "220"})
     assert shown.exit_code == 0, shown.output
-    rows = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in shown.stdout.splitlines()
-        if "(on-sa" in line and line.count("│") >= 5
-    ]
-    assert rows, shown.stdout
+    return out, shown.stdout
+
+
+def test_the_printed_demo_shows_the_rate_recovering(printed: tuple[Path, str]) -> None:
+    """The printed exit-rate table of the on-sale: the software-fault rows, then rates back
+    above them."""
+    rows = table_rows(printed[1], "exit-rate recommendations during the on-sale")
+    assert rows, printed[1]
     faults = [i for i, row in enumerate(rows) if "software fault" in row[3]]
-    assert faults, shown.stdout
+    assert faults, printed[1]
     held = float(rows[faults[-1]][1].replace(",", ""))
     after = [float(row[1].replace(",", "")) for row in rows[faults[-1] + 1 :][:3]]
     assert after
-    assert after[-1] > held, shown.stdout
+    assert after[-1] > held, printed[1]
     assert "increase" in {row[2] for row in rows[faults[-1] + 1 :][:3]}
 
 
@@ -159,3 +181,183 @@ def test_the_printed_report_command_runs_as_pasted(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, [*words[1:], "--format", "json"])
     assert again.exit_code == 1, again.output  # the demo's on-sale breached its SLO
     assert json.loads(again.stdout)["slos"]
+
+
+# ----------------------------------------------------------------- the retrospective (issue 23)
+
+
+def test_the_report_page_carries_each_onsales_retrospective(demo: DemoResult) -> None:
+    """report.html has a retrospective of both on-sales; the main one's has the queue and
+    exit-rate timeline, the detect / page / resolve times of the page the demo's own alert
+    timeline recorded, and the error budget in requests (percentages only secondary)."""
+    page = (demo.folder / "report.html").read_text(encoding="utf-8")
+    report = json.loads((demo.folder / "report.json").read_text())
+    sections = re.findall(r'<section class="retro" id="[^"]+">(.*?)</section>', page, re.S)
+    assert len(sections) == 2
+    past, main = sections
+    assert "event:semi-final-2026" in past
+    assert "event:final-2026" in main
+    # the waiting room: every decision of the on-sale is a point with its reason
+    assert 'data-chart="exit-rate"' in main
+    assert "queue (users)" in main
+    onsale_start = demo.start + demo.plan.onsale_start
+    mine = [r for r in demo.recommendations if onsale_start < r.time <= demo.at]
+    assert mine
+    titles = [unescape(t) for t in re.findall(r"<title>([^<]*)</title>", main)]
+    for r in mine:
+        assert any(t.endswith(r.reason) for t in titles), r.reason
+    # when we knew: detected, paged and resolved, the page being the first on-sale P1
+    row = re.search(
+        r'<th scope="row">checkout-availability</th>(.*?)</tr>',
+        main[main.index("when we knew") :],
+        re.S,
+    )
+    assert row is not None
+    cells = [
+        re.sub(r"<[^>]+>", "", c).strip()
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    ]
+    failing, detected, paged, resolved, to_page = cells
+    [p1] = [a for a in demo.alerts if a.slo == "checkout-availability" and a.priority == "P1"]
+    assert paged.startswith(fmt_time(p1.start)[11:16] + "Z")
+    assert detected.startswith(fmt_time(p1.start)[11:16] + "Z")
+    assert re.fullmatch(r"\d\d:\d\dZ", resolved), resolved
+    assert failing <= paged[:6]
+    assert to_page
+    assert to_page != "-"
+    # the budget in requests: bad and allowed counts, each the JSON report's
+    checkout = next(i for i, s in enumerate(report["slos"]) if s["name"] == "checkout-availability")
+    budget = report["slos"][checkout]["modes"]["onsale"]["budget_requests"]
+    allowed = re.search(
+        rf'data-json="slos\.{checkout}\.modes\.onsale\.budget_requests\.allowed">([^<]+)<', main
+    )
+    assert allowed is not None
+    assert allowed.group(1) == f"{budget['allowed']:,.2f}"
+    bad = re.search(rf'data-json="slos\.{checkout}\.onsales\.1\.bad">([^<]+)<', main)
+    assert bad is not None
+    assert bad.group(1) == f"{report['slos'][checkout]['onsales'][1]['bad']:,.0f}"
+    # percentages of the budget only in the secondary, small print
+    assert re.search(r'data-format="budget"', main)
+    assert all(
+        "secondary" in main[max(0, m.start() - 120) : m.start()]
+        for m in re.finditer(r'data-format="budget"', main)
+    )
+
+
+def test_the_onsale_rows_add_up_to_the_mode_total(demo: DemoResult) -> None:
+    """Requests are logged through each step, never at the instant an on-sale begins: the
+    on-sale rows add up to the on-sale mode's total, so the card and the panel agree."""
+    for s in demo.report.slos:
+        assert s.modes["onsale"].total == sum(o.total for o in s.onsales), s.slo.name
+        assert s.onsale_outside_windows == 0
+
+
+def test_the_terminal_states_the_budget_in_requests(printed: tuple[Path, str]) -> None:
+    """The summary's budget column and the sentences under the tables are in requests."""
+    folder, stdout = printed
+    report = json.loads((folder / "report.json").read_text())
+    rows = table_rows(stdout, "SLOs at")
+    [checkout] = [r for r in rows if r[0] == "checkout-availability"]
+    m = next(s for s in report["slos"] if s["name"] == "checkout-availability")["modes"]["onsale"]
+    shown = f"{m['bad']:,.0f} / {m['budget_requests']['allowed']:,.2f}"
+    assert shown in checkout, checkout
+    sentence = (
+        f"checkout-availability, on-sale: {m['bad']:,.0f} bad requests against "
+        f"{m['budget_requests']['allowed']:,.2f} allowed (overspent by "
+    )
+    assert sentence in " ".join(stdout.split()), stdout
+
+
+# ------------------------------------------------------------------- the plan (issue 20)
+
+
+def test_the_onsale_starts_from_the_plan_learnt_from_the_past_one(demo: DemoResult) -> None:
+    """plan learn on the past on-sale, plan next for this one: the controller's first rate
+    is the plan's starting rate (above the past on-sale's cold start), and the profile's
+    fan-out is the requests per admitted user the logs hold."""
+    planning = demo.planning
+    assert planning is not None, demo.planning_error
+    written = json.loads((demo.folder / "plan.json").read_text())
+    starting = written["warm_start"]["starting_rate"]
+    assert starting == pytest.approx(planning.starting_rate, abs=1e-3)
+    onsale_start = demo.start + demo.plan.onsale_start
+    past_start = demo.start + demo.plan.past_start
+    [first_past] = [r for r in demo.recommendations if past_start < r.time][:1]
+    [first] = [r for r in demo.recommendations if onsale_start < r.time][:1]
+    assert first_past.signals.current_rate == demo.plan.initial_rate  # cold
+    assert first.signals.current_rate == pytest.approx(starting, abs=1e-3)  # warm
+    assert starting > demo.plan.initial_rate
+    # learnt from the past on-sale only (the plan was made before this one opened)
+    profile = json.loads((demo.folder / "onsale-profile.json").read_text())
+    [onsale] = profile["onsales"]
+    assert onsale["scope"] == "event:semi-final-2026"
+    assert planning.learned_at < onsale_start
+    users = planning.admitted["semi-final-2026"]
+    assert onsale["admitted"]["users"] == users
+    gateway = 0
+    for line in (demo.folder / "logs" / "gateway.access.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        if d.get("event") == "semi-final-2026" and d.get("mode") == "onsale":
+            gateway += 1
+    fan_out = onsale["services"]["gateway"]["requests_per_user"]
+    assert fan_out == pytest.approx(gateway / users, rel=1e-3)
+    # a limit never reached is a lower bound: not fed to the controller as a prior
+    assert written["warm_start"]["capacity_prior_is_lower_bound"] is True
+    assert planning.capacity_prior is None
+    assert (
+        first.capacity_estimate is None
+        or first.capacity_estimate != written["warm_start"]["capacity_prior"]
+    )
+
+
+def test_the_vertical_rises_with_the_queue_and_falls_after(demo: DemoResult) -> None:
+    """onsale_vertical_desired_replicas (vertical.json): nothing before the on-sale; at its
+    first tick every service is sized from the queue with the profile's numbers; it never
+    falls while the event is on sale; it is withdrawn after the on-sale's end + cool-down."""
+    planning = demo.planning
+    assert planning is not None
+    ticks = json.loads((demo.folder / "vertical.json").read_text())
+    onsale_start = demo.start + demo.plan.onsale_start
+    onsale_end = demo.start + demo.plan.onsale_end
+    assert ticks
+    assert all(t["time"] > onsale_start for t in ticks)
+    first = ticks[0]
+    sizings = {s.name: s for s in sizings_from_profile(planning.profile)}
+    need = max(first["rate"], first["queue"] / (demo.plan.vertical_drain / 60.0))
+    assert first["queue"] / (demo.plan.vertical_drain / 60.0) > first["rate"]  # the queue drives it
+    for service, n in first["desired"].items():
+        assert n == math.ceil(need / (sizings[service].users_per_replica * 0.92) - 1e-9)
+    assert set(first["desired"]) == {"gateway", "checkout", "inventory"}
+    assert min(first["desired"].values()) >= 2
+    during = [t for t in ticks if t["time"] <= onsale_end]
+    for a, b in itertools.pairwise(during):
+        for service in a["desired"]:
+            assert b["desired"][service] >= a["desired"][service]
+    last = ticks[-1]
+    assert last["desired"] == {}
+    assert last["time"] >= onsale_end + demo.plan.vertical_cooldown
+    held = [t for t in ticks if onsale_end < t["time"] < onsale_end + demo.plan.vertical_cooldown]
+    assert all(t["desired"] for t in held)
+
+
+def test_the_printed_plan_commands_reproduce_the_plan(printed: tuple[Path, str]) -> None:
+    """The printed 'plan learn' and 'plan next' commands run as pasted and give the same
+    warm start as the demo's plan.json."""
+    folder, stdout = printed
+    lines = stdout.splitlines()
+    [learn] = [line for line in lines if line.strip().startswith("onsale-obs plan learn")]
+    [nxt] = [line for line in lines if line.strip().startswith("onsale-obs plan next")]
+    written = json.loads((folder / "plan.json").read_text())
+    (folder / "onsale-profile.json").unlink()
+    run = CliRunner().invoke(app, [*shlex.split(learn)[1:], "--format", "json"])
+    assert run.exit_code == 0, run.output
+    assert (folder / "onsale-profile.json").exists()
+    again = CliRunner().invoke(app, [*shlex.split(nxt)[1:], "--format", "json"])
+    assert again.exit_code == 0, again.output
+    planned = json.loads(again.stdout)
+    assert planned["warm_start"] == written["warm_start"]
+    assert [s["replicas"] for s in planned["services"]] == [
+        s["replicas"] for s in written["services"]
+    ]
+    assert "plan next for final-2026" in stdout
+    assert table_rows(stdout, "onsale_vertical_desired_replicas")

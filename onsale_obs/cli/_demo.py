@@ -10,15 +10,22 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from onsale_obs.cli._output import command_name, fmt_time, stdout
-from onsale_obs.cli._slo_render import Grid, all_onsales, onsales_grid, print_grids, summary_grid
+from onsale_obs.cli._output import command_name, fmt_duration, fmt_time, stdout
+from onsale_obs.cli._slo_render import (
+    Grid,
+    all_onsales,
+    budget_lines,
+    onsales_grid,
+    print_grids,
+    summary_grid,
+)
 from onsale_obs.demo._plan import DemoPlan
-from onsale_obs.demo._run import Alert, DemoResult, run_demo
+from onsale_obs.demo._run import Alert, DemoResult, Planning, VerticalTick, run_demo
 
 
-def _clock(result: DemoResult, at: float) -> str:
-    """``on-sale +08:00`` style offsets, easier to follow than timestamps."""
-    offset = at - (result.start + result.plan.onsale_start)
+def _clock(result: DemoResult, at: float, origin: float | None = None) -> str:
+    """``on-sale +08:00`` style offsets (from the main on-sale's start, or ``origin``)."""
+    offset = at - (result.start + result.plan.onsale_start if origin is None else origin)
     sign = "+" if offset >= 0 else "-"
     minutes, seconds = divmod(abs(int(offset)), 60)
     return f"{fmt_time(at)[11:16]} (on-sale {sign}{minutes:02d}:{seconds:02d})"
@@ -51,18 +58,113 @@ def alerts_grid(result: DemoResult) -> Grid:
     return grid
 
 
-def recommendations_grid(result: DemoResult) -> Grid:
-    """The waiting room's exit rate, minute by minute of the on-sale, and why."""
-    grid = Grid(
-        "exit-rate recommendations during the on-sale (users let in per minute)",
-        ["time", "rate", "action", "reason"],
-    )
+def recommendations_grid(result: DemoResult, past: bool = False) -> Grid:
+    """The waiting room's exit rate, minute by minute of one on-sale, and why."""
+    plan = result.plan
+    if past:
+        first, last = result.start + plan.past_start, result.start + plan.past_end
+        how = f"cold start at a guessed {plan.initial_rate:,.0f}/min"
+        title = f"exit-rate recommendations, past on-sale of {plan.past_event} ({how})"
+    else:
+        first, last = result.start + plan.onsale_start, result.start + plan.onsale_end
+        p = result.planning
+        how = (
+            f"cold start at {plan.initial_rate:,.0f}/min"
+            if p is None
+            else f"warm start at {p.starting_rate:,.0f}/min from plan next"
+        )
+        title = f"exit-rate recommendations during the on-sale of {plan.event} ({how})"
+    grid = Grid(f"{title}, users let in per minute", ["time", "rate", "action", "reason"])
     for r in result.recommendations:
+        if not first < r.time <= last:
+            continue
         grid.add(
-            [_clock(result, r.time), f"{r.rate:,.0f}", r.action, r.reason],
+            [_clock(result, r.time, first), f"{r.rate:,.0f}", r.action, r.reason],
             "bold red" if r.action == "decrease" else None,
         )
     return grid
+
+
+def profile_grid(planning: Planning) -> Grid:
+    """What ``plan learn`` learnt from the past on-sale, per service of the vertical."""
+    [onsale] = planning.profile.onsales
+    grid = Grid(
+        f"plan learn: the past on-sale of {onsale.event} ({onsale.admitted_users or 0:,.0f} "
+        f"users admitted, best exit rate with the SLO met "
+        f"{onsale.max_good_exit_rate or 0:,.0f}/min; per-replica rps: the most one replica "
+        "served with its SLOs met)",
+        ["service", "per-user requests", "peak rps", "per-replica rps", "broke"],
+    )
+    for name, s in sorted(onsale.services.items()):
+        grid.add(
+            [
+                name,
+                "-" if s.requests_per_user is None else f"{s.requests_per_user:,.2f}",
+                f"{s.peak_rps:,.2f}",
+                "-" if s.good_rps_per_replica is None else f"{s.good_rps_per_replica:,.2f}",
+                "never (a lower bound)" if s.broke is None else f"{s.broke.kind}",
+            ]
+        )
+    return grid
+
+
+def vertical_grid(result: DemoResult) -> Grid:
+    """``onsale_vertical_desired_replicas`` through the on-sale: the rows where it changed."""
+    services = sorted({s for t in result.vertical for s in t.desired})
+    grid = Grid(
+        f'onsale_vertical_desired_replicas{{event="{result.plan.event}"}}: the whole vertical '
+        "scaled from one queue signal (rows where it changed)",
+        ["time", "queue", "exit rate", *services],
+    )
+    previous: dict[str, int] | None = None
+    for t in result.vertical:
+        if t.desired == previous:
+            continue
+        previous = t.desired
+        grid.add(_vertical_row(result, t, services))
+    return grid
+
+
+def _vertical_row(result: DemoResult, t: VerticalTick, services: list[str]) -> list[str]:
+    if not t.desired:
+        return [_clock(result, t.time), "-", "-", *("withdrawn" for _ in services)]
+    queue = "-" if t.queue is None else f"{t.queue:,.0f}"
+    rate = "-" if t.rate is None else f"{t.rate:,.0f}"
+    return [_clock(result, t.time), queue, rate, *(str(t.desired.get(s, "-")) for s in services)]
+
+
+def _plan_lines(result: DemoResult) -> list[str]:
+    """``plan next``'s warm start and vertical for the main on-sale, in words."""
+    p = result.planning
+    if p is None:
+        return [
+            f"No plan for the on-sale ({result.planning_error}): it started cold at "
+            f"{result.plan.initial_rate:,.0f}/min."
+        ]
+    n = p.next
+    lower = [s.name for s in n.services if s.limit_is_lower_bound]
+    replicas = ", ".join(f"{s.name} {s.replicas}" for s in n.services)
+    cooldown = fmt_duration(result.plan.vertical_cooldown)
+    return [
+        f"plan next for {result.plan.event} ({n.demand:,.0f} users): start the waiting room at "
+        f"{p.starting_rate:,.0f}/min (the past on-sale started cold at "
+        f"{result.plan.initial_rate:,.0f}/min); {p.prior_note}.",
+        f"  replicas before the start: {replicas}; expected drain "
+        f"{fmt_duration(n.drain_seconds.value)}; saturates first: {n.first_to_saturate}.",
+        *(
+            f"  {note}."
+            for note in n.notes
+            if not any(note.startswith(f"{s.name}: ") for s in n.services)
+        ),
+        *(
+            [f"  Never pushed to their limit (capacities are lower bounds): {', '.join(lower)}."]
+            if lower
+            else []
+        ),
+        f"  The desired replicas below follow the queue and the exit rate (sized to drain the "
+        f"queue within {fmt_duration(result.plan.vertical_drain)}), never fall while the "
+        f"event is on sale, and are withdrawn {cooldown} after it ends.",
+    ]
 
 
 def demo(
@@ -89,12 +191,16 @@ def demo(
 
     The example services (gateway, checkout, inventory) run in this process through the
     real middleware, on a sqlite mode store and access logs. A simulated clock drives an
-    hour of normal traffic, then a scheduled on-sale: a queue of users let in by the
-    waiting room at the rate the exit-rate controller recommends each minute, and a
-    checkout failure eight minutes in. Then it prints the SLO report with normal time and
-    the on-sale side by side, the on-sale's breakdown, the alerts that fired with their
-    priority and where they would be routed, and the recommendations. Everything is
-    written to --out, so `onsale-obs slo report` can be run on it again.
+    hour of normal traffic with an earlier on-sale (started cold, from a guessed exit rate),
+    then a scheduled on-sale: a queue of users let in by the waiting room at the rate the
+    exit-rate controller recommends each minute, and a checkout failure eight minutes in.
+    A minute before it opens, `plan learn` learns the earlier on-sale and `plan next` gives
+    its warm start; the vertical's desired replicas follow its queue. Then it prints the SLO
+    report with normal time and the on-sales side by side (budgets in requests), the
+    on-sales, the alerts that fired with their priority and where they would be routed, the
+    plan, the recommendations and the vertical. Everything is written to --out (report.html
+    with a retrospective of each on-sale), so `onsale-obs slo report` and `onsale-obs plan`
+    can be run on it again.
 
     Examples:
 
@@ -122,7 +228,8 @@ def demo(
     sent = sum(result.statuses.values())
     failed = sum(n for code, n in result.statuses.items() if code >= 500)
     console.print(
-        f"Simulated {minutes} minutes: {plan.normal_minutes} of normal traffic, then the on-sale "
+        f"Simulated {minutes} minutes: {plan.normal_minutes} of normal traffic with a past "
+        f"on-sale of {plan.past_event} ({plan.past_minutes} min), then the on-sale "
         f"of {plan.event} ({plan.onsale_minutes} min) with checkout failing "
         f"{plan.failure_rate:.0%} of the time from +{plan.failure_from:02d}:00 to "
         f"+{plan.failure_to:02d}:00. {sent:,} users went through gateway, checkout and "
@@ -132,18 +239,54 @@ def demo(
         summary_grid(result.report, ("normal", "onsale")),
         onsales_grid(all_onsales(result.report)),
         alerts_grid(result),
-        recommendations_grid(result),
     ]
     print_grids(console, grids, markdown=False, notes=[])
+    for line in budget_lines(result.report, "onsale"):
+        console.print(line)
+    console.print()
+    if result.planning is not None:
+        print_grids(console, [profile_grid(result.planning)], markdown=False, notes=[])
+    for line in _plan_lines(result):
+        console.print(line)
+    console.print()
+    print_grids(
+        console,
+        [recommendations_grid(result, past=True), recommendations_grid(result)],
+        markdown=False,
+        notes=[],
+    )
+    if result.vertical:
+        print_grids(console, [vertical_grid(result)], markdown=False, notes=[])
     logs = " ".join(f"--logs {shlex.quote(str(p))}" for p in result.logs)
+    history = (
+        f"--backend {shlex.quote(result.backend_url)} "
+        f"--verify-key {shlex.quote(str(result.verify_key))}"
+    )
     console.print(
-        f"\nData and reports are in {out}/ (report.html, report.json, alerts.json, recommendations.json, logs/, "
-        f"modes.db, keys/). Report again with:\n"
+        f"\nData and reports are in {out}/ (report.html with a retrospective of each on-sale, "
+        "report.json, alerts.json, recommendations.json, onsale-profile.json, plan.json, "
+        "vertical.json, logs/, modes.db, keys/). Report again with:\n"
     )
     # one line whatever the width, so it can be pasted as it is
+    spec = shlex.quote(str(result.spec_path))
     console.print(
-        f"  {command_name()} slo report --spec {shlex.quote(str(result.spec_path))} {logs} "
-        f"--backend {shlex.quote(result.backend_url)} "
-        f"--verify-key {shlex.quote(str(result.verify_key))} --at {fmt_time(result.at)}\n",
+        f"  {command_name()} slo report --spec {spec} {logs} {history} "
+        f"--at {fmt_time(result.at)}\n",
         soft_wrap=True,
     )
+    p = result.planning
+    if p is not None:
+        admitted = " ".join(f"--admitted {e}={n:.0f}" for e, n in p.admitted.items())
+        replicas = " ".join(f"--replicas {name}={n:.0f}" for name, n in p.replicas.items())
+        profile = shlex.quote(str(out / "onsale-profile.json"))
+        console.print("Plan again with:\n")
+        console.print(
+            f"  {command_name()} plan learn --spec {spec} {logs} {history} "
+            f"--at {fmt_time(p.learned_at)} {admitted} {replicas} --out {profile}\n",
+            soft_wrap=True,
+        )
+        console.print(
+            f"  {command_name()} plan next --profile {profile} --demand {p.next.demand:.0f} "
+            f"--start {fmt_time(p.next.start)} --like {shlex.quote(plan.past_event)}\n",
+            soft_wrap=True,
+        )

@@ -423,10 +423,17 @@ def _next_table(plan: NextPlan) -> None:
         f"on-sale at {fmt_time(plan.start)}, {plan.demand:,.0f} users; vertical sized for "
         f"{plan.rate:,.0f} users/min ({plan.rate_basis})"
     )
-    console.print(
-        f"warm start: --initial-rate {plan.starting_rate:,.0f} --capacity-prior "
-        f"{plan.capacity_prior:,.0f}"
-    )
+    if plan.prior_is_lower_bound:
+        console.print(
+            f"warm start: --initial-rate {plan.starting_rate:,.0f} (no --capacity-prior: "
+            f"{plan.first_to_saturate} never reached its limit, so {plan.capacity_prior:,.0f} "
+            "users/min is a lower bound and as a prior would stop the ramp there)"
+        )
+    else:
+        console.print(
+            f"warm start: --initial-rate {plan.starting_rate:,.0f} --capacity-prior "
+            f"{plan.capacity_prior:,.0f}"
+        )
     console.print(f"vertical capacity (users/min): {plan.capacity.text()}")
     d = plan.drain_seconds
     if d.low is None or d.high is None:

@@ -144,6 +144,7 @@ def _numeric(header: str) -> bool:
         "long",
         "short",
         "threshold",
+        "bad/allowed",
     }
 
 
@@ -180,7 +181,7 @@ def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
     headers = ["SLO"]
     for mode in modes:
         t = _MODE_TITLE[mode]
-        headers += [f"{t} requests", f"{t} SLI / objective", f"{t} budget left", f"{t} alert"]
+        headers += [f"{t} requests", f"{t} SLI / objective", f"{t} bad/allowed", f"{t} alert"]
     drop = [
         f"{_MODE_TITLE[m]} {what}"
         for what in ("requests", "alert", "SLI / objective")
@@ -196,7 +197,7 @@ def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
             row += [
                 count(m.total),
                 f"{percent(m.sli)} / {percent(m.objective, 2)}",
-                percent(m.budget_remaining, 1),
+                _bad_of_allowed(m),
                 _alert(m),
             ]
         statuses = [s.modes[m].status for m in modes]
@@ -206,6 +207,39 @@ def summary_grid(report: Report, modes: Sequence[Mode]) -> Grid:
         )
         grid.add([*row, worst], _style(statuses, paging))
     return grid
+
+
+def _bad_of_allowed(m: ModeResult) -> str:
+    """The error budget in requests: ``331 / 0.28`` (bad requests / the bad ones allowed)."""
+    if not m.has_data or m.allowed_bad is None:
+        return "no data"
+    return f"{count(m.bad)} / {count(m.allowed_bad)}"
+
+
+def budget_lines(report: Report, mode: Mode) -> list[str]:
+    """One sentence per SLO that spent budget in ``mode``, in requests (percent after):
+    ``checkout-availability, on-sale: 331 bad requests against 0.28 allowed (overspent by
+    330.72; -117,736% of the budget left)``. Failing SLOs first."""
+    spent = [
+        (s, m)
+        for s in report.slos
+        if (m := s.modes[mode]).has_data and m.allowed_bad is not None and m.bad > 0
+    ]
+    spent.sort(key=lambda p: (p[1].bad <= (p[1].allowed_bad or 0.0), -p[1].bad))
+    lines = []
+    for s, m in spent:
+        allowed = m.allowed_bad or 0.0
+        left = allowed - m.bad
+        share = percent(m.budget_remaining, 1)
+        words = (f"overspent by {count(-left)}" if left < 0 else f"{count(left)} left") + (
+            "" if m.budget_remaining is None else f"; {share} of the budget left"
+        )
+        noun = "bad request" if m.bad == 1 else "bad requests"
+        lines.append(
+            f"{s.slo.name}, {_MODE_TITLE[mode]}: {count(m.bad)} {noun} against "
+            f"{count(allowed)} allowed ({words})"
+        )
+    return lines
 
 
 def burn_grid(report: Report, modes: Sequence[Mode]) -> Grid:

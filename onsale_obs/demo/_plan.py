@@ -14,6 +14,13 @@ class DemoPlan:
     event: str = "final-2026"
     other_events: tuple[str, ...] = ("jazz-night", "derby")
     normal_minutes: int = 60
+    #: an earlier on-sale in the same hour (cold start at ``initial_rate``, no failure): the
+    #: past on-sale ``plan learn`` learns from; the main on-sale starts from ``plan next``
+    past_event: str = "semi-final-2026"
+    past_from: int = 15
+    past_minutes: int = 10
+    past_queued: int = 1_500
+    past_arrivals_per_minute: int = 20
     onsale_minutes: int = 25
     quiet_minutes: int = 5
     normal_per_minute: int = 12
@@ -30,6 +37,18 @@ class DemoPlan:
     normal_step: float = 60.0
     step: float = 10.0
     seats: int = 100_000
+    #: the vertical (onsale_vertical_desired_replicas): sized to drain the queue within
+    #: this many seconds, held this long after the on-sale ends and its queue empties
+    vertical_drain: float = 300.0
+    vertical_cooldown: float = 120.0
+
+    @property
+    def past_start(self) -> float:
+        return self.past_from * MINUTE
+
+    @property
+    def past_end(self) -> float:
+        return self.past_start + self.past_minutes * MINUTE
 
     @property
     def onsale_start(self) -> float:
@@ -44,8 +63,11 @@ class DemoPlan:
         return self.onsale_end + self.quiet_minutes * MINUTE
 
     def step_at(self, offset: float) -> float:
-        """Simulated seconds of the step starting at ``offset``."""
-        return self.step if offset >= self.onsale_start - self.normal_step else self.normal_step
+        """Simulated seconds of the step starting at ``offset``: fine during the on-sales."""
+        for start, end in ((self.past_start, self.past_end), (self.onsale_start, self.end)):
+            if start - self.normal_step <= offset < end:
+                return self.step
+        return self.normal_step
 
     def failing(self, offset: float) -> bool:
         """True while checkout fails on purpose."""
@@ -60,6 +82,10 @@ class DemoPlan:
         """A smaller run for tests: the same story with a tenth of the users."""
         return cls(
             normal_minutes=20,
+            past_from=4,
+            past_minutes=6,
+            past_queued=500,
+            past_arrivals_per_minute=5,
             onsale_minutes=15,
             quiet_minutes=2,
             normal_per_minute=6,
@@ -68,4 +94,6 @@ class DemoPlan:
             initial_rate=60.0,
             failure_from=4,
             failure_to=7,
+            vertical_drain=180.0,
+            vertical_cooldown=60.0,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -10,11 +11,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from onsale_obs.demo._clock import SimClock
 from onsale_obs.demo._drive import Driver
 from onsale_obs.demo._plan import MINUTE, DemoPlan
-from onsale_obs.demo._services import examples
+from onsale_obs.demo._services import SERVICES, examples
 from onsale_obs.demo._services import start as start_services
 from onsale_obs.demo._signals import read_signals
 from onsale_obs.exceptions import BadInputError
@@ -33,8 +35,21 @@ from onsale_obs.modes import (
     open_backend,
 )
 from onsale_obs.modes._model import OnSaleWindow, event_scope
+from onsale_obs.plan import (
+    GivenNumbers,
+    NextPlan,
+    Profile,
+    VerticalScaler,
+    learn,
+    load_profile,
+    plan_next,
+)
+from onsale_obs.plan._vertical import scaler_for
 from onsale_obs.slo import AlertTimeline, Report, SLOSpec, load_spec, render_html, run_report
+from onsale_obs.slo._html import timeline_moments
 from onsale_obs.slo._logs import LogSource
+from onsale_obs.slo._retro import from_logs, read_decisions, spans_of
+from onsale_obs.slo._retro_html import build_retros, render_sections
 from onsale_obs.slo._spec import severity_of
 from onsale_obs.slo._timeline import Firing, alert_timeline
 
@@ -57,6 +72,38 @@ class Alert:
     routes: tuple[Destination, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class VerticalTick:
+    """What ``onsale_vertical_desired_replicas`` said at one tick of the main on-sale or after."""
+
+    time: float
+    queue: float | None
+    rate: float | None
+    #: service -> desired replicas; empty once withdrawn (each service back to its minimum)
+    desired: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"time", "queue", "rate", "desired"}``."""
+        return {"time": self.time, "queue": self.queue, "rate": self.rate, "desired": self.desired}
+
+
+@dataclass
+class Planning:
+    """The main on-sale's plan: learnt from the past on-sale, fed to its controller."""
+
+    profile: Profile
+    next: NextPlan
+    #: the controller's warm start: its first rate, and its capacity prior (None: not given)
+    starting_rate: float
+    capacity_prior: float | None
+    #: why the capacity prior was or was not given to the controller
+    prior_note: str
+    #: the past on-sale's admitted users, as ``plan learn --admitted`` takes them
+    admitted: dict[str, float]
+    replicas: dict[str, float]
+    learned_at: float
+
+
 @dataclass
 class DemoResult:
     """What the demo produced (also written to ``folder``)."""
@@ -73,6 +120,10 @@ class DemoResult:
     alerts: list[Alert]
     recommendations: list[Recommendation]
     statuses: Counter[int] = field(default_factory=Counter)
+    #: None when planning failed (the main on-sale then started cold: see ``planning_error``)
+    planning: Planning | None = None
+    planning_error: str | None = None
+    vertical: list[VerticalTick] = field(default_factory=list)
 
 
 # written into every folder the demo makes: only such a folder is cleaned for a new run
@@ -89,7 +140,7 @@ def _fresh(folder: Path, force: bool) -> None:
             raise BadInputError(
                 "is not empty and was not made by the demo; expected a new or empty folder "
                 "(or pass --force to let the demo replace files of its names there: logs/, keys/, "
-                "modes.db, slo.yaml, reports).",
+                "modes.db, slo.yaml, reports, onsale-profile.json, plan.json).",
                 file=str(folder),
             )
         folder.mkdir(parents=True, exist_ok=True)
@@ -107,14 +158,108 @@ def _fresh(folder: Path, force: bool) -> None:
         ) from None
 
 
-def _wait_for_mode(subscribers: dict[str, ModeSubscriber], event: str, onsale: bool) -> None:
-    """Until every service's subscriber sees the event in the expected mode (a few ms)."""
+def _wait_for_modes(subscribers: dict[str, ModeSubscriber], schedule: Schedule, now: float) -> None:
+    """Until every service's subscriber sees each scheduled event in its mode (a few ms)."""
     deadline = time.monotonic() + 5.0
-    expected = "onsale" if onsale else "normal"
+    expected = {
+        w.scope.removeprefix("event:"): "onsale" if w.contains(now) else "normal"
+        for w in schedule.windows
+    }
     while time.monotonic() < deadline:
-        if all(s.mode_for(event) == expected for s in subscribers.values()):
+        if all(
+            s.mode_for(event) == mode
+            for s in subscribers.values()
+            for event, mode in expected.items()
+        ):
             return
         time.sleep(0.002)
+
+
+@dataclass
+class _Sale:
+    """One on-sale of the story: its waiting room and the controller that sets its rate."""
+
+    event: str
+    start: float
+    end: float
+    queued: int
+    arrivals: int
+    controller: ExitRateController
+    rate: float
+    queue: float = 0.0
+    carry: float = 0.0
+    admitted: int = 0
+    #: what the waiting room saw, per step of the on-sale
+    latencies: list[list[float]] = field(default_factory=list)
+
+    def on(self, offset: float) -> bool:
+        return self.start <= offset < self.end
+
+    def admit(self, offset: float, step: float) -> int:
+        """Users let in during the step starting at ``offset``."""
+        if offset == self.start:
+            self.queue += self.queued
+        self.queue += self.arrivals * step / MINUTE
+        self.carry += self.rate * step / MINUTE
+        n = int(min(self.queue, self.carry))
+        self.carry -= n
+        self.queue -= n
+        self.admitted += n
+        return n
+
+
+def _controller(plan: DemoPlan, capacity_prior: float | None = None) -> ExitRateController:
+    return ExitRateController(
+        ExitRateConfig(
+            min_rate=max(10.0, plan.initial_rate / 10), admission_lag=10.0, signal_lag=10.0,
+            capacity_prior=capacity_prior,
+        )
+    )  # fmt: skip
+
+
+def _planning(
+    spec: SLOSpec,
+    logs: list[Path],
+    at: float,
+    windows: list[OnSaleWindow],
+    plan: DemoPlan,
+    past: _Sale,
+    start: float,
+    folder: Path,
+) -> Planning:
+    """``plan learn`` on the past on-sale, then ``plan next`` for the main one (the library
+    calls behind the CLI commands the demo prints)."""
+    admitted = {plan.past_event: float(past.admitted)}
+    replicas = dict.fromkeys(SERVICES, 1.0)  # one in-process instance of each
+    learnt = learn(
+        spec,
+        LogSource(logs),
+        at,
+        onsale_windows=windows,
+        admitted=GivenNumbers(admitted, "admitted"),
+        replicas=GivenNumbers(replicas, "given"),
+    )
+    # planned from the profile as written (and as 'plan next --profile' reads it)
+    path = folder / "onsale-profile.json"
+    path.write_text(learnt.dumps(), encoding="utf-8")
+    profile = load_profile(path)
+    demand = plan.queued + plan.arrivals_per_minute * plan.onsale_minutes
+    nxt = plan_next(
+        profile, demand=demand, start=start + plan.onsale_start, like=(plan.past_event,)
+    )
+    if nxt.prior_is_lower_bound:
+        prior, note = (
+            None,
+            (
+                f"no capacity prior: the past on-sale never pushed {nxt.first_to_saturate} to its "
+                f"limit, so {nxt.capacity_prior:,.0f} users/min is a lower bound (as a prior it "
+                "would stop the ramp there)"
+            ),
+        )
+    else:
+        prior = nxt.capacity_prior
+        note = f"capacity prior {prior:,.0f} users/min (where {nxt.first_to_saturate} broke)"
+    return Planning(profile, nxt, nxt.starting_rate, prior, note, admitted, replicas, at)
 
 
 def _alerts(timeline: list[Firing], spec: SLOSpec, step: float, routing: str) -> list[Alert]:
@@ -138,6 +283,7 @@ def _alert(run: list[Firing], spec: SLOSpec, routing: str) -> Alert:
     first = run[0]
     service = spec.get(first.slo).service
     labels = {
+        "onsale_obs": "slo",  # as the generated alert rules label every SLO alert
         "mode": first.mode, "priority": first.priority, "severity": severity_of(first.priority),
         "slo": first.slo, "service": service,
     }  # fmt: skip
@@ -170,16 +316,29 @@ def run_demo(
     backend_url = f"sqlite:///{folder / 'modes.db'}"
     start = (int(now if now is not None else time.time()) // 60) * 60 - plan.end
     clock = SimClock(start)
-    scope = event_scope(plan.event)
     schedule = Schedule(
-        [ScheduledWindow(scope, start + plan.onsale_start, start + plan.onsale_end, "general sale")]
-    )
+        [
+            ScheduledWindow(
+                event_scope(plan.past_event), start + plan.past_start, start + plan.past_end,
+                "semi-final sale",
+            ),
+            ScheduledWindow(
+                event_scope(plan.event), start + plan.onsale_start, start + plan.onsale_end,
+                "general sale",
+            ),
+        ]
+    )  # fmt: skip
     schedule.save(folder / "onsale-schedule.yaml")
-    controller = ExitRateController(
-        ExitRateConfig(
-            min_rate=max(10.0, plan.initial_rate / 10), admission_lag=10.0, signal_lag=10.0
-        )
-    )
+    # the past on-sale starts cold, from a guessed rate; the main one from the plan
+    past = _Sale(
+        plan.past_event, plan.past_start, plan.past_end, plan.past_queued,
+        plan.past_arrivals_per_minute, _controller(plan), plan.initial_rate,
+    )  # fmt: skip
+    main: _Sale | None = None
+    planning: Planning | None = None
+    planning_error: str | None = None
+    vertical: VerticalScaler | None = None
+    ticks: list[VerticalTick] = []
     recommendations: list[Recommendation] = []
     with ExitStack() as stack:
         store = open_backend(backend_url)
@@ -192,73 +351,131 @@ def run_demo(
         driver = Driver(services.gateway_url, services.checkout_url)
         stack.callback(driver.close)
         verifier = Verifier.from_files([keys.verify_key])
-        rate, queue, carry, failing, normal_carry = plan.initial_rate, 0.0, 0.0, False, 0.0
-        latencies: list[list[float]] = []  # per step of the on-sale
-        events = [plan.event, *plan.other_events]
+        failing, normal_carry = False, 0.0
+        events = [plan.event, plan.past_event, *plan.other_events]
         offset = 0.0
         while offset < plan.end:
             clock.set(start + offset)
             if broadcaster.apply_schedule(schedule):
-                _wait_for_mode(
-                    services.subscribers, plan.event, schedule.windows[0].contains(clock())
-                )
+                _wait_for_modes(services.subscribers, schedule, clock())
+            if main is None and offset >= plan.onsale_start - MINUTE:
+                # a minute before the on-sale opens: learn from the past one, plan this one
+                for log in services.access_logs.values():
+                    log.flush()
+                try:
+                    planning = _planning(
+                        spec, services.log_paths, start + offset,
+                        ModeHistory(store, verifier).onsale_windows(), plan, past, start, folder,
+                    )  # fmt: skip
+                except BadInputError as exc:  # never expected; the demo then starts cold
+                    planning_error = str(exc)
+                if planning is not None:
+                    main = _Sale(
+                        plan.event, plan.onsale_start, plan.onsale_end, plan.queued,
+                        plan.arrivals_per_minute, _controller(plan, planning.capacity_prior),
+                        planning.starting_rate,
+                    )  # fmt: skip
+                    vertical = scaler_for(
+                        planning.profile, drain_target=plan.vertical_drain,
+                        cooldown=plan.vertical_cooldown,
+                        max_rate=main.controller.config.max_rate,
+                    )  # fmt: skip
+                else:
+                    main = _Sale(
+                        plan.event, plan.onsale_start, plan.onsale_end, plan.queued,
+                        plan.arrivals_per_minute, _controller(plan), plan.initial_rate,
+                    )  # fmt: skip
+            step = plan.step_at(offset)
+            # users arrive through the step, not at its first instant: requests are logged
+            # mid-step, so none falls on the very instant an on-sale begins (spans are
+            # half-open, (start, end]: the on-sale rows then add up to the mode's total)
+            clock.set(start + offset + step / 2)
             if plan.failing(offset) != failing:
                 failing = not failing
                 driver.fail_checkout(plan.failure_rate if failing else 0.0)
-            onsale = plan.onsale_start <= offset < plan.onsale_end
-            step = plan.step_at(offset)
+            sales = [s for s in (past, main) if s is not None and s.on(offset)]
             normal_carry += plan.normal_per_minute * step / MINUTE
             browse = [events[(i + int(offset)) % len(events)] for i in range(int(normal_carry))]
             normal_carry -= int(normal_carry)
-            if onsale:
-                browse = [e for e in browse if e != plan.event]
-                if offset == plan.onsale_start:
-                    queue += plan.queued
-                queue += plan.arrivals_per_minute * step / MINUTE
-                carry += rate * step / MINUTE
-                admitted = int(min(queue, carry))
-                carry -= admitted
-                queue -= admitted
-                browse += [plan.event] * admitted
+            for sale in sales:
+                browse = [e for e in browse if e != sale.event]
+                browse += [sale.event] * sale.admit(offset, step)
             seen = len(driver.durations)
             driver.send(browse)
-            if onsale:
-                latencies.append(driver.durations[seen:])
+            for sale in sales:
+                sale.latencies.append(driver.durations[seen:])
             offset += step
-            if onsale and (offset - plan.onsale_start) % MINUTE == 0:
+            for sale in sales:
+                if (offset - sale.start) % MINUTE != 0:
+                    continue
                 for log in services.access_logs.values():
                     log.flush()
                 windows = ModeHistory(store, verifier).onsale_windows()
                 reading = read_signals(
                     spec, availability, latency, services.log_paths, start + offset,
-                    current_rate=rate, queue=queue, arrivals=plan.arrivals_per_minute,
+                    current_rate=sale.rate, queue=sale.queue, arrivals=sale.arrivals,
                     windows=windows,
-                    latencies=[d for chunk in latencies[-int(MINUTE / plan.step) :] for d in chunk],
+                    latencies=[
+                        d for chunk in sale.latencies[-int(MINUTE / plan.step) :] for d in chunk
+                    ],
                 )  # fmt: skip
-                recommendation = controller.recommend(reading)
+                recommendation = sale.controller.recommend(reading)
                 recommendations.append(recommendation)
-                rate = recommendation.rate
+                sale.rate = recommendation.rate
+                if sale is main and vertical is not None:
+                    vertical.observe(start + offset, [(sale.event, sale.rate, sale.queue)])
+                    ticks.append(_tick(vertical, start + offset, plan.event))
+            after = offset - plan.onsale_end
+            if vertical is not None and after > 0 and after % MINUTE == 0:
+                vertical.observe(start + offset, [])  # ended: the cool-down, then withdrawn
+                ticks.append(_tick(vertical, start + offset, plan.event))
             if progress is not None:
-                progress(offset, plan.end, "on-sale" if onsale else "normal traffic")
+                what = "on-sale" if any(s is main for s in sales) else (
+                    "past on-sale" if sales else "normal traffic"
+                )  # fmt: skip
+                progress(offset, plan.end, what)
         for log in services.access_logs.values():
             log.flush()
         windows = ModeHistory(store, verifier).onsale_windows()
     at = start + plan.end
-    report = run_report(spec, LogSource(services.log_paths), at, onsale_windows=windows, bins=30)
-    times = [
-        start + plan.onsale_start + m * MINUTE
-        for m in range(plan.onsale_minutes + plan.quiet_minutes + 1)
-    ]
-    timeline = alert_timeline(spec, LogSource(services.log_paths), times, onsale_windows=windows)
+    source = LogSource(services.log_paths)
+    report = run_report(spec, source, at, onsale_windows=windows, bins=30)
+    times, step = timeline_moments(report, spec.grace)
+    timeline = alert_timeline(spec, source, times, onsale_windows=windows)
     routing = render_alertmanager(receivers_from_data({}))
     result = DemoResult(
         folder, spec_path, backend_url, keys.verify_key, services.log_paths, start, at, plan,
-        report, _alerts(timeline, spec, MINUTE, routing), recommendations, driver.statuses,
+        report, _alerts(timeline, spec, step, routing), recommendations, driver.statuses,
+        planning, planning_error, ticks,
     )  # fmt: skip
     _write(result, timeline, windows)
-    page = render_html(report, AlertTimeline(tuple(times), tuple(timeline), MINUTE, spec.grace))
-    (folder / "report.html").write_text(page)
+    # the report page carries a retrospective of each on-sale (the same pipeline as
+    # 'slo report --format html --recommendations recommendations.json')
+    spans = spans_of(report, spec.grace)
+    minutes = from_logs(services.log_paths, spec.slos, spans, spec.grace)
+    retros = build_retros(
+        report,
+        minutes,
+        firings=timeline,
+        times=times,
+        decisions=read_decisions(folder / "recommendations.json"),
+    )
+    page = render_html(
+        report,
+        AlertTimeline(tuple(times), tuple(timeline), step, spec.grace),
+        retrospective=render_sections(retros, report),
+    )
+    (folder / "report.html").write_text(page, encoding="utf-8")
     return result
+
+
+def _tick(vertical: VerticalScaler, now: float, event: str) -> VerticalTick:
+    state = vertical.events.get(event)
+    desired = {s: n for (e, s), n in vertical.desired().items() if e == event}
+    if state is None:
+        return VerticalTick(now, None, None, desired)
+    queue = None if state.queue is None or math.isnan(state.queue) else state.queue
+    return VerticalTick(now, queue, state.rate, desired)
 
 
 def _write(result: DemoResult, timeline: list[Firing], windows: list[OnSaleWindow]) -> None:
@@ -276,4 +493,10 @@ def _write(result: DemoResult, timeline: list[Firing], windows: list[OnSaleWindo
     )
     (folder / "recommendations.json").write_text(
         json.dumps([r.to_json() for r in result.recommendations], indent=2)
+    )
+    p = result.planning
+    if p is not None:
+        (folder / "plan.json").write_text(json.dumps(p.next.to_json(), indent=2))
+    (folder / "vertical.json").write_text(
+        json.dumps([t.to_json() for t in result.vertical], indent=2)
     )

@@ -112,6 +112,15 @@ class NextPlan:
     first_to_saturate: str
     notes: tuple[str, ...]
 
+    @property
+    def prior_is_lower_bound(self) -> bool:
+        """True when the service that saturates first never reached its limit in the past
+        on-sales used: the capacity prior is then only a lower bound, and given to the
+        controller it would stop the ramp there (no reading has measured the real limit)."""
+        return any(
+            s.limit_is_lower_bound for s in self.services if s.name == self.first_to_saturate
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The stable JSON of ``plan next --format json``."""
         from onsale_obs.modes._model import iso
@@ -125,6 +134,7 @@ class NextPlan:
             "warm_start": {
                 "starting_rate": round(self.starting_rate, 3),
                 "capacity_prior": round(self.capacity_prior, 3),
+                "capacity_prior_is_lower_bound": self.prior_is_lower_bound,
             },
             "capacity_users_per_minute": self.capacity.to_json(),
             "drain_seconds": self.drain_seconds.to_json(),

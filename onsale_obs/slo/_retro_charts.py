@@ -118,8 +118,10 @@ def traffic_chart(o: OnSaleMinutes) -> Markup:
 
 def error_chart(o: OnSaleMinutes) -> Markup:
     """5xx errors per minute per service."""
-    plt, fig, ax = _frame(o, "Errors (5xx) per minute", "errors / min")
     minutes = o.minutes()
+    none = not any(v > 0 for sm in o.services.values() for v in sm.errors.values())
+    title = "Errors (5xx) per minute" + (": none" if none else "")
+    plt, fig, ax = _frame(o, title, "errors / min")
     for i, (name, sm) in enumerate(sorted(o.services.items())):
         ax.plot(
             _times(minutes),
@@ -178,7 +180,7 @@ def burn_chart(o: OnSaleMinutes, budgets: dict[str, float]) -> Markup:
         ax.step(
             _times(minutes), so_far, where="mid", label=f"{name} bad", color=colour, gid="series"
         )
-        ax.axhline(allowed, color=colour, ls=":", lw=1)
+        ax.axhline(allowed, color=colour, ls=":", lw=1, label=f"{name} allowed ({allowed:,.2f})")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_ylim(bottom=0)
     return _svg(plt, fig, "burn", "bad requests so far against the allowed bad requests")
