@@ -19,6 +19,7 @@ Messages are whole sentences that say what was expected; structured attributes (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 from onsale_obs.redact import redact_text, redact_url
@@ -35,25 +36,61 @@ class BadInputError(OnsaleObsError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.file = file
         self.field = field
+        #: Where in the file (from 1), when the file was read with its positions.
+        self.line = line
+        self.column = column
         #: The message without the file and field prefix.
         self.detail = message
-        where = ", ".join(p for p in (file, f"field {field!r}" if field else None) if p)
-        super().__init__(f"{where}: {message}" if where else message)
+        #: Every problem found in the input, this one first (see :meth:`several`).
+        self.problems: tuple[BadInputError, ...] = (self,)
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """``file:line:column, field 'path': message`` (the parts that are known)."""
+        place = self.file
+        if place and self.line is not None:
+            place = f"{place}:{self.line}:{self.column or 1}"
+        field = f"field {self.field!r}" if self.field else None
+        where = ", ".join(p for p in (place, field) if p)
+        return f"{where}: {self.detail}" if where else self.detail
 
     @classmethod
-    def from_validation(cls, exc: Any, *, file: str) -> Self:
-        """The first error of a pydantic ``ValidationError``, naming the file and the field.
+    def several(cls, problems: Sequence[BadInputError]) -> Self:
+        """One error for many problems: the first is its own, every one is listed, a line each."""
+        first = problems[0]
+        error = cls(
+            first.detail, file=first.file, field=first.field, line=first.line, column=first.column
+        )
+        error.problems = (error, *problems[1:])
+        if len(problems) > 1:
+            error.args = ("\n".join(p.one_line() for p in error.problems),)
+        return error
 
-        The one translator: ``Value error, `` prefixes and pydantic's validator tags are
-        dropped, so the field reads as the path inside the file (``slos.0.objectives``).
+    @classmethod
+    def from_validation(
+        cls, exc: Any, *, file: str, data: Any = None, model: Any = None, located: Any = None
+    ) -> Self:
+        """Every error of a pydantic ``ValidationError``, each naming the file and the field.
+
+        The one translator is :func:`onsale_obs.validation.problems`; give ``data`` (what was
+        validated) and ``model`` for paths as written in the file and lists of known keys,
+        ``located`` for lines and columns.
         """
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"] if "[" not in str(p)) or "(top level)"
-        message = str(err["msg"]).removeprefix("Value error, ").rstrip(".")
-        return cls(f"{message}.", file=file, field=where)
+        from onsale_obs.validation import problems
+
+        found = problems(exc, data, file=file, model=model, located=located, error=cls)
+        return cls.several(found)
 
 
 class ScheduleError(BadInputError):

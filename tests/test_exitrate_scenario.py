@@ -75,7 +75,7 @@ def test_controller_parameters_come_from_what_the_operator_knows() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "field", "message"),
     [
-        ("waiting_room", ..., "waiting_room", "Field required"),
+        ("waiting_room", ..., "waiting_room", "is required"),
         ("backend.workers", -1, "backend.workers", "greater than 0"),
         (
             "backend.service_time.median",
@@ -85,9 +85,9 @@ def test_controller_parameters_come_from_what_the_operator_knows() -> None:
         ),
         ("horizon", "soon", "horizon", "not a duration"),
         ("tick", "20m", "tick", "at most 10m"),
-        ("seed", "x", "seed", "valid integer"),
+        ("seed", "x", "seed", "whole number"),
         ("name", "Has Spaces", "name", "pattern"),
-        ("backend.colour", "blue", "backend.colour", "Extra inputs"),
+        ("backend.colour", "blue", "backend.colour", "not a known key; expected one of workers"),
         ("waiting_room.queued_at_start", 0, "waiting_room.queued_at_start", "nobody queues"),
         ("slo.objective", 100, "slo.objective", "less than 100"),
         ("telemetry.short_window", "10m", "telemetry.short_window", "shorter than the long"),

@@ -6,7 +6,6 @@ the option and says what was expected.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from onsale_obs.durations import MAX_DURATION, parse_duration
+from onsale_obs.durations import MAX_DURATION, is_duration, parse_duration
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.modes import BACKEND_ENV, MAX_TIME, event_scope, parse_mode, parse_scope
 from onsale_obs.types import Mode
@@ -27,7 +26,6 @@ DEFAULT_SCHEDULE_FILE = Path("onsale-schedule.yaml")
 
 OutputFormat: TypeAlias = Literal["table", "json"]
 
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 _TIME_EXPECTED = (
     "expected an ISO-8601 time with a zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00) "
     "or 'now'"
@@ -97,7 +95,7 @@ def parse_time(text: str) -> When:
 
 def parse_since(text: str) -> When:
     """Parse a time (see ``parse_time``) or a duration meaning "that long ago"."""
-    if _DURATION.fullmatch(text.strip().lower()):
+    if is_duration(text):
         return When(ago=duration_seconds(text))
     try:
         return parse_time(text)

@@ -219,9 +219,9 @@ def scenario_from_data(data: Any, *, file: str = "<scenario>") -> Scenario:
     try:
         m = ScenarioModel.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise BadInputError(f"{err['msg']}.", file=file, field=where) from None
+        raise BadInputError.from_validation(
+            exc, file=file, data=data, model=ScenarioModel
+        ) from None
     conv = _Converter(file)
     room = m.waiting_room
     backend = m.backend

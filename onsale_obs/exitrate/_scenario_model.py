@@ -6,22 +6,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from onsale_obs.durations import parse_duration
+from onsale_obs.durations import duration_value
 
 Duration = Annotated[str | int | float, Field(description="90s, 5m, 1h, or seconds")]
 
 
 def seconds(value: str | int | float, *, zero: bool = False) -> float:
     """A duration in seconds; ``zero`` allows ``0`` (an offset such as ``at: 0s``)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 15s, 5m or 1h")
-    if isinstance(value, int | float):
-        if value < 0 or (value == 0 and not zero):
-            raise ValueError("must be longer than zero" if not zero else "must not be negative")
-        return float(value)
-    if zero and value.strip() in ("0", "0s"):
-        return 0.0
-    return parse_duration(value)
+    return duration_value(value, zero=zero)
 
 
 class _Strict(BaseModel):

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from onsale_obs.exceptions import BadInputError, OnsaleObsError
 from onsale_obs.generate._alertmanager_spec import ReceiversConfig, TimingModel
+from onsale_obs.validation import kind_of
 from onsale_obs.yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -102,71 +103,19 @@ def receivers_from_data(data: Any, *, file: str = "<receivers>") -> ReceiversCon
     if not isinstance(data, dict):
         raise BadInputError(
             f"expected a mapping at the top level with any of the keys "
-            f"{_keys(ReceiversConfig)}, got {_kind(data)}.",
+            f"{_keys(ReceiversConfig)}, got {kind_of(data)}.",
             file=file,
         )
     try:
         return ReceiversConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or None
-        raise BadInputError(_explain(err, loc), file=file, field=where) from None
-
-
-def _explain(err: Any, loc: tuple[Any, ...]) -> str:
-    """Pydantic's message in the words of this file format."""
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = _keys(parent) if parent is not None else "none"
-        return f"is not a known key; expected one of {known}."
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping, got {_kind(err.get('input'))}."
-    if kind == "list_type":
-        return f"expected a list, got {_kind(err.get('input'))}."
-    if kind == "string_type":
-        return f"expected text, got {_kind(err.get('input'))}."
-    if kind == "missing":
-        return "is required."
-    return str(err["msg"]).removeprefix("Value error, ").rstrip(".") + "."
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[Any] | None:
-    """The pydantic model class that holds the keys at ``loc`` (for "expected one of")."""
-    import typing
-
-    from pydantic import BaseModel
-
-    model: type[BaseModel] = ReceiversConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        candidates = typing.get_args(field.annotation) or (field.annotation,)
-        found = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not found:
-            return None
-        model = found[0]
-    return model
+        raise BadInputError.from_validation(
+            exc, file=file, data=data, model=ReceiversConfig
+        ) from None
 
 
 def _keys(model: Any) -> str:
     return ", ".join(model.model_fields)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, bool):
-        return f"{value!r}".lower()
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    return f"a {type(value).__name__}"
 
 
 @dataclass(frozen=True, slots=True)

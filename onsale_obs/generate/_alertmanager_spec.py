@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from onsale_obs.durations import prometheus_duration
+
 DEFAULT_WEBHOOK: Final = "http://127.0.0.1:9095/alerts"
 #: In Alertmanager's order: a week runs from Sunday, so ``monday:sunday`` is backwards.
 WEEKDAYS: Final = (
@@ -35,10 +37,6 @@ WEEKDAYS: Final = (
     "friday",
     "saturday",
 )
-# Alertmanager's own duration syntax (Prometheus model.ParseDuration): units largest first,
-# whole numbers only; "1.5h" or "90" would pass our CLI parser but not Alertmanager.
-_DURATION: Final = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_DURATION_UNITS: Final = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 _CLOCK: Final = re.compile(r"([01]\d|2[0-4]):([0-5]\d)")
 
 
@@ -60,20 +58,17 @@ def _file_path(value: str) -> str:
 
 
 def _duration(value: str) -> str:
-    if not value or not _DURATION.fullmatch(value) or duration_seconds(value) <= 0:
-        raise ValueError(
-            f"expected an Alertmanager duration such as 10s, 5m, 1h or 1h30m "
-            f"(whole numbers, units y w d h m s, largest first), got {value!r}"
-        )
+    # Alertmanager's own duration syntax: "1.5h" or "90" would pass our CLI parser, not it
+    prometheus_duration(value)
     return value
 
 
 def duration_seconds(value: str) -> int:
     """Seconds of an Alertmanager duration (``1h30m`` -> 5400); 0 when it does not parse."""
-    match = _DURATION.fullmatch(value)
-    if match is None:
+    try:
+        return int(prometheus_duration(value))
+    except ValueError:
         return 0
-    return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
 
 
 def _weekday(value: str) -> str:

@@ -100,7 +100,9 @@ class Schedule:
         try:
             spec = ScheduleSpec.model_validate(data)
         except ValidationError as exc:
-            raise ScheduleError.from_validation(exc, file=file) from None
+            raise ScheduleError.from_validation(
+                exc, file=file, data=data, model=ScheduleSpec
+            ) from None
         windows = []
         for i, w in enumerate(spec.onsales):
             try:

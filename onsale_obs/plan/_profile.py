@@ -215,7 +215,7 @@ def load_profile(path: str | Path) -> Profile:
     try:
         model = ProfileModel.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError.from_validation(exc, file=file) from None
+        raise BadInputError.from_validation(exc, file=file, data=data, model=ProfileModel) from None
     return model.profile()
 
 
