@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_a_bad_onsale_grace_is_bad_input_naming_the_field(
     spec = spec_with(tmp_path, "slos:", "slos:", grace=grace)
     result = invoke("rules", "render", "--spec", spec, "--out", tmp_path / "out")
     assert result.exit_code == 2, result.output
-    assert f"{spec}, field 'onsale_grace'" in flat(result)
+    assert re.search(rf"{re.escape(str(spec))}:\d+:\d+, field 'onsale_grace'", flat(result))
     assert expected in flat(result)
 
 
@@ -65,8 +66,8 @@ def test_a_bad_onsale_grace_is_bad_input_naming_the_field(
     [
         ("objectives: {normal: 99.9, onsale: 99.99}", "objectives: {normal: true, onsale: 99.99}",
          "slos.0.objectives.normal"),
-        ("threshold: {normal: 250ms, onsale: 1s}", "threshold: true", "slos.1.sli.latency.threshold"),
-        ("threshold: {normal: 250ms, onsale: 1s}", "threshold: .inf", "slos.1.sli.latency.threshold"),
+        ("threshold: {normal: 250ms, onsale: 1s}", "threshold: true", "slos.1.sli.threshold"),
+        ("threshold: {normal: 250ms, onsale: 1s}", "threshold: .inf", "slos.1.sli.threshold"),
     ],
 )  # fmt: skip
 def test_booleans_and_non_finite_numbers_are_no_numbers_in_a_spec(

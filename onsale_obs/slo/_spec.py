@@ -71,6 +71,8 @@ class LatencySLI:
     selector: Selector
     threshold: dict[Mode, float]
     type: Literal["latency"] = "latency"
+    #: the service's histogram boundaries per mode when they are not ``DEFAULT_BUCKETS``
+    buckets: dict[Mode, tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,31 +142,47 @@ class SLOSpec:
         raise KeyError(name)
 
 
-def off_bucket_thresholds(spec: SLOSpec) -> list[str]:
-    """Warnings for latency thresholds that are not boundaries of the default buckets.
+def off_bucket(sli: LatencySLI) -> list[tuple[Mode, str]]:
+    """``(mode, why)`` for each threshold that is not a boundary of the SLI's histogram buckets.
 
     Prometheus counts "fast" requests from the ``le`` bucket equal to the threshold; with no
-    such bucket, every request counts as slow and the SLO burns at once. A service whose
-    ``RequestMetrics`` declares that boundary is fine, hence a warning, not an error.
+    such bucket, every request counts as slow and the SLO burns at once. The buckets are
+    the service's ``RequestMetrics`` defaults unless the SLI declares its own (``buckets``).
     """
     from onsale_obs.instrument._metrics import DEFAULT_BUCKETS
 
-    def seconds(value: float) -> str:
-        return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
+    out: list[tuple[Mode, str]] = []
+    for mode, threshold in sli.threshold.items():
+        bounds = (sli.buckets or DEFAULT_BUCKETS)[mode]
+        if not any(abs(threshold - b) < 1e-9 for b in bounds):
+            listed = ", ".join(_seconds(b) for b in bounds)
+            whose = "the declared 'buckets'" if sli.buckets else "onsale_request_duration_seconds"
+            out.append(
+                (
+                    mode,
+                    f"{_seconds(threshold)} is not a bucket boundary of {whose} in {mode} mode "
+                    f"({listed}); Prometheus would count every request as slow",
+                )
+            )
+    return out
 
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
+
+
+def off_bucket_thresholds(spec: SLOSpec) -> list[str]:
+    """Warnings for latency thresholds that are not boundaries of their SLI's buckets.
+
+    Spec files with such a threshold do not load (unless the SLI declares the ``buckets``
+    that have it); this catches SLOs built in code.
+    """
     out = []
     for index, slo in enumerate(spec.slos):
-        if not isinstance(slo.sli, LatencySLI):
-            continue
-        for mode, threshold in slo.sli.threshold.items():
-            bounds = DEFAULT_BUCKETS[mode]
-            if not any(abs(threshold - b) < 1e-9 for b in bounds):
-                listed = ", ".join(seconds(b) for b in bounds)
+        if isinstance(slo.sli, LatencySLI):
+            for mode, why in off_bucket(slo.sli):
                 out.append(
-                    f"{spec.source}, field 'slos.{index}.sli.threshold.{mode}': "
-                    f"{seconds(threshold)} is not a bucket boundary of "
-                    f"onsale_request_duration_seconds in {mode} mode ({listed}); Prometheus "
-                    "will count every request as slow unless the service's RequestMetrics "
-                    "has that boundary."
+                    f"{spec.source}, field 'slos.{index}.sli.threshold.{mode}': {why} unless "
+                    "the service's RequestMetrics has that boundary."
                 )
     return out

@@ -25,7 +25,9 @@ def _threshold(value: object) -> object:
 
 
 Duration = Annotated[
-    str | int | float, BeforeValidator(_duration), Field(description="90s, 5m, 1h, 30d")
+    str | int | float,
+    BeforeValidator(_duration),
+    Field(description="a duration such as 90s, 5m, 1h or 30d"),
 ]
 
 
@@ -66,15 +68,43 @@ class ThresholdModel(_Strict):
     onsale: Duration
 
 
+class BucketsModel(_Strict):
+    normal: list[Duration] = Field(min_length=1)
+    onsale: list[Duration] = Field(min_length=1)
+
+
+def _buckets(value: object) -> object:
+    if isinstance(value, list):
+        for item in value:
+            _duration(item)
+    return value
+
+
 class LatencyModel(_SelectorFields):
     type: Literal["latency"]
-    threshold: Annotated[ThresholdModel | str | int | float, BeforeValidator(_threshold)]
+    threshold: Annotated[
+        ThresholdModel | str | int | float,
+        BeforeValidator(_threshold),
+        Field(description="a duration for both modes, or {normal: 250ms, onsale: 1s}"),
+    ]
+    buckets: Annotated[
+        BucketsModel | list[str | int | float] | None,
+        BeforeValidator(_buckets),
+        Field(
+            description="the le boundaries of the service's onsale_request_duration_seconds "
+            "histogram when they are not the defaults (one list, or one per mode); the "
+            "threshold must be one of them"
+        ),
+    ] = None
 
 
 class PromQLModel(_Strict):
     type: Literal["promql"]
     good: str = Field(min_length=1, description="counter selector of good events")
     total: str = Field(min_length=1, description="counter selector of all events")
+
+
+SLIModel = Annotated[AvailabilityModel | LatencyModel | PromQLModel, Field(discriminator="type")]
 
 
 class RuleModel(_Strict):
@@ -91,10 +121,14 @@ class AlertingModel(_Strict):
 
 
 class SLOModel(_Strict):
-    name: str = Field(pattern=_NAME)
+    name: str = Field(
+        pattern=_NAME,
+        description="a name of lower-case letters, digits, '.', '_' and '-' (at most 63, "
+        "starting with a letter or digit)",
+    )
     service: str = Field(min_length=1)
     description: str = ""
-    sli: Annotated[AvailabilityModel | LatencyModel | PromQLModel, Field(discriminator="type")]
+    sli: SLIModel
     objectives: ObjectivesModel
     window: Annotated[str | int | float, BeforeValidator(_window)] = "30d"
     alerting: AlertingModel = Field(default_factory=AlertingModel)
