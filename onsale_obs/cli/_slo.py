@@ -596,3 +596,13 @@ def onsales(
             notes.insert(0, "no on-sale in the window")
         print_grids(stdout(), [onsales_grid(pairs)], output == "markdown", notes)
     _exit(any(o.sli is not None and o.sli < s.modes["onsale"].objective for s, o in pairs))
+
+
+def _register_validate() -> None:
+    # its own module: the command reads no SLO data, only files
+    from onsale_obs.cli._slo_validate import validate
+
+    slo_app.command("validate")(validate)
+
+
+_register_validate()
