@@ -27,7 +27,6 @@ On-sale windows come from the request (the broadcaster's history) or, without th
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from itertools import accumulate
 from typing import Final
 
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
+from onsale_obs.generate._promql import quote, regex_alternatives
 from onsale_obs.modes._model import GLOBAL_SCOPE, OnSaleWindow, parse_scope
 from onsale_obs.slo._data import (
     INF,
@@ -189,14 +189,9 @@ def _count_range(w: OnSaleWindow, grace: float, at: float) -> tuple[float, float
     return w.start, end
 
 
-def _escape(text: str) -> str:
-    """A PromQL double-quoted string's content."""
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
 def _alternatives(values: Iterable[str]) -> str:
-    """An RE2 alternation matching exactly ``values``, escaped for a PromQL string."""
-    return _escape("|".join(re.escape(v) for v in sorted(set(values))))
+    """An RE2 alternation matching exactly ``values``, as a quoted PromQL string."""
+    return quote(regex_alternatives(sorted(set(values))))
 
 
 #: how far before a span's start its baseline sample is looked for (a longer scrape gap there
@@ -302,7 +297,7 @@ class _Collection:
     def _selector(self, metric: str, *matchers: str) -> str:
         parts = [*matchers]
         if self.services is not None:
-            parts.append(f'service=~"{self.services}"')
+            parts.append(f"service=~{self.services}")
         return f"{metric}{{{','.join(parts)}}}"
 
     def _count(self, value: float, query: str) -> float:
@@ -471,7 +466,7 @@ class _Collection:
         raw.requests = self._fetch(f"{self._selector(REQUESTS, onsale)}[{length}]", raw)
         if self.request.thresholds:
             variants = {txt for t in self.request.thresholds for txt in (repr(t), f"{t:g}")}
-            le = 'le=~"' + _alternatives(self.le_texts | variants) + '"'
+            le = "le=~" + _alternatives(self.le_texts | variants)
             raw.buckets = self._fetch(f"{self._selector(BUCKETS, onsale, le)}[{length}]", raw)
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):

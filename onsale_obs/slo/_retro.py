@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from onsale_obs.generate._promql import matcher, quote, selector
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo._report import OnSaleResult, Report, SLOResult
 from onsale_obs.slo._spec import SLO, AvailabilitySLI, LatencySLI, severity_of
@@ -189,10 +190,6 @@ def _count_slos(
                 sm.traces.append((ts, trace))
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def from_prometheus(
     client: Any,
     slos: Sequence[SLO],
@@ -229,16 +226,18 @@ def from_prometheus(
             sli = slo.sli
             if not isinstance(sli, AvailabilitySLI):
                 continue
-            sel = [f"service={_quote(sli.selector.service)}", 'mode="onsale"']
-            if event is not None:
-                sel.append(f"event={_quote(event)}")
-            if sli.selector.routes:
-                sel.append("route=~" + _quote("|".join(sorted(sli.selector.routes))))
-            if sli.selector.methods:
-                sel.append("method=~" + _quote("|".join(sorted(sli.selector.methods))))
-            base = "onsale_requests_total{" + ",".join(sel) + "}"
-            bad_codes = "|".join(sorted(sli.bad_codes))
-            bad_sel = base[:-1] + ",code=~" + _quote(bad_codes) + "}"
+            # route and method values are regex-escaped (a route may hold '.', '{', '+')
+            sel = [
+                f"service={quote(sli.selector.service)}",
+                'mode="onsale"',
+                f"event={quote(event)}" if event is not None else None,
+                matcher("route", sorted(sli.selector.routes)),
+                matcher("method", sorted(sli.selector.methods)),
+            ]
+            base = selector("onsale_requests_total", sel)
+            bad_sel = selector(
+                "onsale_requests_total", [*sel, matcher("code", sorted(sli.bad_codes))]
+            )
             sm2 = o.slos.setdefault(slo.name, SLOMinutes())
             for target, promql in (
                 (sm2.total, f"sum(rate({base}[{RATE}])) * 60"),
