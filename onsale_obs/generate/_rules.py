@@ -165,19 +165,31 @@ def tiled(seconds: float) -> bool:
     return seconds > HOUR and seconds % HOUR == 0
 
 
+#: tile windows, each a sum of the one before (6 hour tiles, 4 six-hour tiles)
+TILES: Final = ((DAY, "1d"), (6 * HOUR, "6h"), (HOUR, "1h"))
+
+
 def tile_terms(seconds: float) -> list[tuple[str, float]]:
     """The tiles that make up a window: (tile window name, offset in seconds), newest first.
 
-    ``1d`` is 24 hour tiles; ``3d`` is 3 day tiles at offsets 0, 1d and 2d; ``1d6h`` is 6 hour
-    tiles, then one day tile 6 hours back.
+    The window's own tile is made of the next smaller tile (``1d``: four ``6h`` tiles at
+    offsets 0h, 6h, 12h, 18h; ``6h``: six ``1h`` tiles). Any other window is hour tiles for
+    the hours, then six-hour tiles, then day tiles behind them: ``3d`` is three ``1d`` tiles
+    at offsets 0, 1d and 2d; ``1d7h`` is one ``1h``, one ``6h`` at 1h and one ``1d`` at 7h.
     """
-    if seconds == DAY:
-        return [("1h", k * HOUR) for k in range(24)]
-    days, rest = divmod(seconds, DAY) if seconds > DAY else (0.0, seconds)
-    hours = int(rest // HOUR)
-    return [("1h", k * HOUR) for k in range(hours)] + [
-        ("1d", hours * HOUR + k * DAY) for k in range(int(days))
-    ]
+    for i, (size, _) in enumerate(TILES[:-1]):
+        if seconds == size:
+            smaller, name = TILES[i + 1]
+            return [(name, k * smaller) for k in range(int(size // smaller))]
+    terms: list[tuple[str, float]] = []
+    offset, rest = 0.0, seconds
+    for size, name in reversed(TILES):
+        bigger = next((b for b, _ in reversed(TILES) if b > size), None)
+        count = int(rest // size) if bigger is None else int((rest % bigger) // size)
+        terms += [(name, offset + k * size) for k in range(count)]
+        offset += count * size
+        rest -= count * size
+    return terms
 
 
 def _tile_sum(record: str, slo: SLO, seconds: float, by: str) -> str:
@@ -190,13 +202,16 @@ def _tile_sum(record: str, slo: SLO, seconds: float, by: str) -> str:
 
 
 def _helper_windows(windows: set[float]) -> set[float]:
-    """The tile windows (1h, 1d) that the tiled windows among ``windows`` are built from."""
+    """The tile windows (1h, 6h, 1d) that the tiled windows among ``windows`` are built from."""
+    sizes = {name: size for size, name in TILES}
     out: set[float] = set()
-    for w in windows:
-        if tiled(w):
-            out.update(HOUR if tile == "1h" else DAY for tile, _ in tile_terms(w))
-    if DAY in out:
-        out.add(HOUR)
+    todo = [w for w in windows if tiled(w)]
+    while todo:
+        for tile, _ in tile_terms(todo.pop()):
+            if sizes[tile] not in out:
+                out.add(sizes[tile])
+                if tiled(sizes[tile]):
+                    todo.append(sizes[tile])
     return out
 
 
@@ -204,7 +219,8 @@ def recording_rules(slo: SLO) -> list[dict[str, Any]]:
     """Every recording rule of ``slo`` (see the module docstring for the names)."""
     q = queries(slo)
     windows = {*slo.windows(), slo_window(slo)}
-    longs = {r.long for rules in slo.policy.values() for r in rules}
+    # which event burns: only on-sale alerts need it (normal-time requests carry no event)
+    longs = {r.long for r in slo.policy["onsale"]}
     rules: list[dict[str, Any]] = []
     for mode in MODES:
         rules.append(
@@ -274,6 +290,12 @@ def alerting_rule(slo: SLO, mode: Mode, rule: AlertRule, runbook: str) -> dict[s
         f"  and on (slo, mode)\n  {_of(f'slo:sli_bad:increase{long}', slo, mode)} >= {rule.min_bad_events}\n)"
     )
     per_event = f"(0 * ({_of(f'slo:sli_bad_by_event:increase{long}', slo, mode)} > 0) + 1)"
+    # one alert per burning on-sale event; normal-time requests carry no event label
+    expr = (
+        condition
+        if mode == "normal"
+        else f"{condition}\n* on (slo, mode) group_right ()\n{per_event}"
+    )
     objective = format((Decimal(repr(slo.objectives[mode])) * 100).normalize(), "f")
     failed = _template_query(f"slo:sli_bad:increase{long}", slo, mode, 'printf "%.0f"')
     left = _template_query("slo:error_budget_remaining:ratio", slo, mode, "humanizePercentage")
@@ -289,7 +311,7 @@ def alerting_rule(slo: SLO, mode: Mode, rule: AlertRule, runbook: str) -> dict[s
     what = "on-sale" if mode == "onsale" else "normal-time"
     return {
         "alert": alert_name(slo, mode, rule.name),
-        "expr": f"{condition}\n* on (slo, mode) group_right ()\n{per_event}",
+        "expr": expr,
         # onsale_obs="slo": only our alerts carry it, so our Alertmanager routes catch no one else's
         "labels": {"onsale_obs": "slo", "priority": rule.priority, "severity": rule.severity},
         "annotations": {
