@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from onsale_obs.generate._promql import quote
 from onsale_obs.generate._rules import (
     BUCKETS,
     REQUESTS,
@@ -56,7 +57,7 @@ def _labels(slo: SLO, mode: Mode, **extra: str) -> str:
         "event": EVENT if mode == "onsale" else "",
         **extra,
     }
-    inner = ",".join(f'{k}="{v}"' for k, v in pairs.items() if v != "")
+    inner = ",".join(f"{k}={quote(v)}" for k, v in pairs.items() if v != "")
     return inner
 
 
