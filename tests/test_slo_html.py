@@ -238,12 +238,32 @@ def test_user_text_is_escaped_everywhere(built: tuple[Report, AlertTimeline]) ->
     page = render_html(hostile)
     assert "<script" not in page.lower()
     assert "<img" not in page.lower()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page  # the template (Jinja2)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page  # the charts' SVG text
     elements = parse(page)
     for tag, attrs in elements.tags:
         assert tag not in {"script", "img", "iframe", "object", "embed"}
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         assert not (attrs.get("href") or "").startswith("javascript:")
+
+
+def test_a_card_panel_difference_is_explained_with_its_json_figure(
+    built: tuple[Report, AlertTimeline],
+) -> None:
+    """When the on-sale mode counts requests no on-sale row counts (at an on-sale's first
+    instant, or after its grace), the card says how many (onsale_outside_windows) and why;
+    when they agree it says nothing."""
+    report, timeline = built
+    assert "the very instant the on-sale began" not in render_html(report, timeline)
+    first = report.slos[0]
+    onsale = first.modes["onsale"]
+    more = dataclasses.replace(onsale, total=onsale.total + 7, good=onsale.good + 7)
+    shifted = dataclasses.replace(first, modes={**first.modes, "onsale": more})
+    page = render_html(dataclasses.replace(report, slos=(shifted, *report.slos[1:])), timeline)
+    assert shifted.onsale_outside_windows == 7
+    card = page[page.index('<section id="onsales">') : page.index('<div id="slos">')]
+    assert '<span data-json="slos.0.onsale_outside_windows">7</span>' in card
+    assert "the very instant the on-sale began" in card
 
 
 def test_nothing_is_loaded_from_the_network(built: tuple[Report, AlertTimeline]) -> None:

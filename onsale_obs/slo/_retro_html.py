@@ -33,7 +33,8 @@ def count(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
+    """The Jinja2 environment of every HTML page (autoescaped), with the report's filters."""
     env = Environment(
         loader=PackageLoader("onsale_obs.slo", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -178,13 +179,13 @@ def build_retros(
 
 def render_sections(retros: Sequence[Retro], report: Report) -> Markup:
     """The retrospective sections alone, with their styles (to put inside another page)."""
-    template = _env().get_template("retro_sections.html.j2")
+    template = template_env().get_template("retro_sections.html.j2")
     return Markup(template.render(retros=retros, report=report, routed=ROUTED))
 
 
 def render_retro_page(retros: Sequence[Retro], report: Report) -> str:
     """A whole self-contained page of the retrospectives (``slo onsales --format html``)."""
-    template = _env().get_template("retro_page.html.j2")
+    template = template_env().get_template("retro_page.html.j2")
     context: dict[str, Any] = {
         "retros": retros,
         "report": report,
