@@ -4,12 +4,13 @@ info, and a trace link template that cannot become a script."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
-from onsale_obs.slo import Report
+from onsale_obs.slo import Report, render_html
 from onsale_obs.slo._retro import Decision, OnSaleMinutes, ServiceMinutes, SLOMinutes
-from onsale_obs.slo._retro_html import ROUTED, build_retros, render_retro_page
+from onsale_obs.slo._retro_html import ROUTED, build_retros, render_retro_page, render_sections
 from tests.test_slo_html import HOSTILE, build, parse
 
 
@@ -75,3 +76,31 @@ def test_the_page_loads_nothing_and_says_how_p4_is_routed(report: Report) -> Non
         assert not (tag == "link" and attrs.get("rel") == "stylesheet")
     assert ROUTED["P4"] == "info"
     assert "P3 ticket, P4 info" in page
+
+
+def test_without_matplotlib_the_retrospective_keeps_its_tables(
+    report: Report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the plots extra (matplotlib not importable) the retrospective still renders:
+    the budget and alert tables and the decisions, no chart, and a line saying how to
+    install the extra. The report page around it renders too."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    with pytest.raises(ImportError):
+        import matplotlib  # noqa: F401
+    first = report.slos[0]
+    o = first.onsales[0]
+    minutes = OnSaleMinutes(o.window, o.window.start - 300, o.end + 300, o.end, 300, "logs")
+    minute = int(o.window.start // 60 * 60)
+    minutes.services["checkout"] = ServiceMinutes({minute: 10, minute + 60: 20}, {}, {})
+    decisions = [Decision(o.window.start + 60, 100, 90, 500, "hold", "a reason")]
+    retros = build_retros(report, [minutes], decisions=decisions)
+    assert retros[0].charts == ()
+    page = render_retro_page(retros, report)
+    assert '<svg class="chart"' not in page
+    assert "Error budget, in requests" in page
+    assert "Alerts: when we knew" in page
+    assert "a reason" in page  # the waiting room's decisions, as a table
+    assert "pip install 'onsale-obs[plots]'" in page
+    whole = render_html(report, retrospective=render_sections(retros, report))
+    assert "pip install 'onsale-obs[plots]'" in whole
+    assert whole.count('data-chart="burn-down"') == 2 * len(report.slos)  # its own SVG
