@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from typer.testing import CliRunner, Result
 
+from onsale_obs.cli._app import build_app
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.generate._alertmanager import (
     check_config,
@@ -273,3 +275,51 @@ def test_our_inhibition_never_silences_their_alerts(
     time.sleep(2.5)  # two group intervals: a notification of our P2 would have gone out
     paged = [labels["alertname"] for labels, _ in webhooks.alerts("/onsale-obs-pager")]
     assert "CheckoutOnsaleSlowBurn" not in paged
+
+
+# -- onsale-obs alertmanager render --merge-into ---------------------------------------------
+
+
+def render(*args: str | Path) -> Result:
+    return CliRunner().invoke(build_app(), ["alertmanager", "render", *(str(a) for a in args)])
+
+
+def test_merge_into_writes_their_config_with_ours_and_again_replaces_it(
+    tmp_path: Path, amtool: str
+) -> None:
+    """--merge-into FILE writes DIR/alertmanager.yml: their config with our subtree first; it
+    passes amtool, routes both teams' alerts right, and merging the result again replaces our
+    part instead of adding a second copy."""
+    theirs = tmp_path / "theirs.yml"
+    theirs.write_text(THEIRS)
+    first = render("--merge-into", theirs, "--out", tmp_path / "one")
+    assert first.exit_code == 0, first.output
+    merged = tmp_path / "one" / "alertmanager.yml"
+    assert check_config(merged, amtool).checked
+    for labels, expected in (CASES[0], CASES[6], CASES[-1]):
+        assert routed_to(amtool, merged, labels) == expected
+    assert render("--merge-into", theirs, "--out", tmp_path / "one", "--check").exit_code == 0
+    again = render("--merge-into", merged, "--out", tmp_path / "two")
+    assert again.exit_code == 0, again.output
+    data = [yaml.safe_load(p.read_text()) for p in (merged, tmp_path / "two" / "alertmanager.yml")]
+    assert data[0] == data[1]
+    assert yaml.safe_load(THEIRS)["route"]["routes"] == data[0]["route"]["routes"][1:]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--whole-config",), "Give one of them"),
+        ((), "expected an Alertmanager configuration"),
+    ],
+)
+def test_merge_into_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    """--merge-into with --whole-config, or a file that is not a configuration: exit 2 with a
+    message, nothing written."""
+    base = tmp_path / "theirs.yml"
+    base.write_text("- not a config\n")
+    result = render("--merge-into", base, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -82,6 +82,17 @@ def render(
             help="Folder to write into (created if missing); - prints the routing only.",
         ),
     ] = DEFAULT_OUT,
+    merge_into: Annotated[
+        Path | None,
+        typer.Option(
+            "--merge-into",
+            metavar="FILE",
+            help="Your Alertmanager configuration: write DIR/alertmanager.yml, FILE with the "
+            "subtree merged in (our route first; a previous merge is replaced). Comments of "
+            "FILE are not kept.",
+            show_default=False,
+        ),
+    ] = None,
     whole_config: Annotated[
         bool,
         typer.Option(
@@ -106,8 +117,9 @@ def render(
     configured, plus the webhook fallback); P2 pages in business hours only; P3 and P4 open
     tickets, delivered in business hours; anything else of ours goes to the default
     receiver. Receivers and the time interval are named `onsale-obs-*`; the inhibit rules
-    touch only our alerts. `--whole-config` writes DIR/alertmanager.yml instead: the same
-    routes under a root of their own.
+    touch only our alerts. `--merge-into FILE` writes DIR/alertmanager.yml: your FILE with
+    the subtree merged in (a previous merge replaced). `--whole-config` writes
+    DIR/alertmanager.yml instead: the same routes under a root of their own.
 
     Both write DIR/alertmanager-hold.rules.yml, for Prometheus: an on-sale P1 silences the
     same SLO's lower-priority alerts, and its hold keeps them silent for a while after it
@@ -124,6 +136,8 @@ def render(
 
         onsale-obs alertmanager render --receivers receivers.yaml --out alert_rules/ --whole-config
 
+        onsale-obs alertmanager render --receivers receivers.yaml --merge-into /etc/alertmanager/alertmanager.yml --out build/
+
         onsale-obs alertmanager render --out -
 
         onsale-obs alertmanager render --spec slo.yaml --receivers receivers.yaml --out alert_rules/ --check
@@ -138,6 +152,12 @@ def render(
             )
         warn("--config is deprecated and will be removed; use --receivers.")
         receivers = config
+    if merge_into is not None and whole_config:
+        raise typer.BadParameter(
+            "--merge-into writes your configuration with ours merged in; --whole-config writes "
+            "one of our own. Give one of them.",
+            param_hint="'--merge-into'",
+        )
     if check and out == "-":
         raise typer.BadParameter(
             "--check compares with the files in a folder; give --out DIR, not -.",
@@ -147,14 +167,57 @@ def render(
     loaded = load_receivers(receivers)
     slo_spec = _load_spec(spec)
     spec_shown = _shown(spec) if spec is not None else None
+    base = _load_base(merge_into)
     if out == "-":
-        _to_stdout(loaded, source, spec_shown, whole_config)
+        _to_stdout(loaded, source, spec_shown, whole_config, base)
         return
     target = Path(out)
     if _is_file(target):
+        if base is not None:
+            raise typer.BadParameter(
+                "--merge-into writes DIR/alertmanager.yml; give --out a folder.",
+                param_hint="'--out'",
+            )
         _legacy_file(target, loaded, source, spec_shown, check=check)
         return
-    _to_folder(target, loaded, slo_spec, source, spec_shown, whole=whole_config, check=check)
+    _to_folder(
+        target, loaded, slo_spec, source, spec_shown, whole=whole_config, check=check, base=base
+    )
+
+
+class _Base:
+    """The configuration of ``--merge-into``: its data and its name as the header shows it."""
+
+    def __init__(self, data: object, shown: str) -> None:
+        self.data = data
+        self.shown = shown
+
+
+def _load_base(path: Path | None) -> _Base | None:
+    if path is None:
+        return None
+    from onsale_obs.yamlfile import read_yaml
+
+    data = read_yaml(path, expected="an Alertmanager configuration (alertmanager.yml)")
+    return _Base(data, _shown(path))
+
+
+def _routing_text(
+    receivers: ReceiversConfig,
+    base: _Base | None,
+    *,
+    source: str | None,
+    spec: str | None,
+    out: str,
+    whole: bool,
+) -> str:
+    from onsale_obs.generate._alertmanager import render_alertmanager, render_merged
+
+    if base is not None:
+        return render_merged(
+            base.data, receivers, file=base.shown, source=source, spec=spec, out=out
+        )
+    return render_alertmanager(receivers, source=source, spec=spec, out=out, whole=whole)
 
 
 def _load_spec(spec: Path | None) -> SLOSpec | None:
@@ -166,11 +229,14 @@ def _load_spec(spec: Path | None) -> SLOSpec | None:
 
 
 def _to_stdout(
-    receivers: ReceiversConfig, source: str | None, spec: str | None, whole: bool
+    receivers: ReceiversConfig,
+    source: str | None,
+    spec: str | None,
+    whole: bool,
+    base: _Base | None,
 ) -> None:
-    from onsale_obs.generate._alertmanager import render_alertmanager
-
-    text = render_alertmanager(receivers, source=source, spec=spec, out="DIR", whole=whole)
+    whole = whole or base is not None
+    text = _routing_text(receivers, base, source=source, spec=spec, out="DIR", whole=whole)
     _amtool_check(text, receivers, whole=whole, file=source)
     typer.echo(text, nl=False)
     warn(
@@ -200,13 +266,13 @@ def _to_folder(
     *,
     whole: bool,
     check: bool,
+    base: _Base | None,
 ) -> None:
     from onsale_obs.cli._options import folder_value
     from onsale_obs.generate._alertmanager import (
         HOLD_FILE,
         ROUTES_FILE,
         WHOLE_FILE,
-        render_alertmanager,
         render_command,
         render_hold_rules,
     )
@@ -214,15 +280,20 @@ def _to_folder(
 
     folder_value(folder, "the routing and its hold rule")
     shown = _shown(folder).rstrip("/") + "/"
+    whole = whole or base is not None
     routing = folder / (WHOLE_FILE if whole else ROUTES_FILE)
     files = {
-        routing: render_alertmanager(
-            receivers, source=source, spec=spec_shown, out=shown, whole=whole
+        routing: _routing_text(
+            receivers, base, source=source, spec=spec_shown, out=shown, whole=whole
         ),
         folder / HOLD_FILE: render_hold_rules(spec, spec_source=spec_shown),
     }
     if check:
         command = render_command(source, spec=spec_shown, out=shown, whole=whole)
+        if base is not None:
+            command = command.replace(" --whole-config", "").replace(
+                " --out", f" --merge-into {base.shown} --out"
+            )
         stale = drifted(files)
         for path in stale:
             typer.echo(f"out of date: {path} (run {command})", err=True)

@@ -462,6 +462,66 @@ def _what(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def without_ours(config: Any) -> Any:
+    """``config`` without what a previous merge added (our route, ``onsale-obs-*`` receivers
+    and time intervals, inhibit rules whose source matches ``onsale_obs``), so merging again
+    replaces it. Anything else, also malformed, is left for :func:`merge_routing` to judge."""
+    import copy
+
+    if not isinstance(config, dict):
+        return config
+    out = copy.deepcopy(config)
+
+    def ours(matchers: Any) -> bool:
+        return isinstance(matchers, list) and any(
+            isinstance(m, str) and m.replace(" ", "").startswith(OWNER) for m in matchers
+        )
+
+    route = out.get("route")
+    if isinstance(route, dict) and isinstance(route.get("routes"), list):
+        route["routes"] = [
+            r for r in route["routes"] if not (isinstance(r, dict) and ours(r.get("matchers")))
+        ]
+    for key in ("receivers", "time_intervals"):
+        if isinstance(out.get(key), list):
+            out[key] = [
+                item
+                for item in out[key]
+                if not (isinstance(item, dict) and str(item.get("name", "")).startswith(PREFIX))
+            ]
+    if isinstance(out.get("inhibit_rules"), list):
+        out["inhibit_rules"] = [
+            rule
+            for rule in out["inhibit_rules"]
+            if not (isinstance(rule, dict) and ours(rule.get("source_matchers")))
+        ]
+    return out
+
+
+def render_merged(
+    base: Any,
+    config: ReceiversConfig,
+    *,
+    file: str,
+    source: str | None = None,
+    spec: str | None = None,
+    out: str | None = None,
+) -> str:
+    """``file``'s configuration (``base``, parsed) with the subtree merged in (a previous
+    merge replaced), headed by the command that writes it."""
+    merged = merge_routing(without_ours(base), routing_subtree(config), file=file)
+    command = render_command(source, spec=spec, out=out, whole=False).replace(
+        " --out", f" --merge-into {file} --out"
+    )
+    header = (
+        f"# {file} with the onsale-obs routing merged in (written by onsale-obs; the routes,\n"
+        "# receivers, inhibit rules and time intervals named onsale-obs are replaced each time).\n"
+        f"#   {command}\n"
+        "# Comments of the original are not kept; edit the original, not this file.\n"
+    )
+    return header + dump_yaml(merged)
+
+
 def checkable(subtree: dict[str, Any]) -> str:
     """The subtree merged under a bare root route, for ``amtool check-config``."""
     base = {"route": {"receiver": "root"}, "receivers": [{"name": "root"}]}
