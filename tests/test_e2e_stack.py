@@ -7,7 +7,9 @@ scrape and evaluation intervals:
 1. normal traffic; checkout fails in normal time -> a P3 ticket, nobody paged; checkout heals;
 2. ``mode set onsale --scope event:final``; checkout fails -> a P1 page (detection time printed);
 3. ``mode clear``; traffic stops; ``slo report --prometheus`` and ``--logs`` (on-sale windows
-   from the Redis history) are compared, per service at the same ``--at``: its last scrape.
+   from the Redis history) are compared, per service at the same ``--at``: its last scrape;
+4. the on-sale P1 resolves (its 1 m window empties after the on-sale ended) while its P2 still
+   fires: nothing pages after it (the hold rule keeps the P2 inhibited).
 
 The normal-time failure comes first: the generated routing lets an on-sale P1 inhibit the same
 SLO's P2-P4 alerts, so a ticket right after the on-sale page would be (rightly) held back.
@@ -36,7 +38,7 @@ from onsale_obs.instrument import configure_logging
 from onsale_obs.slo import load_spec
 from onsale_obs.testing import require_binary
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(170)]
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(260)]
 
 SCRAPE = 1.0
 #: waiting longer than this for an alert is a failure (a bound on the test, not a target)
@@ -61,6 +63,11 @@ class Journey:
     scrape_interval: float = SCRAPE
     #: ``exit-rate recommend --format json`` while checkout burns during the on-sale
     recommendation: dict[str, Any] | None = None
+    #: step 4: the SLO whose on-sale P1 resolved first (None: none resolved), whether its P2
+    #: still fired in Prometheus then, and every page after it (until all P1s resolved, + 5 s)
+    p1_resolved: str | None = None
+    p2_firing_at_p1_resolve: bool = False
+    paged_after_p1_resolve: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -231,7 +238,48 @@ def walk(stack: Stack) -> Journey:
                 first_samples=first_samples(stack, service, scraped),
             )
         )
+
+    # 4. the P1s resolve after the on-sale ended; the P2s of the same burn must not page
+    def p1s(status: str) -> dict[str, float]:
+        return {
+            labels["slo"]: at
+            for at, got, labels in notifications(stack, "/page")
+            if got == status and labels["priority"] == "P1"
+        }
+
+    def first_resolved() -> tuple[str, float] | None:
+        resolved = p1s("resolved")
+        return min(resolved.items(), key=lambda item: item[1]) if resolved else None
+
+    earliest = wait_for(first_resolved, timeout=90.0)
+    if earliest is not None:
+        journey.p1_resolved, resolved_at = earliest
+        alerts = httpx.get(f"{stack.prometheus.url}/api/v1/alerts", timeout=5).json()
+        journey.p2_firing_at_p1_resolve = any(
+            a["state"] == "firing"
+            and a["labels"]["slo"] == journey.p1_resolved
+            and (a["labels"].get("mode"), a["labels"].get("priority")) == ("onsale", "P2")
+            for a in alerts["data"]["alerts"]
+        )
+        wait_for(lambda: p1s("resolved").keys() >= p1s("firing").keys() or None)
+        time.sleep(5.0)  # the P2 paged in the same second as its P1's resolve
+        journey.paged_after_p1_resolve = [
+            labels["alertname"]
+            for at, status, labels in notifications(stack, "/page")
+            if status == "firing" and at >= resolved_at
+        ]
     return journey
+
+
+def notifications(stack: Stack, path: str) -> list[tuple[float, str, Labels]]:
+    """(arrival, status, labels) of every alert the sink received at ``path``."""
+    with stack.sink.lock:
+        return [
+            (at, alert["status"], alert["labels"])
+            for got, body, at in stack.sink.received
+            if got == path
+            for alert in body["alerts"]
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +390,12 @@ def test_exit_rate_recommend_never_raises_the_rate_while_checkout_burns(journey:
     assert "burn" in recommendation["reason"]
     if recommendation["action"] == "hold":
         assert "software fault" in recommendation["reason"]
+
+
+def test_no_page_after_the_onsale_p1_resolved(journey: Journey) -> None:
+    """Once the on-sale ended, the P1 resolves while the P2 of the same burn still fires; the
+    pager gets the P1's resolve and no page after it (issue 22)."""
+    assert journey.p1_resolved is not None, "no on-sale P1 resolved"
+    # else the check below proves nothing: the P2 would have nothing left to page about
+    assert journey.p2_firing_at_p1_resolve, f"{journey.p1_resolved}'s P2 ended before its P1"
+    assert journey.paged_after_p1_resolve == []
