@@ -34,3 +34,27 @@ def test_routes_for_matches_amtool(owner: str | None, mode: str, priority: str) 
     theirs = found.stdout.strip().split(",")
     ours = [d.receiver for d in routes_for(COMMITTED.read_text(), labels)]
     assert ours == theirs
+
+
+def test_time_intervals_are_not_inherited_but_the_receiver_is() -> None:
+    """As in Alertmanager (dispatch/route.go sets a route's active_time_intervals from its own
+    config only): a child without intervals is active at any hour, with its parent's receiver."""
+    config = {
+        "route": {
+            "receiver": "root",
+            "routes": [
+                {
+                    "receiver": "pager",
+                    "matchers": ['team="a"'],
+                    "active_time_intervals": ["business-hours"],
+                    "routes": [{"matchers": ['priority="P1"']}],
+                }
+            ],
+        }
+    }
+    assert [d.describe() for d in routes_for(config, {"team": "a", "priority": "P1"})] == [
+        "pager (any hour)"
+    ]
+    assert [d.describe() for d in routes_for(config, {"team": "a", "priority": "P2"})] == [
+        "pager (business-hours)"
+    ]

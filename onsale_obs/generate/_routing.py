@@ -2,7 +2,8 @@
 
 Follows Alertmanager's rules for the parts the generated configuration uses: children in
 order, ``matchers`` (``=``, ``!=``, ``=~``, ``!~``; regexes anchored), the first matching child
-wins unless it says ``continue``, and an alert no child matches stays with the parent.
+wins unless it says ``continue``, an alert no child matches stays with the parent, and a route
+inherits its parent's receiver but not its ``active_time_intervals``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def _matches(matcher: str, labels: dict[str, str]) -> bool:
 def _walk(
     route: dict[str, Any], labels: dict[str, str], inherited: Destination
 ) -> list[Destination]:
+    # the receiver is inherited; time intervals are not (Alertmanager's dispatch/route.go)
     here = Destination(
         route.get("receiver", inherited.receiver),
-        tuple(route.get("active_time_intervals", inherited.active_time_intervals)),
+        tuple(route.get("active_time_intervals", ())),
     )
     found: list[Destination] = []
     for child in route.get("routes", []):
