@@ -307,18 +307,25 @@ def test_merge_into_writes_their_config_with_ours_and_again_replaces_it(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("base", "args", "expected"),
     [
-        (("--whole-config",), "Give one of them"),
-        ((), "expected an Alertmanager configuration"),
+        ("route: {receiver: r}\nreceivers: [{name: r}]\n", ("--whole-config",), "Give one of them"),
+        ("- not a config\n", (), "expected an Alertmanager configuration"),
+        (
+            "route: {receiver: nobody}\nreceivers: [{name: r}]\n",
+            (),
+            'theirs.yml: amtool check-config rejected the generated configuration: undefined receiver "nobody"',
+        ),
     ],
 )
-def test_merge_into_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
-    """--merge-into with --whole-config, or a file that is not a configuration: exit 2 with a
-    message, nothing written."""
-    base = tmp_path / "theirs.yml"
-    base.write_text("- not a config\n")
-    result = render("--merge-into", base, "--out", tmp_path / "out", *args)
+def test_merge_into_bad_input_exits_2(
+    tmp_path: Path, base: str, args: tuple[str, ...], expected: str, amtool: str
+) -> None:
+    """--merge-into with --whole-config, a file that is not a configuration, or one amtool
+    rejects once merged: exit 2 naming it, nothing written."""
+    path = tmp_path / "theirs.yml"
+    path.write_text(base)
+    result = render("--merge-into", path, "--out", tmp_path / "out", *args)
     assert result.exit_code == 2
     assert expected in " ".join(result.output.split())
     assert "Traceback" not in result.output

@@ -237,7 +237,7 @@ def _to_stdout(
 ) -> None:
     whole = whole or base is not None
     text = _routing_text(receivers, base, source=source, spec=spec, out="DIR", whole=whole)
-    _amtool_check(text, receivers, whole=whole, file=source)
+    _amtool_check(text, receivers, whole=whole, file=base.shown if base else source)
     typer.echo(text, nl=False)
     warn(
         "the hold rule (alertmanager-hold.rules.yml) is not printed; write it with --out DIR "
@@ -302,7 +302,7 @@ def _to_folder(
         raise typer.Exit(1 if stale else 0)
 
     def tools(staged: Path) -> None:
-        _amtool_check(files[routing], receivers, whole=whole, file=source)
+        _amtool_check(files[routing], receivers, whole=whole, file=base.shown if base else source)
         run_tool(["promtool", "check", "rules", HOLD_FILE], "promtool check rules", cwd=staged)
 
     write_checked(files, tools)
