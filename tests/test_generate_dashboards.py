@@ -12,13 +12,17 @@ from typing import Any
 import httpx
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner, Result
 
 from onsale_obs.cli._app import build_app
 from onsale_obs.cli._dashboards import dashboards_app
 from onsale_obs.generate._dashboards import (
     OVERVIEW_FILE,
+    PROVIDER_FILE,
+    PROVIDER_PATH,
     panel_queries,
+    provider_yaml,
     render_dashboards,
     service_file,
 )
@@ -384,7 +388,10 @@ def test_cli_writes_then_check_passes(
     out = tmp_path / "boards"
     result = run(cli, "--spec", SPEC, "--out", out)
     assert result.exit_code == 0, result.output
-    assert {p.name: p.read_text() for p in out.iterdir()} == rendered
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        **rendered,
+        PROVIDER_FILE: provider_yaml(),
+    }
     assert run(cli, "--spec", SPEC, "--out", out, "--check").exit_code == 0
 
 
@@ -538,3 +545,108 @@ def test_out_dash_is_refused_not_a_folder_called_dash(
     assert result.exit_code == 2, result.output
     assert "give a folder" in " ".join(result.output.split())
     assert not (tmp_path / "-").exists()
+
+
+# ---- Grafana provisioning and the SDK's dashboard model -----------------------------------
+
+
+def test_committed_provider_file_matches() -> None:
+    assert (COMMITTED / PROVIDER_FILE).read_text() == provider_yaml(), (
+        "run: onsale-obs dashboards render --spec examples/ticketing/slo.yaml"
+    )
+
+
+def test_the_provider_file_provisions_the_folder_of_dashboards(
+    cli: typer.Typer, tmp_path: Path
+) -> None:
+    """Grafana's file provider (apiVersion 1) pointed at --provider-path; --check covers it."""
+    result = run(cli, "--spec", SPEC, "--out", tmp_path, "--provider-path", "/srv/boards")
+    assert result.exit_code == 0, result.output
+    provider = yaml.safe_load((tmp_path / PROVIDER_FILE).read_text())
+    assert provider["apiVersion"] == 1
+    (entry,) = provider["providers"]
+    assert entry["type"] == "file"
+    assert entry["options"] == {"path": "/srv/boards", "foldersFromFilesStructure": False}
+    assert entry["allowUiUpdates"] is False  # the spec is the source: no edits in the UI
+    assert entry["disableDeletion"] is False  # a service's removed file removes its board
+    assert isinstance(entry["orgId"], int)
+    assert isinstance(entry["updateIntervalSeconds"], int)
+    assert run(cli, "--spec", SPEC, "--out", tmp_path, "--check").exit_code == 1  # other path
+    assert PROVIDER_PATH in provider_yaml()
+    (tmp_path / PROVIDER_FILE).unlink()
+    result = run(
+        cli, "--spec", SPEC, "--out", tmp_path, "--check", "--provider-path", "/srv/boards"
+    )
+    assert result.exit_code == 1
+    assert f"out of date: {tmp_path / PROVIDER_FILE}" in result.output
+
+
+#: keys the SDK's AnnotationQuery does not model: Prometheus' own annotation options, which
+#: Grafana reads from the annotation's JSON (see _dashboards_parts._PrometheusAnnotationQuery)
+PROMETHEUS_ANNOTATION_KEYS = {"tagKeys", "titleFormat", "useValueForTime"}
+
+
+def sdk_round_trip(board: Json) -> tuple[Any, Json]:
+    """The dashboard decoded by grafana-foundation-sdk's model (panel and datasource plugins
+    registered, so options and queries decode to their typed models), and encoded back."""
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    plugins.register_default_plugins()
+    model = Dashboard.from_json(board)
+    back: Json = json.loads(json.dumps(model, cls=JSONEncoder))
+    return model, back
+
+
+def without_annotation_extras(board: Json) -> Json:
+    copy: Json = json.loads(json.dumps(board))
+    for annotation in copy.get("annotations", {}).get("list", []):
+        for key in PROMETHEUS_ANNOTATION_KEYS:
+            annotation.pop(key, None)
+    return copy
+
+
+def test_dashboards_load_in_the_sdk_model(boards: dict[str, Json]) -> None:
+    """Every dashboard decodes into the SDK's typed model and encodes back to the same JSON:
+    no key the model does not know (it would be dropped), no value of the wrong shape."""
+    from grafana_foundation_sdk.models import dashboard as model
+    from grafana_foundation_sdk.models import prometheus, stat, timeseries
+
+    typed_options = {"timeseries": timeseries.Options, "stat": stat.Options}
+    for name, board in boards.items():
+        decoded, back = sdk_round_trip(board)
+        assert back == without_annotation_extras(board), name
+        assert decoded.uid == board["uid"]
+
+        def walk(items: list[Any]) -> Iterator[Any]:
+            for item in items:
+                yield item
+                yield from walk(getattr(item, "panels", None) or [])
+
+        seen = list(walk(decoded.panels or []))
+        assert seen, name
+        for panel in seen:
+            assert isinstance(panel, model.Panel | model.RowPanel), (name, type(panel))
+            if isinstance(panel, model.Panel):
+                assert isinstance(panel.options, typed_options[panel.type_val]), panel.title
+                assert panel.targets
+                assert all(isinstance(t, prometheus.Dataquery) for t in panel.targets)
+        assert all(isinstance(v, model.VariableModel) for v in decoded.templating.list_val)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b["panels"][0].update({"gridpos": b["panels"][0].pop("gridPos")}),
+        lambda b: b.update({"templates": b.pop("templating")}),
+        lambda b: b["annotations"]["list"][0].update({"expression": "up"}),
+    ],
+)
+def test_the_sdk_round_trip_catches_keys_grafana_would_not_read(
+    boards: dict[str, Json], damage: Any
+) -> None:
+    board = json.loads(json.dumps(boards[OVERVIEW_FILE]))
+    damage(board)
+    _, back = sdk_round_trip(board)
+    assert back != without_annotation_extras(board)

@@ -11,7 +11,13 @@ import typer
 from onsale_obs.cli._options import folder_value
 from onsale_obs.cli._slo import SpecOption
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.generate._dashboards import SERVICE_FILE_PREFIX, render_dashboards
+from onsale_obs.generate._dashboards import (
+    PROVIDER_FILE,
+    PROVIDER_PATH,
+    SERVICE_FILE_PREFIX,
+    provider_yaml,
+    render_dashboards,
+)
 from onsale_obs.generate._files import drifted, write_checked
 from onsale_obs.slo import load_spec
 
@@ -57,8 +63,17 @@ def render(
             "--check", help="Write nothing; exit 1 if the files on disk differ (CI drift check)."
         ),
     ] = False,
+    provider_path: Annotated[
+        str,
+        typer.Option(
+            "--provider-path",
+            metavar="PATH",
+            help=f"Where Grafana reads the dashboards: the path in {PROVIDER_FILE}.",
+        ),
+    ] = PROVIDER_PATH,
 ) -> None:
-    """Write onsale-overview.json and onsale-service-SERVICE.json (Grafana dashboard JSON).
+    """Write onsale-overview.json and onsale-service-SERVICE.json (Grafana dashboard JSON),
+    and onsale-obs.provider.yaml (Grafana's dashboard provisioning file) beside them.
 
     The overview has every SLO of the spec in a row: error budget remaining and current
     burn rate, normal time and on-sales side by side. Each service's dashboard has its
@@ -68,6 +83,10 @@ def render(
     annotations on every graph; `$datasource`, `$service` and `$event` are template
     variables. Queries read the metrics of the middleware and the recording rules of
     `onsale-obs rules render`, so load those rules into Prometheus too.
+
+    To provision: copy onsale-obs.provider.yaml to /etc/grafana/provisioning/dashboards/
+    and the JSON files to --provider-path (default /var/lib/grafana/dashboards/onsale-obs);
+    Grafana loads them into the folder "On-sales", read-only in the UI.
 
     Output is deterministic (sorted keys, stable UIDs): commit it and run with --check in
     CI. Service dashboards of services no longer in the spec are removed (--check reports
@@ -83,6 +102,7 @@ def render(
         raise BadInputError("is not a folder; expected a folder for the dashboards.", file=str(out))
     folder_value(out, "the dashboards")
     files = {out / name: text for name, text in render_dashboards(load_spec(spec)).items()}
+    files[out / PROVIDER_FILE] = provider_yaml(provider_path)
     stale = _stale(out, set(files))
     if check:
         changed = drifted(files)
