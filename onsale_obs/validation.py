@@ -167,6 +167,7 @@ def _collapse(errs: list[_Err], model: Any) -> list[tuple[_Err, str]]:
             continue
         done.add(point)
         group = groups[point]
+        branch0 = group[0].union[1] if group[0].union else ""
         deep = [g for g in group if len(g.path) > len(point) or g.kind not in _TYPES]
         if deep:
             branch = deep[0].union[1] if deep[0].union else ""
@@ -175,8 +176,12 @@ def _collapse(errs: list[_Err], model: Any) -> list[tuple[_Err, str]]:
                     out.append((g, _message(g, model)))
         else:
             wanted = list(dict.fromkeys(_expected(g, model) for g in group))
+            if "a number" in wanted and "a whole number" in wanted:
+                wanted.remove("a whole number")
             got = kind_of(group[0].err.get("input"))
-            out.append((group[0], f"expected {_or(wanted)}, got {got}."))
+            described = _description_at(model, group[0].loc[: group[0].loc.index(branch0)])
+            what = f"{_or(wanted)}: {described}" if described else _or(wanted)
+            out.append((group[0], f"expected {what}, got {got}."))
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import jsonschema  # type: ignore[import-untyped]  # via kubernetes-validate (de
 import pytest
 import typer
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from onsale_obs.cli import app
@@ -306,3 +309,62 @@ def test_kinds_are_told_from_the_content() -> None:
     assert detect_kind({"name": "x", "waiting_room": {}}) == "scenario"
     assert detect_kind({"nothing": 1}) is None
     assert check_file(EXAMPLES / "ticketing" / "slo.yaml").valid
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[object, ...], new: object) -> Any:
+    if not path:
+        return new
+    copy: Any = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replace(copy[path[0]], path[1:], new)
+    return copy
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["5m", "250ms", "P1", "latency", "promql", "5xx", "2026-12-01T10:00:00Z"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_FILES = {
+    "spec": EXAMPLES / "ticketing" / "slo.yaml",
+    "receivers": EXAMPLES / "alertmanager" / "receivers.yaml",
+    "scenario": EXAMPLES / "scenarios" / "capacity-loss.yaml",
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_value_anywhere_is_placed_problems_never_a_crash(data: st.DataObject) -> None:
+    """Replace any part of an example file by anything YAML holds: validate lists problems in
+    words (never pydantic's), each inside the file, or finds it valid; nothing else escapes."""
+    kind = data.draw(st.sampled_from(sorted(_FILES)))
+    original = yaml.safe_load(_FILES[kind].read_text())
+    path = data.draw(st.sampled_from(_paths(original)))
+    changed = _replace(original, path, data.draw(_VALUES))
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "f.yaml"
+        file.write_text(yaml.safe_dump(changed))
+        checked = check_file(file, kind)  # type: ignore[arg-type]
+        lines = len(file.read_text().splitlines())
+    for p in checked.problems:
+        assert p.file == str(file)
+        assert p.detail
+        assert "Input should" not in p.detail
+        assert p.line is None or 1 <= p.line <= max(lines, 1)

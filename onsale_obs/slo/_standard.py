@@ -328,7 +328,7 @@ def _openslo(docs: Sequence[Located], out: _Out) -> None:
                 f"expected openslo/v1, got {data.get('apiVersion')!r} (only v1 is read).",
             )
             continue
-        kind = data.get("kind")
+        kind = data.get("kind") if isinstance(data.get("kind"), str) else None
         meta: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
         if kind == "SLO":
             slos.append(doc)
@@ -581,8 +581,11 @@ def _policies(
             if found is None:
                 continue
             cdoc, cpath, cspec = found
-            cname = cond.get("metadata", {}).get("name") if isinstance(cond, dict) else None
-            cname = str(cname or (cond.get("conditionRef") if isinstance(cond, dict) else cond))
+            meta = cond.get("metadata") if isinstance(cond, dict) else None
+            cname: Any = meta.get("name") if isinstance(meta, dict) else None
+            if not cname:
+                cname = cond.get("conditionRef") if isinstance(cond, dict) else cond
+            cname = str(cname)
             rule = _condition(cdoc, cpath, cspec, out)
             if rule is None:
                 continue
