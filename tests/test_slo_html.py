@@ -171,7 +171,7 @@ def test_both_modes_sit_side_by_side_with_their_numbers(
 def test_each_onsale_window_has_its_numbers_and_the_alerts_that_fired(
     built: tuple[Report, AlertTimeline],
 ) -> None:
-    """The on-sale card: requests, errors, SLI, budget share, peak rps, alerts, latency SLI."""
+    """The on-sale card: requests, errors, SLI, allowed bad (share spent), peak rps, alerts, latency SLI."""
     report, timeline = built
     page = render_html(report, timeline)
     card = page[page.index('<section id="onsales">') : page.index('<div id="slos">')]
@@ -585,3 +585,25 @@ def test_the_console_check_would_catch_a_fetch(tmp_path: Path, browser: str) -> 
     run = chromium(browser, tmp_path / "profile", "--dump-dom", bad.as_uri())
     messages = console_messages(run.stderr)
     assert any("Content Security Policy" in m for m in messages), run.stderr[-2000:]
+
+
+def test_the_onsale_burn_down_drops_at_the_onsale_not_over_its_day(
+    built: tuple[Report, AlertTimeline],
+) -> None:
+    """On-sale requests are only served in on-sale windows: the on-sale mode's burn-down is
+    flat up to the on-sale's start and drops by its end + grace, instead of sloping over the
+    whole day (one point of 30) that holds it; the on-sale band is wide enough to see."""
+    report, timeline = built
+    card = mode_card(render_html(report, timeline), 0, "onsale")
+    band = re.search(r'<rect class="onsale-band" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', card)
+    assert band is not None
+    x0, width = float(band.group(1)), float(band.group(2))
+    assert width >= 4.0
+    line = re.search(r'<polyline points="([^"]+)"', card)
+    assert line is not None
+    points = [tuple(map(float, p.split(","))) for p in line.group(1).split()]
+    top = points[0][1]
+    first_drop = next(k for k, (_, y) in enumerate(points) if y > top + 0.5)
+    assert points[first_drop - 1][0] == pytest.approx(x0, abs=0.11)  # flat until the start
+    # down by the end of the on-sale + grace: 5 minutes of 30 days, well within a pixel
+    assert points[first_drop][0] - x0 <= width + 1.0

@@ -215,6 +215,9 @@ class _CardRow:
     path: str
     objective: float
     missed: bool
+    #: the on-sale error budget of the SLO window, in requests, and its JSON path
+    allowed: float | None
+    mode_path: str
     #: (priority, mode, rule, tooltip) of each rule that fired during the on-sale
     fired: tuple[tuple[Priority, Mode, str, str], ...]
 
@@ -269,6 +272,8 @@ def _cards(report: Report, timeline: AlertTimeline) -> list[_Card]:
                     f"slos.{index}.onsales.{s.onsales.index(o)}",
                     objective,
                     o.sli is not None and o.sli < objective,
+                    s.modes["onsale"].allowed_bad,
+                    f"slos.{index}.modes.onsale",
                     _fired(timeline, s.slo.name, start, reach),
                 )
             )
@@ -283,7 +288,7 @@ def _cards(report: Report, timeline: AlertTimeline) -> list[_Card]:
     return cards
 
 
-def _burn_chart(i: int, s: SLOResult, mode: Mode) -> Markup:
+def _burn_chart(i: int, s: SLOResult, mode: Mode, grace: float) -> Markup:
     m = s.modes[mode]
     allowed = m.allowed_bad
     missing = None
@@ -297,11 +302,25 @@ def _burn_chart(i: int, s: SLOResult, mode: Mode) -> Markup:
         missing = "no burn-down was computed for this report"
     points: list[tuple[float, float]] = [(s.window_start, 1.0)]
     bad: list[float] = [0.0]
+    bands = tuple((o.window.start, o.end) for o in s.onsales)
     if missing is None and allowed:
         for end, total, good in m.burn_down:
-            points.append((end, 1 - (total - good) / allowed))
+            v = 1 - (total - good) / allowed
+            if mode == "onsale":
+                # on-sale requests are only served in on-sale windows: a part of the
+                # window (a day of 30) holding one on-sale spent its budget during that
+                # on-sale, so the line steps there instead of sloping over the whole part
+                prev = points[-1][0]
+                overlap = [(a, b) for a, b in bands if a < end and b + grace > prev]
+                if len(overlap) == 1 and prev <= overlap[0][0] and v != points[-1][1]:
+                    a, b = overlap[0]
+                    if prev < a:
+                        points.append((a, points[-1][1]))
+                        bad.append(bad[-1])
+                    points.append((min(b + grace, end), v))
+                    bad.append(total - good)
+            points.append((end, v))
             bad.append(total - good)
-    bands = tuple((o.window.start, o.end) for o in s.onsales)
     chart = BurnDown(
         mode, s.slo.name, s.window_start, s.window_end, tuple(points), tuple(bad), bands, missing
     )
@@ -322,7 +341,7 @@ class _ModeCard:
     chart: Markup
 
 
-def _mode_card(i: int, s: SLOResult, mode: Mode) -> _ModeCard:
+def _mode_card(i: int, s: SLOResult, mode: Mode, grace: float) -> _ModeCard:
     m = s.modes[mode]
     left = None if m.allowed_bad is None else m.allowed_bad - m.bad
     figures = (
@@ -349,7 +368,7 @@ def _mode_card(i: int, s: SLOResult, mode: Mode) -> _ModeCard:
         ),
     )
     return _ModeCard(
-        mode, m, f"slos.{i}.modes.{mode}", figures, _budget_left(m), _burn_chart(i, s, mode)
+        mode, m, f"slos.{i}.modes.{mode}", figures, _budget_left(m), _burn_chart(i, s, mode, grace)
     )
 
 
@@ -443,7 +462,7 @@ def _section(
         s,
         _worst(s, modes),
         _healthy_line(s, modes),
-        tuple(_mode_card(i, s, m) for m in modes),
+        tuple(_mode_card(i, s, m, timeline.grace) for m in modes),
         Markup(svg),  # the SVG escapes every text it holds (_html_svg.esc)
         episodes,
     )

@@ -251,7 +251,7 @@ def burn_down_svg(chart: BurnDown, ident: str) -> str:
             continue
         x0, x1 = x(a), x(b)
         parts.append(
-            f'<rect class="onsale-band" x="{_n(x0)}" y="{top}" width="{_n(max(x1 - x0, 1.5))}" '
+            f'<rect class="onsale-band" x="{_n(x0)}" y="{top}" width="{_n(max(x1 - x0, 4.0))}" '
             f'height="{plot_h}" fill="{ONSALE_BAND}" fill-opacity="0.13">'
             f"<title>on-sale {esc(utc(a))} to {esc(utc(b))}</title></rect>"
         )
