@@ -49,12 +49,12 @@ import gzip
 import math
 import stat
 import zlib
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import attrgetter, floordiv
 from pathlib import Path
 from typing import Annotated, Final, Literal, Protocol
@@ -69,8 +69,10 @@ from onsale_obs.slo._data import (
     Aggregate,
     Collected,
     CountRequest,
+    LatencyKey,
     OnSaleCounts,
     Progress,
+    RequestKey,
     RouteKey,
     Span,
 )
@@ -418,24 +420,80 @@ def _fold_onsales(
     services: frozenset[str],
 ) -> list[OnSaleCounts]:
     results = [OnSaleCounts(window=w, counts=Aggregate()) for w in windows]
-    cover = tally.segments.covering(ranges)
+    by_event: dict[str | None, _Stabber] = {}
+    for index, (window, r) in enumerate(zip(windows, ranges, strict=True)):
+        if r.low < r.high:
+            first, last = tally.segments.of(r.low) + 1, tally.segments.of(r.high)
+            by_event.setdefault(window.event, _Stabber()).add(first, last, index)
+    for stabber in by_event.values():
+        stabber.freeze()
+    everyone = by_event.pop(None, None)
     levels = _levels(tally.thresholds)
+    made: dict[tuple[str, str, str, int, int], tuple[RequestKey, list[LatencyKey], RouteKey]] = {}
     for (seg, minute, labels, bucket), n in tally.onsale.items():
         event, event_onsale, service, route, method, status = labels
-        if not cover[seg] or (services and service not in services):
+        if services and service not in services:
             continue
-        request = (service, route, method, ONSALE, status_class(status))
-        latency = [(service, route, method, ONSALE, le) for le in levels[bucket:]]
-        route_key: RouteKey = (service, route, method)
-        for index in cover[seg]:
-            wanted = windows[index].event
-            if wanted is None or (event_onsale and event == wanted):
-                result = results[index]
-                _add_counts(result.counts, request, latency, n)
-                per_minute = result.minutes.setdefault(route_key, {})
-                start = int(minute) * 60
-                per_minute[start] = per_minute.get(start, 0.0) + n
+        # a global window counts every on-sale line; an event's window only its event's
+        own = by_event.get(event) if event_onsale and event is not None else None
+        targets = [
+            *(() if everyone is None else everyone.covering(seg)),
+            *(() if own is None else own.covering(seg)),
+        ]
+        if not targets:
+            continue
+        keys = made.get((service, route, method, status, bucket))
+        if keys is None:  # few label sets, many cells: build each set's keys once
+            request = (service, route, method, ONSALE, status_class(status))
+            latency = [(service, route, method, ONSALE, le) for le in levels[bucket:]]
+            keys = made[service, route, method, status, bucket] = (
+                request,
+                latency,
+                (service, route, method),
+            )
+        request, latency, route_key = keys
+        start = int(minute) * 60
+        for index in targets:
+            result = results[index]
+            _add_counts(result.counts, request, latency, n)
+            per_minute = result.minutes.setdefault(route_key, {})
+            per_minute[start] = per_minute.get(start, 0.0) + n
     return results
+
+
+class _Stabber:
+    """The windows (of one scope) covering a segment: segments ``first..last`` per window.
+
+    Sorted by first segment, with the running maximum of last segments, so a lookup is a
+    bisection and a walk back over the windows that can still reach the segment: with
+    thousands of events on sale within minutes of each other, a line meets only its own
+    event's windows, never every window of the moment.
+    """
+
+    __slots__ = ("firsts", "index", "lasts", "reach", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int]] = []
+
+    def add(self, first: int, last: int, index: int) -> None:
+        self.rows.append((first, last, index))
+
+    def freeze(self) -> None:
+        self.rows.sort()
+        self.firsts = [first for first, _, _ in self.rows]
+        self.lasts = [last for _, last, _ in self.rows]
+        self.index = [index for _, _, index in self.rows]
+        self.reach = list(accumulate(self.lasts, max))
+
+    def covering(self, seg: int) -> list[int]:
+        """Indexes of the windows covering ``seg``."""
+        found = []
+        k = bisect_right(self.firsts, seg) - 1
+        while k >= 0 and self.reach[k] >= seg:
+            if self.lasts[k] >= seg:
+                found.append(self.index[k])
+            k -= 1
+        return found
 
 
 def _window_range(window: OnSaleWindow, request: CountRequest, *, derived: bool) -> _Range:
