@@ -8,6 +8,8 @@ with no events has no SLI ("no data"), never 100%.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from onsale_obs.slo._data import INF, Aggregate, Collected, OnSaleCounts, Span
@@ -132,10 +134,28 @@ class _Counter:
 
 
 def burn_rate(total: float, good: float, objective: float) -> float | None:
-    """Error ratio over the error budget's ratio; None without events."""
+    """Error ratio over the error budget's ratio; None without events.
+
+    Computed exactly and rounded once: the budget is ``1 - objective`` of the decimal the spec
+    wrote (99% -> 1/100, where ``1 - 0.99`` in floats is 0.010000000000000009), so a burn of
+    exactly a rule's factor (3 bad in 50 at 99% is 6x) is that factor, and the rule fires as
+    the generated Prometheus rule (whose budget is written as 0.01) does.
+    """
     if total <= 0:
         return None
-    return ((total - good) / total) / (1 - objective)
+    num, den = _budget(objective)
+    total, good = float(total), float(good)
+    if total.is_integer() and good.is_integer():  # counted requests: integers, and fast
+        whole = int(total)
+        return (whole - int(good)) * den / (whole * num)  # int / int rounds correctly
+    return float((Fraction(total) - Fraction(good)) * den / (Fraction(total) * num))
+
+
+@lru_cache(maxsize=1024)
+def _budget(objective: float) -> tuple[int, int]:
+    """``1 - objective`` as (numerator, denominator) of the objective's shortest decimal."""
+    budget = 1 - Fraction(repr(objective))
+    return budget.numerator, budget.denominator
 
 
 def rule_result(
