@@ -89,7 +89,6 @@ def json_schema(kind: Kind) -> dict[str, Any]:
     schema = model_of(kind).model_json_schema()
     return {
         "$schema": SCHEMA_DIALECT,
-        "$id": f"https://onsale-obs.invalid/schema/{kind}.json",
         **schema,
         "title": f"onsale-obs {kind}",
         "description": describe(kind),

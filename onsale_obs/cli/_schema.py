@@ -27,10 +27,10 @@ def schema(
     Editors that speak yaml-language-server (VS Code's YAML extension, Neovim, Helix) then
     complete keys and flag mistakes as you type (README, "Editor support"):
 
-        onsale-obs schema spec > .schemas/slo.json
+        onsale-obs schema spec > .schemas/spec.json
 
         # first line of slo.yaml:
-        # yaml-language-server: $schema=.schemas/slo.json
+        # yaml-language-server: $schema=.schemas/spec.json
 
     `onsale-obs slo validate FILE` checks the rest (bucket boundaries, alert windows, selectors).
     """
