@@ -156,6 +156,61 @@ def good_from_bad(bad: str, total: str) -> str | None:
     return f"{total_name}{{{','.join(parts)}}}"
 
 
+_CODES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_/{}:@%~,;=&!'*<>#-]*")
+
+
+def _values(op: str, literal: str) -> list[str] | None:
+    """The values a ``=``/``=~`` matcher matches when it is one value or a plain alternation."""
+    text = literal[1:-1].replace('\\"', '"')
+    if op == "=":
+        return [text] if "\\" not in text else None
+    parts = [re.sub(r"\\\\(.)", r"\1", p) for p in text.split("|")]  # RE2 escapes: \. -> .
+    raw = [re.sub(r"\\\\.", "", p) for p in text.split("|")]
+    return parts if all(_PLAIN.fullmatch(r) for r in raw) else None
+
+
+def native_sli(good: Any, total: Any, service: Any) -> dict[str, Any]:
+    """An ``availability`` SLI when the counters are the middleware's own
+    (``onsale_requests_total`` of this service, by route and method, good = a ``code``
+    matcher), so that access logs can count it too; else a ``promql`` SLI."""
+    promql = {"type": "promql", "good": good, "total": total}
+    if not (isinstance(good, str) and isinstance(total, str)):
+        return promql
+    name, total_m = _matchers(total)
+    good_name, good_m = _matchers(good)
+    extra = [m for m in good_m if m not in total_m]
+    if (
+        name != "onsale_requests_total"
+        or good_name != name
+        or len(extra) != 1
+        or len(good_m) != len(total_m) + 1
+        or extra[0][0] != "code"
+    ):
+        return promql
+    sli: dict[str, Any] = {"type": "availability"}
+    seen_service = False
+    for label, op, literal in total_m:
+        values = _values(op, literal) if op in ("=", "=~") else None
+        if values is None:
+            return promql
+        if label == "service" and op == "=" and values == [service]:
+            seen_service = True
+        elif label in ("route", "method") and label + "s" not in sli:
+            sli[label + "s"] = values
+        else:
+            return promql
+    _, op, literal = extra[0]
+    codes = _values(op.replace("!", "="), literal)
+    if not seen_service or codes is None or any(c not in _CODES for c in codes):
+        return promql
+    bad = sorted(codes) if op.startswith("!") else [c for c in _CODES if c not in codes]
+    if not bad:
+        return promql
+    sli["bad_codes"] = bad
+    return sli
+
+
 def _percent(
     doc: Located, path: SrcPath, value: Any, out: _Out, *, fraction: bool = False
 ) -> float | None:
@@ -270,7 +325,7 @@ def _sloth_slo(
     native: dict[str, Any] = {
         "name": name,
         "service": service,
-        "sli": {"type": "promql", "good": good, "total": total},
+        "sli": native_sli(good, total, service),
         "objectives": _per_mode(doc, objective, labels, SLOTH_LABEL, [*here, "labels"], out),
     }
     if isinstance(slo.get("description"), str):
@@ -463,7 +518,7 @@ def _openslo_slo(
     native: dict[str, Any] = {
         "name": name,
         "service": service,
-        "sli": {"type": "promql", "good": good, "total": total},
+        "sli": native_sli(good, total, service),
         "objectives": _per_mode(
             doc, target, annotations, OPENSLO_ANNOTATION, ["metadata", "annotations"], out
         ),
