@@ -79,3 +79,37 @@ def run_tool(args: list[str], what: str, *, cwd: Path | None = None) -> None:
         raise BadInputError(
             f"{what} rejected the generated file, so nothing was written:\n{detail}"
         )
+
+
+def run_tools(jobs: list[tuple[list[str], str]], *, cwd: Path | None = None) -> None:
+    """Run several checkers at once (``(args, what)`` each, as ``run_tool``); every complaint
+    is bad input. Checkers that are not installed are skipped."""
+    started: list[tuple[subprocess.Popen[str], str]] = []
+    problems: list[str] = []
+    try:
+        for args, what in jobs:
+            if shutil.which(args[0]) is None:
+                continue
+            try:
+                process = subprocess.Popen(
+                    args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
+                )
+            except OSError as exc:
+                problems.append(f"{what} could not check the generated file ({exc}).")
+                continue
+            started.append((process, what))
+        for process, what in started:
+            try:
+                output, _ = process.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                problems.append(f"{what} could not check the generated file (timed out).")
+                continue
+            if process.returncode != 0:
+                problems.append(f"{what} rejected the generated file:\n{output.strip()}")
+    finally:
+        for process, _ in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if problems:
+        raise BadInputError("\n".join(problems) + "\nSo nothing was written.")

@@ -4,13 +4,16 @@ as prometheus-operator ``PrometheusRule`` objects (``--format prometheusrule``).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import yaml
+
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.generate._files import run_tool
+from onsale_obs.generate._files import run_tools
 from onsale_obs.generate._rules import DEFAULT_RUNBOOK, render_rules
 from onsale_obs.generate._rules_test import render_rule_tests
 from onsale_obs.generate._yaml import dump
@@ -51,11 +54,36 @@ def rule_files(
 
 
 def check_rule_files(folder: Path) -> None:
-    """``promtool check rules`` and ``promtool test rules`` on staged files (if promtool exists)."""
-    for rules in sorted(folder.glob("*.rules.yml")):
-        run_tool(["promtool", "check", "rules", rules.name], "promtool check rules", cwd=folder)
+    """``promtool check rules`` and ``promtool test rules`` on staged files (if promtool exists).
+
+    They run at once, and the test groups of a test file are split over one ``promtool test
+    rules`` per core (``shard-N.`` copies in the staging folder): promtool evaluates every
+    rule of the file at every step of every test group, so a big spec's tests are CPU-bound.
+    """
+    jobs = [
+        (["promtool", "check", "rules", rules.name], "promtool check rules")
+        for rules in sorted(folder.glob("*.rules.yml"))
+    ]
     for tests in sorted(folder.glob("*.rules.test.yml")):
-        run_tool(["promtool", "test", "rules", tests.name], "promtool test rules", cwd=folder)
+        jobs += [
+            (["promtool", "test", "rules", shard], "promtool test rules")
+            for shard in _shards(folder, tests, os.cpu_count() or 1)
+        ]
+    run_tools(jobs, cwd=folder)
+
+
+def _shards(folder: Path, tests: Path, count: int) -> list[str]:
+    """``tests`` split into at most ``count`` files of whole test groups (names in ``folder``)."""
+    suite = yaml.load(tests.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    groups = suite.get("tests") if isinstance(suite, dict) else None
+    if not isinstance(groups, list) or len(groups) < 2 or count < 2:
+        return [tests.name]
+    names = []
+    for i in range(min(count, len(groups))):
+        shard = folder / f"shard-{i}.{tests.name}"
+        shard.write_text(dump({**suite, "tests": groups[i::count]}))
+        names.append(shard.name)
+    return names
 
 
 def label_value_problem(key: str, value: str) -> str | None:
