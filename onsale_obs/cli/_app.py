@@ -115,6 +115,12 @@ _COMMANDS: tuple[Lazy, ...] = (
         "and why.",
     ),
     Lazy(
+        "schema",
+        "onsale_obs.cli._schema:schema",
+        "Print the JSON Schema of an input file kind, for editors: spec, receivers, schedule, "
+        "scenario.",
+    ),
+    Lazy(
         "plan",
         "onsale_obs.cli._plan:plan_app",
         "Plan on-sales: learn from past ones, plan the next, scale the whole vertical from the "
