@@ -84,3 +84,16 @@ def test_bad_settings_are_named() -> None:
         scaler(cooldown=-1)
     with pytest.raises(BadInputError, match="drain_target"):
         scaler(drain_target=math.inf)
+
+
+def test_an_empty_queue_does_not_follow_the_exit_rate_up() -> None:
+    """Once nobody waits, a rising exit rate admits nobody more: the desired replicas stay
+    where the queue put them (and never fall while on sale)."""
+    v = scaler(cooldown=0)
+    v.observe(0.0, [("final", 300.0, 36_000.0)])
+    sized = dict(v.desired())
+    v.observe(60.0, [("final", 300.0, 0.0)])
+    v.observe(120.0, [("final", 5_000.0, 0.0)])  # the controller kept ramping: no one waits
+    assert v.desired() == sized
+    v.observe(180.0, [("final", 5_000.0, 40_000.0)])  # users wait again: it follows
+    assert all(v.desired()[k] > n for k, n in sized.items())

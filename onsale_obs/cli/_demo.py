@@ -153,7 +153,7 @@ def _plan_lines(result: DemoResult) -> list[str]:
         f"{fmt_duration(n.drain_seconds.value)}; saturates first: {n.first_to_saturate}.",
         *(
             f"  {note}."
-            for note in n.notes
+            for note in dict.fromkeys(n.notes)
             if not any(note.startswith(f"{s.name}: ") for s in n.services)
         ),
         *(

@@ -2,7 +2,9 @@
 
 Every tick of the exit-rate loop, for each event on sale: the rate to be ready for is the
 current exit rate or, while users wait, the rate that would drain the queue within
-``drain_target`` seconds (whichever is higher, at most ``max_rate``). Each service needs
+``drain_target`` seconds (whichever is higher, at most ``max_rate``). Once the queue is empty
+the exit rate is a ceiling no user fills (the room lets in who arrives): the replicas already
+asked for are kept, not raised with it. Each service needs
 ``rate / (users per minute one replica takes x target utilisation)`` replicas, from the
 profile (its fan-out and the requests per second one replica served with the SLO met). Every
 service is sized from the same queue at the same moment, so the vertical scales together,
@@ -118,6 +120,10 @@ class VerticalScaler(Collector):
             if queue is not None:
                 state.queue = queue
             state.busy_until = now
+            if state.desired and state.queue is not None and state.queue < 1:
+                # nobody waits: the room only lets in who arrives, and its exit rate is a
+                # ceiling no user fills; keep what was asked rather than follow it up
+                continue
             serve = self.rate_to_serve(rate, state.queue)
             for s in self.sizings:
                 n = s.replicas(serve, self.target)

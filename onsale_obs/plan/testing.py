@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from onsale_obs.modes._model import OnSaleWindow
+from onsale_obs.modes import OnSaleWindow
 
 MINUTE = 60.0
 
