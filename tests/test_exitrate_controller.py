@@ -543,3 +543,78 @@ def test_a_reading_without_a_usable_time_is_bad_input(time: float) -> None:
     with pytest.raises(BadInputError, match="finite number of seconds") as info:
         ExitRateController(CONFIG).recommend(healthy(0, 1000, time=time))
     assert info.value.field == "time"
+
+
+def test_a_cut_bound_gives_way_to_the_first_measurement_below_it() -> None:
+    """A cut without a measured capacity leaves the rate it cut from as an upper bound; the
+    first utilisation reading that measures less replaces it (no slow smoothing down from the
+    bound, which kept probes aiming over the capacity for minutes)."""
+    controller = ExitRateController(CONFIG)
+    rec = controller.recommend(healthy(0, 1000, burn_short=20, burn_long=20, latency_p95=1.5))
+    assert rec.rate == pytest.approx(600)
+    assert rec.capacity_estimate == pytest.approx(1000)  # the bound: latency broke at 1000
+    t, rate = 15.0, rec.rate
+    estimates = []
+    while t < 300 and rec.action != "increase":
+        # 600/min loads the backend 75%: it takes 800/min
+        rec = controller.recommend(healthy(t, rate, utilisation=0.75))
+        rate = rec.rate
+        estimates.append(rec.capacity_estimate)
+        t += 15
+    measured = [e for e in estimates if e is not None and e < 1000]
+    assert measured, estimates
+    assert measured[0] == pytest.approx(800)
+    assert rec.action == "increase"
+    assert rec.rate == pytest.approx(0.92 * 800)
+
+
+def _rising(t: float, rate: float, capacity: float, median: float, spread: float) -> float:
+    """The utilisation a constant ``rate`` since 0 causes at ``t`` (readings 30 s old over a
+    10 s window), when admitted users reach checkout after a log-normal lag."""
+    end = t - 30
+    shares = []
+    for k in range(5):
+        at = end - 10 * (k + 0.5) / 5
+        z = math.log(at / median) / spread if at > 0 else -math.inf
+        shares.append(NormalDist().cdf(z) if at > 0 else 0.0)
+    return rate / capacity * sum(shares) / len(shares)
+
+
+def test_a_rise_the_fitted_lag_explains_is_climbed_before_it_settles() -> None:
+    """From a cautious start the readings keep rising for minutes with slow browsers; once
+    the lag fitted to them explains the rise, the controller steps toward the target share of
+    the capacity they agree on (the lowest under every lag that fits) instead of waiting,
+    and never past the target share of the true capacity."""
+    config = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5)
+    controller = ExitRateController(config)
+    rate, capacity = 1000.0, 4000.0
+    t = 0.0
+    first = None
+    while t < 900 and first is None:
+        u = _rising(t, rate, capacity, 80.0, 0.9)
+        rec = controller.recommend(healthy(t, rate, utilisation=max(u, 0.0)))
+        if rec.action == "increase":
+            first = (u, rate, rec)
+        rate = rec.rate
+        t += 15
+    assert first is not None
+    u, before, rec = first
+    assert u < 0.95 * before / capacity  # the readings had not settled yet
+    assert "utilisation still rising" in rec.reason
+    assert rec.rate <= 0.92 * capacity
+
+
+def test_readings_no_lag_explains_wait_to_settle() -> None:
+    """Readings that rise while jumping about (no lag makes them agree) give no early
+    estimate: the controller waits for them to settle, as before."""
+    config = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5)
+    controller = ExitRateController(config)
+    rate = settle(controller, 1000, 75, utilisation=0.3)
+    rate = controller.recommend(healthy(75, rate, utilisation=0.3)).rate
+    t = 90.0
+    for u in (0.32, 0.45, 0.38, 0.52, 0.44, 0.6, 0.5, 0.68, 0.56, 0.76):
+        rec = controller.recommend(healthy(t, rate, utilisation=u))
+        assert rec.action != "increase", rec.reason
+        rate = rec.rate
+        t += 15
+    assert "still moving" in rec.reason

@@ -47,6 +47,19 @@ _FIT_TIE = 1.05
 #: a change the load keeps arriving for as long as the slowest browsers take.
 _SETTLE_SPAN = 45.0
 _SETTLE_BAND = 0.02
+#: While the utilisation is still rising after a change, the last readings, each turned into
+#: a capacity under the fitted lag, are an early estimate when they agree within this much ...
+_EARLY_READINGS = 4
+_EARLY_AGREE = 0.08
+#: ... taking the lowest under every lag that fits the readings within this factor of the
+#: best fit (a capacity change mid-fit can make a wrong, short lag fit best). Waiting for the
+#: readings to settle instead cost minutes per step with heavy-tailed browse times: a tenth
+#: of a short on-sale.
+_EARLY_TIE = 2.0
+#: Early steps do not follow one another: one per change, the next after the readings settle.
+_EARLY_ONCE = 0.0
+#: An early step smaller than this waits for the readings to settle instead.
+_EARLY_MIN_STEP = 0.1
 #: A software fault failing this share of checkouts or more is an outage of checkout: the
 #: room pauses at the minimum rate instead of holding (1-50% failing holds).
 _OUTAGE_SHARE = 0.8
@@ -141,6 +154,8 @@ class ExitRateController:
         #: The admission-to-checkout lag in use: the config's, then the best fit.
         self._lag = (self.config.admission_lag, self.config.admission_lag_spread)
         self._fitted_at: float | None = None
+        #: Lags that fit the readings almost as well as the one in use (the last fit).
+        self._plausible: list[tuple[float, float]] = []
         #: Utilisation readings (data time, utilisation) the lag is fitted to.
         self._samples: list[tuple[float, float]] = []
         #: The last time the queue was seen empty: admissions then fell short of the rate.
@@ -154,6 +169,10 @@ class ExitRateController:
         self._fault_cleared_at: float | None = None
         #: The capacity estimate is only the prior (no reading has confirmed it yet).
         self._from_prior = False
+        #: An early step was taken and the readings have not settled since.
+        self._early_open = False
+        #: The capacity estimate is a cut's upper bound, not yet measured below it.
+        self._bound_only = False
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -239,6 +258,7 @@ class ExitRateController:
             self._fit_lag(now)
         if not self._settled(data_end):
             return  # mid-transition the estimate swings with the lag's tail: keep the last
+        self._early_open = False
         found = self._seen_rate(now, data_end)
         if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
             return
@@ -246,8 +266,14 @@ class ExitRateController:
         if self._capacity is None or self._from_prior:
             self._capacity = sample
             self._from_prior = False
+        elif self._bound_only:
+            # a cut's bound is only an upper bound: the first measurement below it replaces
+            # it (smoothing from the bound kept the estimate high for minutes, and a probe
+            # off it overloaded again)
+            self._capacity = min(self._capacity, sample)
         else:
             self._capacity += c.capacity_smoothing * (sample - self._capacity)
+        self._bound_only = False
         if self._ceiling is not None and found[1] >= _KNOWN_TO_CUT:
             # compared only on well-known readings: partly known ones read low
             if self._ceiling_capacity is None:
@@ -304,6 +330,7 @@ class ExitRateController:
         best = min(score for score, _, _ in scores)
         ties = [(m, s) for score, m, s in scores if score <= best * _FIT_TIE + 1e-6]
         self._lag = max(ties, key=lambda lag: lag[0] * math.exp(1.2816 * lag[1]))
+        self._plausible = [(m, s) for score, m, s in scores if score <= best * _EARLY_TIE + 1e-6]
 
     def _read(self, signals: Signals) -> _Reading:
         stale_for = None
@@ -515,6 +542,7 @@ class ExitRateController:
         elif bound is not None:
             self._capacity = min(self._capacity, bound)
         self._from_prior = False
+        self._bound_only = bound is not None and _same(self._capacity or 0.0, bound)
         if severity == _SATURATION and self._ceiling is None:
             self._ceiling = seen * (1 - c.ceiling_margin)
             self._ceiling_capacity = known
@@ -609,16 +637,38 @@ class ExitRateController:
                 f"{fmt.seconds(ceiling)}..{fmt.seconds(r.latency_threshold)}",
             )
         if r.utilisation is not None:
-            if self._capacity is None or self._from_prior:
-                return base, "hold", "capacity not known yet: readings do not reflect the rate"
-            if not self._settled(self._data_end(now, r)):
-                recent = [u for _, u in self._samples[-4:]]
-                return (
-                    base,
-                    "hold",
-                    f"utilisation still moving ({', '.join(fmt.share(u) for u in recent)}): "
-                    "the last change has not fully shown",
+            unknown = self._capacity is None or self._from_prior
+            if unknown or not self._settled(self._data_end(now, r)):
+                early = None if self._early_open else self._early_capacity(now)
+                wanted = 0.0 if early is None else c.target_utilisation * early / base - 1
+                if early is None or wanted < _EARLY_MIN_STEP:
+                    if unknown:
+                        return (
+                            base,
+                            "hold",
+                            "capacity not known yet: readings do not reflect the rate",
+                        )
+                    recent = [u for _, u in self._samples[-4:]]
+                    return (
+                        base,
+                        "hold",
+                        f"utilisation still moving ({', '.join(fmt.share(u) for u in recent)}): "
+                        "the last change has not fully shown",
+                    )
+                # the readings so far, under the lag fitted to them, already tell the
+                # capacity: step to a safe share of it rather than wait minutes for the
+                # slowest browsers
+                if self._capacity is None or self._from_prior or early > self._capacity:
+                    self._capacity = early
+                    self._from_prior = False
+                self._early_open = bool(_EARLY_ONCE)
+                step = min(c.max_increase, wanted)
+                why = (
+                    f"utilisation still rising, the readings so far put the capacity at "
+                    f"~{fmt.rate(early)} (lag ~{fmt.seconds(self._lag[0])})"
                 )
+                return self._step_up(now, base, r, step, why)
+            assert self._capacity is not None
             at_base = base / self._capacity
             floor = c.target_utilisation - c.utilisation_band
             if at_base >= floor:
@@ -645,6 +695,16 @@ class ExitRateController:
                 if room <= c.min_increase:
                     return base, "hold", f"at the capacity prior's target {fmt.rate(base)}"
                 step = min(step, room)
+        return self._step_up(now, base, r, step, why)
+
+    def _step_up(
+        self, now: float, base: float, r: _Reading, step: float, why: str
+    ) -> tuple[float, Action, str]:
+        """An increase by ``step`` (a share of ``base``), under the ceiling and the maximum."""
+        c = self.config
+        assert r.burn_short is not None
+        assert r.latency_p95 is not None
+        assert r.queue_length is not None
         top = c.max_rate if self._ceiling is None else min(c.max_rate, self._ceiling)
         if base >= top or _same(base, top):
             if top < c.max_rate:
@@ -662,6 +722,31 @@ class ExitRateController:
             f"healthy (burn {fmt.times(r.burn_short)}, p95 {fmt.seconds(r.latency_p95)}), "
             f"{r.queue_length:,.0f} waiting, {why}: {fmt.change(rate / base - 1)}",
         )
+
+    def _early_capacity(self, now: float) -> float | None:
+        """The capacity the last readings agree on under the fitted lag, before they settle
+        (``None`` before a fit, or while they disagree: then the lag does not explain them)."""
+        if self._fitted_at is None:
+            return None  # the configured lag was never checked against the readings
+        recent = self._samples[-_EARLY_READINGS:]
+        if len(recent) < _EARLY_READINGS:
+            return None
+        estimates = []
+        for data_end, u in recent:
+            found = self._seen_rate(now, data_end)
+            if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
+                return None
+            estimates.append(found[0] / u)
+        low = min(estimates)
+        if max(estimates) > low * (1 + _EARLY_AGREE):
+            return None
+        for lag in self._plausible:
+            for data_end, u in recent:
+                found = self._seen_rate(now, data_end, lag)
+                if found is None or found[0] <= 0:
+                    return None
+                low = min(low, found[0] / u)
+        return low
 
     def _explained(self, now: float) -> bool:
         """Whether the long window's burn is an incident already answered: a cut or a
