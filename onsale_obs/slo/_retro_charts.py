@@ -228,7 +228,12 @@ def exit_rate_chart(o: OnSaleMinutes, decisions: Sequence[Decision]) -> Markup:
         twin.set_ylabel("users waiting")
         twin.set_ylim(bottom=0)
         twin.grid(False)
-        twin.legend(loc="upper right", fontsize=8, frameon=False)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    # one legend for both axes, at the top middle: the queue falls from the top left as
+    # the rate climbs to the top right
+    handles, labels = ax.get_legend_handles_labels()
+    if queue:
+        more, names = twin.get_legend_handles_labels()
+        handles, labels = handles + more, labels + names
+    ax.legend(handles, labels, loc="upper center", fontsize=8, frameon=False, ncols=3)
     ax.set_ylim(bottom=0)
     return _svg(plt, fig, "exit-rate", "exit rate recommended and applied, queue length", titles)
