@@ -361,3 +361,17 @@ def test_the_printed_plan_commands_reproduce_the_plan(printed: tuple[Path, str])
     ]
     assert "plan next for final-2026" in stdout
     assert table_rows(stdout, "onsale_vertical_desired_replicas")
+
+
+def test_every_figure_of_the_report_page_is_the_json_reports(demo: DemoResult) -> None:
+    """Each figure of the demo's report.html that names its JSON path (report, on-sale
+    cards, retrospectives) shows exactly that value of the demo's report.json."""
+    from tests.test_retro_demo import figures, resolve, shown
+
+    data = json.loads((demo.folder / "report.json").read_text())
+    found = figures((demo.folder / "report.html").read_text(encoding="utf-8"))
+    assert len(found) > 40
+    assert any(path.endswith("budget_requests.allowed") for path, _, _ in found)
+    for path, fmt, text in found:
+        value = resolve(data, path)
+        assert text.startswith(shown(value, fmt)), (path, text, value)
