@@ -7,7 +7,8 @@ The guards and where each is the only one:
 - entries above the signed head skipped unread (``test_modes_subscriber``, ``unvouched``);
 - the walk back from the head by digests (``test_modes_integrity``: another history's state);
 - the snapshot checked against the head (``test_modes_integrity_redis``: snapshot edits);
-- the floors kept across a store that went back (below: a whole older backup restored).
+- the floors kept across a store that went back (below: a whole older backup restored, and
+  one whose newest state was signed in the same second as the state held).
 """
 
 from __future__ import annotations
@@ -65,3 +66,24 @@ def test_a_whole_older_backup_restored_does_not_roll_a_running_service_back(
     Broadcaster(memory, keys[0], clock=clock).set("event:a", "normal", reason="sale over")
     assert running.sync()
     assert running.mode_for("a") == "normal"  # newer than the floor: the new history goes on
+
+
+def test_a_restored_state_signed_in_the_same_second_as_the_held_one_is_still_old(
+    memory: MemoryBackend, keys: tuple[Signer, Verifier], clock: FakeClock
+) -> None:
+    """The floor refuses what was signed *at or before* it: an on-sale ended within the same
+    second (a mistake undone at once) must not come back when a backup taken between the two
+    is restored. Only the floor stands between them: the backup is a consistent signed store."""
+    publisher = Broadcaster(memory, keys[0], clock=clock)
+    publisher.set("event:a", "onsale", reason="by mistake")
+    backup = (list(memory._log), dict(memory._latest), memory.head)
+    publisher.set("event:a", "normal", reason="undone")  # the clock has not moved
+    running = ModeSubscriber(memory, keys[1], clock=clock, registry=None)
+    assert running.sync()
+    assert running.mode_for("a") == "normal"
+    memory._log[:], memory._latest, memory.head = backup[0], backup[1], backup[2]
+    assert running.sync()
+    assert running.sync()
+    assert running.store_resets == 1
+    assert running.mode_for("a") == "normal"
+    assert current_states(memory, keys[1]).states["event:a"].reason == "by mistake"
