@@ -4,6 +4,8 @@
 for the Prometheus HTTP API) counts requests; ``evaluate`` turns counts into a ``Report``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from onsale_obs.durations import format_duration, parse_duration
 from onsale_obs.slo._data import (
     Aggregate,
@@ -14,7 +16,6 @@ from onsale_obs.slo._data import (
     Span,
 )
 from onsale_obs.slo._engine import evaluate
-from onsale_obs.slo._html import AlertTimeline, render_html
 from onsale_obs.slo._load import load_spec, spec_from_data
 from onsale_obs.slo._plan import plan
 from onsale_obs.slo._policy import DEFAULT_POLICY
@@ -31,6 +32,20 @@ from onsale_obs.slo._spec import (
     SLOSpec,
     off_bucket_thresholds,
 )
+
+if TYPE_CHECKING:
+    from onsale_obs.slo._html import AlertTimeline, render_html
+
+
+def __getattr__(name: str) -> Any:
+    """The HTML report on first use: it loads jinja2, which counting and the CLI's other
+    commands (``mode auto`` reads Prometheus through this package) never need."""
+    if name in ("AlertTimeline", "render_html"):
+        from onsale_obs.slo import _html
+
+        return getattr(_html, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_POLICY",

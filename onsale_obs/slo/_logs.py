@@ -114,8 +114,10 @@ _IS_ONSALE: Final = ONSALE.__eq__
 
 # (segment, (service, route, method, mode, status), latency bucket)
 _RequestCell = tuple[int, tuple[str, str, str, str, int], int]
-# (segment, minute index, (event, event_onsale, service, route, method, status), latency bucket)
-_OnSaleCell = tuple[int, float, tuple[str | None, bool, str, str, str, int], int]
+# (event, event_onsale, service, route, method, status)
+_OnSaleLabels = tuple[str | None, bool, str, str, str, int]
+# (segment, minute index, labels, latency bucket)
+_OnSaleCell = tuple[int, float, _OnSaleLabels, int]
 # ((event_onsale, event), segment, epoch second)
 _RunCell = tuple[tuple[bool, str | None], int, int]
 
@@ -429,34 +431,41 @@ def _fold_onsales(
         stabber.freeze()
     everyone = by_event.pop(None, None)
     levels = _levels(tally.thresholds)
-    made: dict[tuple[str, str, str, int, int], tuple[RequestKey, list[LatencyKey], RouteKey]] = {}
+    # few label sets and segments, many cells: each one's keys and windows are found once
+    made: dict[tuple[_OnSaleLabels, int], tuple[RequestKey, list[LatencyKey], RouteKey]] = {}
+    covered: dict[tuple[str | None, int], list[int]] = {}
     for (seg, minute, labels, bucket), n in tally.onsale.items():
         event, event_onsale, service, route, method, status = labels
         if services and service not in services:
             continue
         # a global window counts every on-sale line; an event's window only its event's
-        own = by_event.get(event) if event_onsale and event is not None else None
-        targets = [
-            *(() if everyone is None else everyone.covering(seg)),
-            *(() if own is None else own.covering(seg)),
-        ]
+        scope = event if event_onsale else None
+        targets = covered.get((scope, seg))
+        if targets is None:
+            own = by_event.get(scope) if scope is not None else None
+            targets = covered[scope, seg] = [
+                *(() if everyone is None else everyone.covering(seg)),
+                *(() if own is None else own.covering(seg)),
+            ]
         if not targets:
             continue
-        keys = made.get((service, route, method, status, bucket))
-        if keys is None:  # few label sets, many cells: build each set's keys once
+        keys = made.get((labels, bucket))
+        if keys is None:
             request = (service, route, method, ONSALE, status_class(status))
             latency = [(service, route, method, ONSALE, le) for le in levels[bucket:]]
-            keys = made[service, route, method, status, bucket] = (
-                request,
-                latency,
-                (service, route, method),
-            )
+            keys = made[labels, bucket] = (request, latency, (service, route, method))
         request, latency, route_key = keys
         start = int(minute) * 60
         for index in targets:
             result = results[index]
-            _add_counts(result.counts, request, latency, n)
-            per_minute = result.minutes.setdefault(route_key, {})
+            into = result.counts.requests
+            into[request] = into.get(request, 0.0) + n
+            into_latency = result.counts.latency
+            for key in latency:
+                into_latency[key] = into_latency.get(key, 0.0) + n
+            per_minute = result.minutes.get(route_key)
+            if per_minute is None:
+                per_minute = result.minutes[route_key] = {}
             per_minute[start] = per_minute.get(start, 0.0) + n
     return results
 
@@ -512,13 +521,20 @@ def _derive_windows(tally: _Tally, longest: _Range, grace: float) -> list[OnSale
     """Runs of on-sale seconds per scope, split where the gap is longer than ``grace``."""
     inside = set(range(tally.segments.of(longest.low) + 1, tally.segments.of(longest.high) + 1))
     seconds: dict[str, dict[int, tuple[float, float]]] = {}
+    scopes: dict[tuple[bool, str | None], dict[int, tuple[float, float]]] = {}
+    lasts = tally.last
     for cell, first in tally.first.items():
         tag, seg, second = cell
         if seg in inside:
-            per_second = seconds.setdefault(_scope(tag), {})
-            last = tally.last[cell]
-            low, high = per_second.get(second, (first, last))
-            per_second[second] = (min(low, first), max(high, last))
+            per_second = scopes.get(tag)
+            if per_second is None:  # tags of one scope share its seconds (merged below)
+                per_second = scopes[tag] = seconds.setdefault(_scope(tag), {})
+            last = lasts[cell]
+            known = per_second.get(second)
+            if known is not None:
+                low, high = known
+                first, last = (first if first < low else low), (last if last > high else high)
+            per_second[second] = (first, last)
     windows: list[OnSaleWindow] = []
     for scope, per_second in seconds.items():
         start = end = -INF
@@ -528,7 +544,8 @@ def _derive_windows(tally: _Tally, longest: _Range, grace: float) -> list[OnSale
                 if end > -INF:
                     windows.append(_found(scope, start, end))
                 start = first
-            end = max(end, last)
+            if last > end:
+                end = last
         windows.append(_found(scope, start, end))
     return windows
 
