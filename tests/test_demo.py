@@ -375,3 +375,24 @@ def test_every_figure_of_the_report_page_is_the_json_reports(demo: DemoResult) -
     for path, fmt, text in found:
         value = resolve(data, path)
         assert text.startswith(shown(value, fmt)), (path, text, value)
+
+
+def test_the_retrospective_draws_the_vertical_rising_and_withdrawn(demo: DemoResult) -> None:
+    """The main on-sale's retrospective in report.html draws onsale_vertical_desired_replicas
+    per service: up from the first tick, down to 0 (withdrawn) after the cool-down; the past
+    on-sale, planned by nobody, has no such chart."""
+    from tests.test_retro_demo import section, series_points
+
+    page = (demo.folder / "report.html").read_text(encoding="utf-8")
+    assert 'data-chart="vertical"' not in section(page, "event:semi-final-2026")
+    main = section(page, "event:final-2026")
+    [svg] = re.findall(r'<svg class="chart" data-chart="vertical".*?</svg>', main, re.S)
+    lines = series_points(svg)
+    assert len(lines) == 3  # gateway, checkout, inventory
+    for ys in lines:
+        # SVG y grows downwards: 0 replicas (before the on-sale, withdrawn) is the lowest
+        assert ys[0] == ys[-1] == max(ys)
+        assert min(ys) < ys[-1]
+    # withdrawn inside the chart, not at its edge: the cool-down ended before the page's end
+    withdrawn = next(t.time for t in demo.vertical if not t.desired)
+    assert withdrawn < demo.at

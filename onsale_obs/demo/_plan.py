@@ -87,7 +87,7 @@ class DemoPlan:
             past_queued=500,
             past_arrivals_per_minute=5,
             onsale_minutes=15,
-            quiet_minutes=2,
+            quiet_minutes=3,
             normal_per_minute=6,
             queued=600,
             arrivals_per_minute=10,

@@ -459,6 +459,7 @@ def run_demo(
         firings=timeline,
         times=times,
         decisions=read_decisions(folder / "recommendations.json"),
+        vertical={event_scope(plan.event): [(t.time, t.desired) for t in ticks]},
     )
     page = render_html(
         report,

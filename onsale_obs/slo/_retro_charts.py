@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -237,3 +237,31 @@ def exit_rate_chart(o: OnSaleMinutes, decisions: Sequence[Decision]) -> Markup:
     ax.legend(handles, labels, loc="upper center", fontsize=8, frameon=False, ncols=3)
     ax.set_ylim(bottom=0)
     return _svg(plt, fig, "exit-rate", "exit rate recommended and applied, queue length", titles)
+
+
+def vertical_chart(o: OnSaleMinutes, points: Sequence[tuple[float, Mapping[str, int]]]) -> Markup:
+    """``onsale_vertical_desired_replicas`` of the on-sale's event per service (0: withdrawn,
+    each service back to its own minimum)."""
+    plt, fig, ax = _frame(o, "Vertical: desired replicas per service", "replicas")
+    shown: list[tuple[float, Mapping[str, int]]] = [
+        (t, d) for t, d in points if o.start < t <= o.end
+    ]
+    if shown and shown[0][0] > o.window.start:
+        shown.insert(0, (o.window.start, {}))  # nothing asked before the on-sale opened
+    services = sorted({s for _, d in shown for s in d})
+    xs = [_dt(t) for t, _ in shown]
+    for i, name in enumerate(services):
+        ax.step(
+            xs,
+            [d.get(name, 0) for _, d in shown],
+            where="post",
+            label=name,
+            color=PALETTE[i % 6],
+            marker=".",
+            ms=3,
+            gid="series",
+        )
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    return _svg(plt, fig, "vertical", "desired replicas of each service of the vertical")

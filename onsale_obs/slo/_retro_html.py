@@ -6,7 +6,7 @@ Every figure that also is in the JSON report carries ``data-json="<path>"`` nami
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -135,8 +135,13 @@ def build_retros(
     times: Sequence[float] = (),
     decisions: Sequence[Decision] = (),
     trace_url: str | None = None,
+    vertical: Mapping[str, Sequence[tuple[float, Mapping[str, int]]]] | None = None,
 ) -> list[Retro]:
-    """One :class:`Retro` per on-sale, charts drawn."""
+    """One :class:`Retro` per on-sale, charts drawn.
+
+    ``vertical``: per on-sale scope, ``(time, {service: desired replicas})`` as the vertical
+    scaler exported them (``onsale-obs demo`` records them); drawn when given.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:  # the runtime without the plots extra: figures and tables only
@@ -168,6 +173,9 @@ def build_retros(
                 drawn.append(charts.burn_chart(o, budgets))
             if mine:
                 drawn.append(charts.exit_rate_chart(o, mine))
+            replicas = (vertical or {}).get(o.window.scope, ())
+            if any(o.start < t <= o.end for t, _ in replicas):
+                drawn.append(charts.vertical_chart(o, replicas))
         outside = tuple(
             (r.slo.slo.name, left, r.slo_index)
             for r in rows
