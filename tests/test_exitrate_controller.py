@@ -618,3 +618,41 @@ def test_readings_no_lag_explains_wait_to_settle() -> None:
         rate = rec.rate
         t += 15
     assert "still moving" in rec.reason
+
+
+def test_a_rate_still_above_what_a_shedding_backend_sustains_is_cut_again() -> None:
+    """Within the cut interval a second cut needs more severe evidence, except when the
+    backend sheds a measured share of a known rate: what it serves then (the rate behind the
+    reading less the share failing) says the rate is still too high, whatever the lag."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 150, utilisation=0.92)
+    assert rate == pytest.approx(1000)  # at the target: held
+    first = controller.recommend(
+        healthy(150, 1000, burn_short=1000, burn_long=1000, latency_p95=1.5)
+    )
+    assert first.rate == pytest.approx(600)  # 10% failing: the least cut, -40%
+    worse = controller.recommend(
+        healthy(165, 600, burn_short=5000, burn_long=2000, latency_p95=5.0)
+    )
+    # half of the 1,000/min behind the reading fails: it sustains 500, the target is 460
+    assert worse.action == "decrease"
+    assert worse.rate == pytest.approx(1000 * 0.5 * 0.92)
+    assert "still above what the backend sustains, cut again" in worse.reason
+    same = controller.recommend(
+        healthy(180, worse.rate, burn_short=5000, burn_long=3000, latency_p95=5.0)
+    )
+    assert same.action == "hold"
+
+
+def test_shedding_behind_an_unknown_rate_does_not_cut_again() -> None:
+    """Before the readings reflect a known rate, the share failing belongs to admissions the
+    controller cannot attribute: worse burn readings within the cut interval hold (cutting
+    again on them spiralled a hot start down to the minimum)."""
+    controller = ExitRateController(CONFIG)
+    first = controller.recommend(healthy(0, 1000, burn_short=1000, burn_long=1000, latency_p95=2))
+    assert first.rate == pytest.approx(600)
+    for t in (15, 30, 45, 60):
+        rec = controller.recommend(
+            healthy(t, first.rate, burn_short=5000, burn_long=4000, latency_p95=9.0)
+        )
+        assert rec.action == "hold", rec.reason

@@ -56,10 +56,14 @@ _EARLY_AGREE = 0.08
 #: readings to settle instead cost minutes per step with heavy-tailed browse times: a tenth
 #: of a short on-sale.
 _EARLY_TIE = 2.0
-#: Early steps do not follow one another: one per change, the next after the readings settle.
-_EARLY_ONCE = 0.0
 #: An early step smaller than this waits for the readings to settle instead.
 _EARLY_MIN_STEP = 0.1
+#: An overload shedding this share of checkouts measures what the backend sustains ...
+_MEASURED_SHED = 0.05
+#: ... and a rate this much above the target share of that is cut again within the cut
+#: interval (a first cut by a fixed fraction left the rate over a halved capacity for the
+#: whole interval: minutes of 40-60% failing).
+_RECUT = 0.1
 #: A software fault failing this share of checkouts or more is an outage of checkout: the
 #: room pauses at the minimum rate instead of holding (1-50% failing holds).
 _OUTAGE_SHARE = 0.8
@@ -111,8 +115,9 @@ class ExitRateController:
        -40%), p95 over its threshold alone cuts -10%, a rate at saturation by the reading
        or over the capacity estimate goes back to the target; relative to the exit rate
        the reading reflects, by at most ``max_decrease``; one cut per incident (another
-       only after the cut interval, or at once on more severe evidence); a latency or
-       burn cut leaves a ceiling just under that rate for ``ceiling_memory``;
+       only after the cut interval, or at once on more severe evidence, or when the share
+       a known rate sheds says the backend sustains well under the current rate); a
+       latency or burn cut leaves a ceiling just under that rate for ``ceiling_memory``;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
@@ -123,12 +128,16 @@ class ExitRateController:
     6. probe: step to ``target_utilisation`` of the capacity estimate (multiplicative, up
        to ``max_increase``, under the ceiling), or by ``blind_increase`` for a deployment
        that has no utilisation signal at all (then no further than the capacity prior).
+       Readings still rising after a change do not hold when the fitted lag explains them:
+       the lowest capacity they give under every lag that fits is an early estimate, and
+       the step aims at the target share of it.
 
     The capacity estimate is Little's law turned around: the exit rate behind a reading
     (past rates weighted by the admission-to-checkout lag, itself fitted to the
-    controller's own steps) divided by the utilisation it caused, smoothed; after a cut on
-    shedding it is what the backend served, after any other cut it is learnt again. Every
-    answer carries its reason in words, e.g. ``burn 18x/15x over 1m/5m >= 14.4x: -40%``.
+    controller's own steps) divided by the utilisation it caused, smoothed; a cut bounds it
+    by what the backend served (or the rate where latency broke), and the first measurement
+    under that bound replaces it. Every answer carries its reason in words, e.g.
+    ``burn 18x/15x over 1m/5m >= 14.4x: -40%``.
     """
 
     def __init__(self, config: ExitRateConfig | None = None) -> None:
@@ -169,8 +178,6 @@ class ExitRateController:
         self._fault_cleared_at: float | None = None
         #: The capacity estimate is only the prior (no reading has confirmed it yet).
         self._from_prior = False
-        #: An early step was taken and the readings have not settled since.
-        self._early_open = False
         #: The capacity estimate is a cut's upper bound, not yet measured below it.
         self._bound_only = False
         if self.config.capacity_prior is not None:
@@ -258,7 +265,6 @@ class ExitRateController:
             self._fit_lag(now)
         if not self._settled(data_end):
             return  # mid-transition the estimate swings with the lag's tail: keep the last
-        self._early_open = False
         found = self._seen_rate(now, data_end)
         if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
             return
@@ -470,7 +476,8 @@ class ExitRateController:
 
     def _backoff(self, now: float, base: float, r: _Reading) -> tuple[float, Action, str] | None:
         c = self.config
-        seen = self._attributed(now, r, _KNOWN_TO_CUT) or base
+        known = self._attributed(now, r, _KNOWN_TO_CUT)
+        seen = known or base
         # each trigger: the rate it wants (relative to the rate the reading reflects), why,
         # and how severe it is (saturation: a precaution; latency: users wait; burn: fail)
         wants: list[tuple[float, str, int]] = []
@@ -515,13 +522,28 @@ class ExitRateController:
         # one cut per incident: readings keep showing the old overload for a while after a
         # cut, so only more severe evidence (latency after saturation, errors after
         # latency) cuts again before cut_interval
-        if since is not None and since < self._cut_interval() and severity <= self._last_severity:
+        # -- unless the backend is shedding a measured share: what it serves then does not
+        # depend on when the cut shows, and a rate still well above it is cut again
+        # (only when the rate behind the reading is known: the share failing is that rate's)
+        measured = None
+        if known is not None and failing >= _MEASURED_SHED:
+            sustained = known * (1 - failing) * c.target_utilisation
+            if sustained < base * (1 - _RECUT):
+                measured = max(c.min_rate, base * (1 - c.max_decrease), sustained)
+        within = (
+            since is not None and since < self._cut_interval() and severity <= self._last_severity
+        )
+        if within and measured is None:
+            assert since is not None
             return (
                 base,
                 "hold",
                 f"{why}; cut {fmt.seconds(since)} ago, next cut allowed after "
                 f"{fmt.seconds(self._cut_interval())}",
             )
+        if within and measured is not None:
+            wanted = measured
+            why += "; still above what the backend sustains, cut again"
         self._last_severity = severity
         known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
@@ -639,7 +661,7 @@ class ExitRateController:
         if r.utilisation is not None:
             unknown = self._capacity is None or self._from_prior
             if unknown or not self._settled(self._data_end(now, r)):
-                early = None if self._early_open else self._early_capacity(now)
+                early = self._early_capacity(now)
                 wanted = 0.0 if early is None else c.target_utilisation * early / base - 1
                 if early is None or wanted < _EARLY_MIN_STEP:
                     if unknown:
@@ -661,7 +683,6 @@ class ExitRateController:
                 if self._capacity is None or self._from_prior or early > self._capacity:
                     self._capacity = early
                     self._from_prior = False
-                self._early_open = bool(_EARLY_ONCE)
                 step = min(c.max_increase, wanted)
                 why = (
                     f"utilisation still rising, the readings so far put the capacity at "
