@@ -159,6 +159,30 @@ def test_table_and_markdown_show_both_modes_side_by_side(tmp_path: Path) -> None
     assert "on-sale SLI" not in only.stdout
 
 
+def test_the_table_states_spent_budget_in_requests(tmp_path: Path) -> None:
+    """Issue 23: "331 bad requests against 0.28 allowed" says more than a percentage."""
+    log = write_log(tmp_path / "access.log", traffic())
+    _code, data = report_json("--logs", log, "--slo", "checkout-availability")
+    onsale = data["slos"][0]["modes"]["onsale"]
+    table = invoke(
+        "slo",
+        "report",
+        "--spec",
+        SPEC,
+        "--logs",
+        log,
+        "--at",
+        AT_ISO,
+        "--slo",
+        "checkout-availability",
+    )
+    allowed = f"{onsale['budget_requests']['allowed']:,.2f}"
+    assert (
+        f"checkout-availability, on-sale: {onsale['bad']:,} bad requests against {allowed} allowed"
+        in " ".join(table.stdout.split())
+    )
+
+
 def test_onsales_lists_each_onsale_with_its_numbers(tmp_path: Path) -> None:
     log = write_log(tmp_path / "access.log", traffic())
     result = invoke(

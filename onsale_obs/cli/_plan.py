@@ -23,7 +23,7 @@ from onsale_obs.cli._slo import (
     SpecOption,
     VerifyOption,
     WindowOption,
-    _open,
+    open_inputs,
 )
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.plan import (
@@ -176,7 +176,7 @@ def learn_command(
         )
     given_admitted = _pairs(admitted, "--admitted", "EVENT=USERS with a number of users")
     given_replicas = _pairs(replicas, "--replicas", "SERVICE=N or EVENT/SERVICE=N")
-    read = _open(spec, prometheus, logs, at, None, backend, verify_key, signing_key, timeout)
+    read = open_inputs(spec, prometheus, logs, at, None, backend, verify_key, signing_key, timeout)
     client = None
     if prometheus is not None:
         from onsale_obs.slo._prom_client import PrometheusClient

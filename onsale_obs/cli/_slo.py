@@ -29,6 +29,7 @@ from onsale_obs.cli._options import (
 from onsale_obs.cli._output import print_json, stdout, warn, write_output
 from onsale_obs.cli._slo_render import (
     all_onsales,
+    budget_lines,
     burn_grid,
     onsales_grid,
     print_grids,
@@ -264,7 +265,7 @@ def _progress(enabled: bool, what: str) -> Iterator[ProgressFn | None]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
+class ReportInputs:
     """What one report reads: the spec, the SLOs chosen, the moment, on-sales and the source."""
 
     spec: SLOSpec
@@ -278,7 +279,7 @@ class _Read:
     timeout: float = 10.0
 
 
-def _open(
+def open_inputs(
     spec_path: Path,
     prometheus: str | None,
     logs: list[Path] | None,
@@ -288,7 +289,7 @@ def _open(
     verify_key: str | None,
     signing_key: str | None,
     timeout: float,
-) -> _Read:
+) -> ReportInputs:
     if (prometheus is None) == (not logs):
         raise typer.BadParameter(
             "give exactly one source: --prometheus URL (or "
@@ -304,12 +305,14 @@ def _open(
     windows = _history(backend, verify_key, signing_key)
     source = open_source(prometheus=prometheus, logs=logs or (), timeout=timeout)
     what = "reading logs" if logs else "querying Prometheus"
-    return _Read(
+    return ReportInputs(
         spec, chosen, moment, windows, source, what, tuple(logs or ()), prometheus, timeout
     )
 
 
-def _evaluate(read: _Read, window: float | None, show_progress: bool, bins: int = 0) -> Report:
+def _evaluate(
+    read: ReportInputs, window: float | None, show_progress: bool, bins: int = 0
+) -> Report:
     with _progress(show_progress, read.what) as progress:
         return run_clipped_report(
             read.spec,
@@ -336,11 +339,13 @@ def _report(
     timeout: float,
     show_progress: bool,
 ) -> Report:
-    read = _open(spec_path, prometheus, logs, at, slos, backend, verify_key, signing_key, timeout)
+    read = open_inputs(
+        spec_path, prometheus, logs, at, slos, backend, verify_key, signing_key, timeout
+    )
     return _evaluate(read, window, show_progress)
 
 
-def _alert_timeline(read: _Read, report: Report, show_progress: bool) -> AlertTimeline:
+def _alert_timeline(read: ReportInputs, report: Report, show_progress: bool) -> AlertTimeline:
     """The alert rules evaluated every minute of each on-sale (and now), on the same source.
 
     The on-sale windows are the report's (from the history, or the ones it found in the
@@ -361,7 +366,7 @@ def _alert_timeline(read: _Read, report: Report, show_progress: bool) -> AlertTi
 
 
 def _retrospectives(
-    read: _Read,
+    read: ReportInputs,
     report: Report,
     timeline: AlertTimeline,
     recommendations: Path | None,
@@ -489,7 +494,7 @@ def report(
         onsale-obs slo report --spec slo.yaml --logs access.log --format html -o slo-report.html
     """
     target = _output_file(output, fmt)
-    read = _open(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
+    read = open_inputs(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
     result = _evaluate(read, window, fmt != "json", HTML_BINS if fmt == "html" else 0)
     modes: tuple[Mode, ...] = ("normal", "onsale") if mode is None else (mode,)
     text: str | None
@@ -520,7 +525,8 @@ def report(
             if target is None
             else Console(file=buffer, width=200, highlight=False, markup=False)
         )
-        print_grids(console, grids, fmt == "markdown", _notes(result))
+        spent = [line for m in modes for line in budget_lines(result, m)]
+        print_grids(console, grids, fmt == "markdown", spent + _notes(result))
         text = None if target is None else buffer.getvalue()
     if target is not None and text is not None:
         _write(target, text)
@@ -568,7 +574,7 @@ def onsales(
         onsale-obs slo onsales --spec slo.yaml --logs access.log --format html -o retro.html --recommendations recommendations.json
     """
     target = _output_file(out_file, "html" if output == "html" else "table")
-    read = _open(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
+    read = open_inputs(spec, prometheus, logs, at, slo, backend, verify_key, signing_key, timeout)
     result = _evaluate(read, window, output != "json")
     pairs = all_onsales(result)
     if output == "html":

@@ -3,7 +3,7 @@
 The on-sale windows and their exact per-event counts come from the same ``plan`` and
 ``Source.collect`` that ``slo onsales`` runs (history windows, or the windows the source finds
 in its data). A second read of the same source counts each on-sale minute as its own span, so
-every minute can be judged against the spec's SLOs with the engine's ``count``.
+every minute can be judged against the spec's SLOs with the engine's ``count_events``.
 
 A minute *breaks* an SLO when it would page: its one-minute burn rate is at or above the
 on-sale fast rule's threshold (14.4x by default) and it holds at least that rule's
@@ -33,12 +33,9 @@ from onsale_obs.slo import (
     SLOSpec,
     Source,
     Span,
+    count_events,
     plan,
 )
-
-# the one private name borrowed: the engine's per-SLO event count (to be exported by
-# onsale_obs.slo under a public name; see the issue 20 note)
-from onsale_obs.slo._engine import count
 
 MINUTE = 60.0
 #: the window of the "sustained" rate: the highest mean over this many minutes
@@ -125,7 +122,7 @@ class _Judge:
     def breaks(self, agg: Aggregate) -> BreakKind | None:
         kinds: list[BreakKind] = []
         for slo in self.slos:
-            total, good = count(slo, "onsale", agg)
+            total, good = count_events(slo, "onsale", agg)
             bad = total - good
             rules = slo.policy.get("onsale", ())
             fast = min(rules, key=lambda r: r.long) if rules else None

@@ -15,6 +15,7 @@ from onsale_obs.slo._data import (
     Source,
     Span,
 )
+from onsale_obs.slo._engine import count as count_events
 from onsale_obs.slo._engine import evaluate
 from onsale_obs.slo._load import load_spec, spec_from_data
 from onsale_obs.slo._plan import plan
@@ -68,6 +69,7 @@ __all__ = [
     "Selector",
     "Source",
     "Span",
+    "count_events",
     "evaluate",
     "format_duration",
     "load_spec",
