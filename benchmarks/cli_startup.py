@@ -45,7 +45,10 @@ def prepare(folder: Path) -> dict[str, list[str]]:
     db = f"sqlite:///{folder / 'modes.db'}"
     signing, verify = keys / "onsale-signing.pem", keys / "onsale-verify.pem"
     env = {**os.environ, "COLUMNS": "120"}
-    subprocess.run([*CLI, "keys", "generate", "--out", str(keys)], check=True, env=env)
+    subprocess.run(
+        [*CLI, "keys", "generate", "--out", str(keys)],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     subprocess.run(
         [*CLI, "mode", "set", "onsale", "--scope", "event:final", "--for", "2h",
          "--backend", db, "--signing-key", str(signing)],
@@ -86,10 +89,14 @@ def prepare(folder: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def wall(argv: Sequence[str]) -> float:
+def wall(argv: Sequence[str], tree: str | None = None) -> float:
     env = {**os.environ, "COLUMNS": "120"}
+    if tree is not None:  # another copy of the package (``--also``) ahead of this one
+        env["PYTHONPATH"] = tree
     start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree
+    )  # in DIR, so that the current directory's package does not come first
     return time.perf_counter() - start
 
 
@@ -117,19 +124,29 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per command")
     parser.add_argument("--top", type=int, default=8, help="imports listed per command")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--also",
+        metavar="DIR",
+        help="also time the commands with the onsale_obs package in DIR (e.g. an older "
+        "version: git archive REV onsale_obs | tar -x -C DIR), interleaved in the same run",
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="onsale-obs-startup-") as tmp:
         commands = prepare(Path(tmp))
-        cases = {
-            "python -c pass (baseline)": [PYTHON, "-c", "pass"],
-            'python -c "import typer" (baseline)': [PYTHON, "-c", "import typer"],
-            **{label: [*CLI, *args] for label, args in commands.items()},
+        cases: dict[str, tuple[list[str], str | None]] = {
+            "python -c pass (baseline)": ([PYTHON, "-c", "pass"], None),
+            'python -c "import typer" (baseline)': ([PYTHON, "-c", "import typer"], None),
+            **{label: ([*CLI, *args], None) for label, args in commands.items()},
         }
+        if options.also:
+            tree = str(Path(options.also).resolve())
+            for label, args in commands.items():
+                cases[f"{label} [--also]"] = ([*CLI, *args], tree)
         times: dict[str, list[float]] = {label: [] for label in cases}
         for _ in range(options.runs):
-            for label, argv in cases.items():
-                times[label].append(wall(argv))
+            for label, (argv, tree) in cases.items():
+                times[label].append(wall(argv, tree))
         offenders = {
             label: importtime(commands[label], options.top)
             for label in ("onsale-obs --help", "onsale-obs mode get --help")
@@ -141,10 +158,12 @@ def main() -> None:
     base = min(times["python -c pass (baseline)"])
     load = os.getloadavg()[0]
     print(f"CLI start-up, {options.runs} runs each, interleaved; load average {load:.2f}")
-    print(f"{'command':<42} {'fastest':>8} {'median':>8} {'minus python':>13}")
+    if options.also:
+        print(f"[--also]: the same command with the package in {options.also}")
+    print(f"{'command':<51} {'fastest':>8} {'median':>8} {'minus python':>13}")
     for label, samples in times.items():
         fastest, median = min(samples), statistics.median(samples)
-        print(f"{label:<42} {fastest:>7.3f}s {median:>7.3f}s {fastest - base:>12.3f}s")
+        print(f"{label:<51} {fastest:>7.3f}s {median:>7.3f}s {fastest - base:>12.3f}s")
     for label, rows in offenders.items():
         print(f"\npython -X importtime, {label}: top imports by cumulative time")
         for ms, name in rows:

@@ -1,12 +1,13 @@
 """The root ``onsale-obs`` command: its commands, loaded lazily; where errors become exit codes.
 
-Start-up is kept short (``onsale-obs --help`` in well under 0.3 s) by importing nothing of a
-command until it runs or its help is shown: the root lists every command from ``_COMMANDS``
-(name, where it lives, one line of help) and imports ``onsale_obs/cli/_<group>.py`` only when
-``onsale-obs <group> ...`` is invoked. A heavy library (pydantic, numpy, jinja2, redis,
-cryptography, prometheus_client, OpenTelemetry) belongs in the module of the command that
-needs it, or inside that command's function, never in this module, ``_options``, ``_output``
-or ``_context``, which every command imports.
+Start-up is kept short (``onsale-obs --help`` about 0.2 s, ``benchmarks/cli_startup.py``) by
+importing nothing of a command until it runs or its help is shown: the root lists every command
+from ``_COMMANDS`` (name, where it lives, one line of help) and imports
+``onsale_obs/cli/_<group>.py`` only when ``onsale-obs <group> ...`` is invoked. A heavy library
+(pydantic, numpy, matplotlib, jinja2, redis, cryptography, prometheus_client, OpenTelemetry)
+belongs inside the function of the command that needs it, or at least in that command's own
+module, never in this module; ``_options``, ``_output`` and ``_context``, which most commands
+import, should stay as light as ``onsale_obs.modes`` lets them.
 
 To add a command group (or a single command), write ``onsale_obs/cli/_<group>.py`` with a
 ``typer.Typer`` (or a function) and add one line to ``_COMMANDS``::
