@@ -140,9 +140,9 @@ def main() -> None:
             **{label: ([*CLI, *args], None) for label, args in commands.items()},
         }
         if options.also:
-            tree = str(Path(options.also).resolve())
+            other = str(Path(options.also).resolve())
             for label, args in commands.items():
-                cases[f"{label} [--also]"] = ([*CLI, *args], tree)
+                cases[f"{label} [--also]"] = ([*CLI, *args], other)
         times: dict[str, list[float]] = {label: [] for label in cases}
         for _ in range(options.runs):
             for label, (argv, tree) in cases.items():
