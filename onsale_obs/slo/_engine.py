@@ -253,9 +253,9 @@ class _OnSaleTable:
     A window's counts are few (its event's on-sale requests), while a report can have
     thousands of SLOs or hundreds of thousands of windows: reading every window once per SLO
     would cost SLOs x windows x the window's size. Here each window is read once for all
-    SLOs: each entry of a window is added to the
-    SLOs of its service only, in the window's order (so the sums are those of
-    :func:`count`, bit for bit), and only the (SLO, window) results themselves cost per pair.
+    SLOs: each entry of a window is added to the SLOs of its service only, in the window's
+    order (so the sums are those of :func:`count`, bit for bit), and only the (SLO, window)
+    results themselves cost per pair.
     """
 
     def __init__(self, slos: Iterable[SLO]) -> None:
