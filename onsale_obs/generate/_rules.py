@@ -19,10 +19,11 @@ events in the long window. Their labels are DESIGN.md's: ``mode``, ``priority``,
 Windows of at most an hour (and any that is not a whole number of hours) read the raw
 counters. Longer ones never do: they are sums of **tiles**, recorded increases that end now
 and follow each other back in time. The hour tile (``...:increase1h``, from the counters)
-builds the day tile (``...:increase1d``: 24 hour tiles at offsets 0h..23h), and a window of
-``d`` days and ``h`` hours is ``h`` hour tiles plus ``d`` day tiles behind them: 30 days read
-30 recorded samples per mode instead of a month of every counter. A missing tile (Prometheus
-was down, or the rules are younger than the window) counts as 0 and never hides the others.
+builds the six-hour tile (six hour tiles at offsets 0h..5h), which builds the day tile
+(``...:increase1d``: four six-hour tiles), and any other window is hour tiles, then six-hour
+tiles, then day tiles behind them (``tile_terms``): 30 days read 30 recorded samples per mode
+instead of a month of every counter. A missing tile (Prometheus was down, or the rules are
+younger than the window) counts as 0 and never hides the others.
 """
 
 from __future__ import annotations
