@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -514,7 +514,9 @@ def report(
             s["modes"] = {m: v for m, v in s["modes"].items() if m in modes}
             if "onsale" not in modes:
                 s["onsales"] = []
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        # orjson: Python's encoder falls back to pure Python with indent, 11 s of a report
+        # with 200,000 on-sale windows against 0.6 s (README, "SLO report at scale")
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
     else:
         grids = [summary_grid(result, modes), burn_grid(result, modes)]
         if "onsale" in modes:
