@@ -23,9 +23,8 @@ import shlex
 import stat
 from typing import Final, Literal
 
-import structlog
-
 from onsale_obs.exceptions import SigningKeyError
+from onsale_obs.modes._log import modes_logger
 
 #: A PEM Ed25519 key is under 200 bytes; a file far larger than that is not a key.
 MAX_KEY_BYTES: Final = 16 * 1024
@@ -92,7 +91,7 @@ def _check(info: os.stat_result, name: str, role: Literal["signing", "verify"]) 
             file=name,
         )
     if role == "signing" and info.st_mode & _READABLE_BY_OTHERS:
-        structlog.get_logger("onsale_obs.modes").warning(
+        modes_logger().warning(
             "the signing key can be read by other users, who could sign mode changes",
             file=name,
             mode=_mode(info),

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from onsale_obs.exceptions import ScheduleError
+from onsale_obs.modes._log import modes_logger
 from onsale_obs.modes._model import GLOBAL_SCOPE, check_reason, event_scope, iso, parse_scope
 from onsale_obs.yamlfile import read_yaml
 
@@ -188,7 +187,7 @@ class ScheduleFile:
         self.refused = 0
         self._seen = _signature(self.path)
         self._failing: str | None = None
-        self._log = logger if logger is not None else structlog.get_logger("onsale_obs.modes")
+        self._log = logger if logger is not None else modes_logger()
 
     def refresh(self) -> ScheduleError | None:
         """Re-read the file if it changed (or its last version was refused).

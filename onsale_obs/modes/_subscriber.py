@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from onsale_obs.modes._backend import Batch, ModeBackend
 from onsale_obs.modes._chain import Chain, Head, digest
+from onsale_obs.modes._log import modes_logger
 from onsale_obs.modes._model import GLOBAL_SCOPE, ModeState, scope_event
 from onsale_obs.modes._resets import StoreResets
 from onsale_obs.modes._schedule import Schedule
@@ -111,7 +111,7 @@ class ModeSubscriber:
         self.stale_after = stale_after
         self.poll_timeout = poll_timeout
         self.retry_interval = retry_interval
-        self._log = logger if logger is not None else structlog.get_logger("onsale_obs.modes")
+        self._log = logger if logger is not None else modes_logger()
         self._view = _View(stale=True)
         #: the states served (what the store's verified history says, and what is held
         #: across a store that went back)
