@@ -656,3 +656,40 @@ def test_shedding_behind_an_unknown_rate_does_not_cut_again() -> None:
             healthy(t, first.rate, burn_short=5000, burn_long=4000, latency_p95=9.0)
         )
         assert rec.action == "hold", rec.reason
+
+
+def test_after_a_healed_fault_the_controller_carries_on() -> None:
+    """Once a fault has cleared and the rate is restored, the next readings are judged as
+    any others: healthy ones hold while the restore shows, then probe; no fault is left
+    behind."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 75)
+    controller.recommend(healthy(75, rate, burn_short=900, burn_long=300))
+    back = controller.recommend(healthy(90, rate, burn_short=0.5, burn_long=250))
+    t, answers = 105.0, []
+    while t < 400:
+        rec = controller.recommend(healthy(t, back.rate, burn_long=100))
+        answers.append(rec)
+        t += 15
+    assert not any("software fault" in a.reason for a in answers)
+    assert answers[0].action == "hold"
+    assert any(a.action == "increase" for a in answers)
+
+
+def test_a_rate_set_above_the_ceiling_from_outside_is_held_not_raised() -> None:
+    """Probes never go above the ceiling; a rate someone set above it is left to the
+    back-off rules, not 'increased' down to the ceiling."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 75, utilisation=0.7)
+    rate = controller.recommend(healthy(75, 1000, latency_p95=1.2)).rate  # ceiling 950
+    t = 90.0
+    while t < 300:
+        rate = controller.recommend(healthy(t, rate, utilisation=0.5)).rate
+        t += 15
+    assert rate == pytest.approx(950)
+    answers = []
+    for _ in range(14):  # set by hand, and kept there (the backend as loaded as it says)
+        answers.append(controller.recommend(healthy(t, 1200, utilisation=0.5 * 1200 / 950)))
+        t += 15
+    assert all(a.rate == pytest.approx(1200) and a.action == "hold" for a in answers)
+    assert answers[-1].reason.startswith("at 950/min, just under where latency or errors broke")
