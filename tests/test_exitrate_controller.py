@@ -692,4 +692,15 @@ def test_a_rate_set_above_the_ceiling_from_outside_is_held_not_raised() -> None:
         answers.append(controller.recommend(healthy(t, 1200, utilisation=0.5 * 1200 / 950)))
         t += 15
     assert all(a.rate == pytest.approx(1200) and a.action == "hold" for a in answers)
-    assert answers[-1].reason.startswith("at 950/min, just under where latency or errors broke")
+    assert answers[-1].reason == "at 950/min, just under where latency or errors broke 7m ago"
+
+
+def test_at_the_maximum_rate_it_holds_and_says_so() -> None:
+    """Healthy with headroom at ``max_rate``: hold, and the reason names the maximum (there
+    is no ceiling to blame)."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 10_000, 150, utilisation=0.3)
+    rec = controller.recommend(healthy(150, rate, utilisation=0.3))
+    assert rec.rate == pytest.approx(10_000)
+    assert rec.action == "hold"
+    assert rec.reason == "at the maximum 10,000/min"
