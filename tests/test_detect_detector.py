@@ -304,3 +304,157 @@ def test_an_auto_state_republished_with_an_exit_rate_stays_the_detectors() -> No
     assert kinds(found, "extend") != []
     found = run.run(70, lambda t: {"a": 0.0})
     assert [a.kind for _, a in found] == ["normal"]
+
+
+def quiet_event(extra: Callable[[float], float]) -> Rates:
+    """Normal traffic, plus ``extra(seconds since START)`` req/s on final-2026 (no noise added)."""
+
+    def rates(t: float) -> dict[str, float]:
+        found = normal_traffic(t)
+        found["final-2026"] += extra(t - START)
+        return found
+
+    return rates
+
+
+def test_a_steep_surge_is_confirmed_after_the_high_window_not_the_whole_window() -> None:
+    """Above ``high`` (15 req/s) the steep rule confirms after ``high_window``; 12 req/s (above
+    the floor, under ``high``) waits for the whole ``window``."""
+    config = DetectorConfig()
+    assert config.high_window < config.window
+    steep = Run(config)
+    steep.learn(1, normal_traffic)
+    t0 = steep.now
+    onsale = kinds(steep.run(30, with_surge(100.0)), "onsale")
+    assert onsale
+    assert onsale[0][0] - t0 == pytest.approx(steep.interval + config.high_window)
+    assert "above 15.0 for 4s" in onsale[0][1].reason
+
+    level = Run(config)
+    level.learn(1, normal_traffic)
+    t0 = level.now
+    onsale = kinds(level.run(30, with_surge(12.0)), "onsale")
+    assert onsale
+    assert onsale[0][0] - t0 == pytest.approx(level.interval + config.window)
+    assert f"for {config.window:g}s" in onsale[0][1].reason
+
+
+def test_exponential_growth_is_confirmed_by_the_rising_rule_before_the_window_would() -> None:
+    """0.5 req/s doubling every 10 s: flipped while the sustained rule still waits, and the
+    reason names the rise (thirds of the rising window)."""
+    run = Run()
+    run.learn(1, normal_traffic)
+    run.now = START + 2 * DAY  # the growth starts from here
+    growth = quiet_event(lambda x: 0.5 * 2 ** ((x - 2 * DAY) / 10.0))
+    found = run.run(120, growth)
+    onsale = kinds(found, "onsale")
+    assert onsale
+    t, action = onsale[0]
+    # when the rate first stayed above the threshold (6 req/s floor, usual ~0.4): from then on
+    # the sustained rule alone would need the whole window
+    above = next(
+        s
+        for s in (run.now - 120 + 2 * k for k in range(1, 61))
+        if growth(s)["final-2026"] > run.detector.threshold("final-2026", s)[0]
+    )
+    assert t < above + run.detector.config.window
+    assert "rising" in action.reason
+    assert t - (START + 2 * DAY) <= 44  # ~36 s to reach the floor, then a reading or two
+
+
+def test_a_linear_ramp_to_a_high_level_is_confirmed_within_a_few_readings_of_the_floor() -> None:
+    """0 -> 300 req/s over 60 s: confirmed at most three readings after it passes the floor."""
+    run = Run()
+    run.learn(1, normal_traffic)
+    t0 = run.now
+    found = run.run(60, quiet_event(lambda x: 300.0 * (x - (t0 - START)) / 60.0))
+    onsale = kinds(found, "onsale")
+    assert onsale
+    floor_at = t0 + 60.0 * run.detector.config.floor / 300.0  # 1.2 s in
+    assert onsale[0][0] - floor_at <= 3 * run.interval + 1
+
+
+def test_flat_bot_bursts_are_not_rising() -> None:
+    """A burst jumps to its level and stays flat: the rising rule never fires on it, even when
+    the burst is above the floor (then only the sustained rule, after a whole window, could)."""
+    config = DetectorConfig(window=60.0, high=0)  # only the rising rule can confirm
+    run = Run(config)
+    run.learn(1, normal_traffic)
+    for size in (3.0, 9.0, 14.0):
+        onset = run.now - START + 7  # inside a reading
+
+        def burst(x: float, onset: float = onset, size: float = size) -> float:
+            return size if x >= onset else 0.0
+
+        assert run.run(50, quiet_event(burst)) == []  # 43 s of burst
+        run.run(120, normal_traffic)
+
+
+def test_a_thirty_second_burst_below_the_floor_never_flips() -> None:
+    """A 30 s bot burst at 5 req/s (under the 6 req/s floor), flat or in two steps: no action."""
+    for steps in ((5.0,), (2.5, 5.0)):
+        run = Run()
+        run.learn(1, normal_traffic)
+        t0 = run.now - START
+
+        def burst(x: float, t0: float = t0, steps: tuple[float, ...] = steps) -> float:
+            if not 0 <= x - t0 < 30:
+                return 0.0
+            return steps[min(len(steps) - 1, int((x - t0) // (30 / len(steps))))]
+
+        assert run.run(60, quiet_event(burst)) == []
+
+
+def test_a_short_burst_above_the_floor_under_the_high_level_does_not_flip() -> None:
+    """9 req/s for 5 s (a typical bot burst): shorter than the window, under ``high``, flat."""
+    run = Run()
+    run.learn(1, normal_traffic)
+    t0 = run.now - START
+    found = run.run(60, quiet_event(lambda x: 9.0 if 0 < x - t0 <= 5 else 0.0))
+    assert found == []
+
+
+def test_rising_needs_the_whole_span_and_growth_across_thirds() -> None:
+    """``rising`` on readings: None until they cover ``rise_window``; a doubling ramp passes,
+    the same levels in a flat order do not."""
+    detector = SurgeDetector(DetectorConfig())
+    t = START
+    detector.step(t, {"a": 3.0}, {})  # the first reading covers no interval yet
+    for rate in (3.0, 3.0, 3.0, 5.0, 5.0, 5.0, 8.0, 8.0):
+        t += 2
+        detector.step(t, {"a": rate}, {})
+        assert detector.rising("a", t, 6.0, None) is None  # not 18 s of readings yet
+    t += 2
+    detector.step(t, {"a": 8.0}, {})
+    assert detector.rising("a", t, 6.0, None) == pytest.approx((3.0, 5.0, 8.0))
+    assert detector.rising("a", t, 8.5, None) is None  # the last third under the threshold
+    assert detector.rising("a", t, 6.0, 2.0) is None  # the first third under twice the usual
+
+    flat = SurgeDetector(DetectorConfig(window=60.0, high=0))
+    t = START
+    for rate in (0.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0):
+        t += 2
+        assert flat.step(t, {"a": rate}, {}) == []
+        assert flat.rising("a", t, 6.0, None) is None
+
+
+def test_the_quiet_period_counts_from_the_readings_oldest_data_with_lag() -> None:
+    """Via Prometheus a reading shows data up to two scrapes old (``lag``): the surge ends
+    ``quiet - lag`` after the last reading above the threshold, not ``quiet``."""
+    config = DetectorConfig(quiet=120.0, lag=30.0)
+    run = Run(config)
+    run.learn(1, normal_traffic)
+    run.run(60, with_surge(80.0))
+    ended_at = run.now
+    normal = kinds(run.run(300, normal_traffic), "normal")
+    assert len(normal) == 1
+    assert ended_at + 90.0 <= normal[0][0] <= ended_at + 90.0 + 2 * run.interval
+
+
+def test_config_refuses_a_lag_not_under_the_quiet_period() -> None:
+    with pytest.raises(BadInputError, match="lag"):
+        DetectorConfig(quiet=60.0, lag=60.0)
+    with pytest.raises(BadInputError, match="high"):
+        DetectorConfig(high=-1.0)
+    with pytest.raises(BadInputError, match="rise_window"):
+        DetectorConfig(rise_window=math.nan)

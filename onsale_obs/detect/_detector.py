@@ -24,22 +24,54 @@ ActionKind = Literal["onsale", "extend", "normal", "skip"]
 class DetectorConfig:
     """The knobs of ``onsale-obs mode auto`` (defaults tuned in ``benchmarks/surge_detection.py``).
 
-    A surge: an event's rate above ``factor`` times its usual rate at this hour *and* above
-    ``floor`` requests per second, for ``window`` seconds. It ends after ``quiet`` seconds
-    below that. ``max_auto`` caps the events on sale by the detector at once,
-    ``max_flips_per_hour`` how often one event may be flipped on sale in an hour.
+    The threshold: ``factor`` times the event's usual rate at this hour, and at least
+    ``floor`` requests per second. A surge is confirmed by any of three rules:
+
+    * **sustained**: the rate above the threshold for ``window`` seconds;
+    * **steep**: above ``high`` req/s (and the threshold) for ``high_window`` seconds, a level
+      bot bursts do not reach, so sudden surges are confirmed sooner;
+    * **rising**: over the last ``rise_window`` seconds, split into thirds, the rate averaged
+      over each third never falls from one third to the next, the first third averages at
+      least ``rise_level`` req/s (and twice the usual rate), the last third averages above
+      the threshold and at least ``rise_factor`` times the first, and the latest reading is
+      above the threshold. Ramps and exponential growth pass it before they have been above
+      the floor for a whole ``window``; a bot burst, flat after its onset, does not.
+
+    ``high`` or ``rise_window`` 0 turns that rule off. A surge ends after ``quiet`` seconds
+    below the threshold, counted from the time of the last reading above it minus ``lag``
+    (how old the newest data of a reading can be: two scrape intervals via Prometheus, 0
+    in-process), so a late-seen end is not held longer. ``max_auto`` caps the events on
+    sale by the detector at once, ``max_flips_per_hour`` how often one event may be flipped
+    on sale in an hour.
     """
 
     factor: float = 5.0
     floor: float = 6.0
     window: float = 6.0
+    high: float = 15.0
+    high_window: float = 4.0
+    rise_window: float = 18.0
+    rise_level: float = 2.0
+    rise_factor: float = 2.0
     quiet: float = 300.0
+    lag: float = 0.0
     max_auto: int = 5
     max_flips_per_hour: int = 2
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("factor", "floor", "window", "quiet"):
+        for name in (
+            "factor",
+            "floor",
+            "window",
+            "high",
+            "high_window",
+            "rise_window",
+            "rise_level",
+            "rise_factor",
+            "quiet",
+            "lag",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise BadInputError(f"{name} must be a number >= 0, got {value}.", field=name)
@@ -47,6 +79,11 @@ class DetectorConfig:
             raise BadInputError(f"factor must be at least 1, got {self.factor}.", field="factor")
         if self.quiet <= 0:
             raise BadInputError(f"quiet must be above 0 seconds, got {self.quiet}.", field="quiet")
+        if self.lag >= self.quiet:
+            raise BadInputError(
+                f"lag must be under the quiet period ({self.quiet:g}s), got {self.lag}.",
+                field="lag",
+            )
         for name in ("max_auto", "max_flips_per_hour"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"{name} must be at least 1.", field=name)
@@ -93,6 +130,8 @@ class _Track:
     """One event's state in the detector."""
 
     breach_since: float | None = None
+    #: since when it has been above ``high`` too (the steep rule)
+    high_since: float | None = None
     surging: bool = False
     last_breach: float = 0.0
     until: float = 0.0
@@ -112,6 +151,9 @@ class SurgeDetector:
         self.config = config
         self.baseline = baseline if baseline is not None else DiurnalBaseline()
         self._tracks: dict[str, _Track] = {}
+        #: per event in the readings, its readings of the last ``rise_window`` seconds:
+        #: (time, seconds it covers, rate)
+        self._recent: dict[str, deque[tuple[float, float, float]]] = {}
         self._last: float | None = None
         #: event ids seen that fail validation (never published), bounded
         self.invalid: set[str] = set()
@@ -154,6 +196,7 @@ class SurgeDetector:
         """One reading: learn, then decide. ``rates`` None (unreadable): nothing changes."""
         if rates is None:
             self._last = None  # the next reading starts afresh: no dt spanning the outage
+            self._recent.clear()
             return []
         dt = 0.0 if self._last is None else now - self._last
         self._last = now
@@ -173,6 +216,7 @@ class SurgeDetector:
                 continue
             if math.isfinite(rate) and rate >= 0:
                 valid[event] = rate
+        self._remember(now, dt, valid)
         total = sum(valid.values())
         service_usual = self.baseline.expected(SERVICE, now)
         if dt > 0 and not global_onsale:
@@ -185,6 +229,7 @@ class SurgeDetector:
         for event, kept in list(self._tracks.items()):
             if event not in valid and not kept.surging:
                 kept.breach_since = None  # out of the readings: a breach starts afresh
+                kept.high_since = None
             while kept.flips and now - kept.flips[0] >= 3600:
                 kept.flips.popleft()
             if not kept.flips and not kept.surging and kept.breach_since is None:
@@ -204,7 +249,8 @@ class SurgeDetector:
                 if track.breach_since is None:
                     track.breach_since = now
                     track.skipped_for = None
-                if now - track.breach_since < cfg.window:
+                how = self._confirmed(event, track, rate, now, threshold, usual)
+                if how is None:
                     continue
                 reason = self._why_not(event, track, now, state, theirs, global_onsale, auto_now)
                 if reason is not None:
@@ -213,7 +259,8 @@ class SurgeDetector:
                         actions.append(Action("skip", event, reason, rate, usual))
                     continue
                 track.surging = True
-                track.last_breach = now
+                track.high_since = None
+                track.last_breach = now - cfg.lag
                 track.until = now + cfg.hold
                 track.threshold = threshold
                 track.baseline = usual
@@ -223,7 +270,7 @@ class SurgeDetector:
                     Action(
                         "onsale",
                         event,
-                        _reason(event, rate, usual, threshold, total, service_usual, cfg),
+                        _reason(event, how, usual, threshold, total, service_usual, cfg),
                         rate,
                         usual,
                         track.until,
@@ -232,6 +279,7 @@ class SurgeDetector:
             else:
                 if track is not None:
                     track.breach_since = None
+                    track.high_since = None
                     track.skipped_for = None
                     if not track.flips and not track.surging:
                         del self._tracks[event]
@@ -239,6 +287,91 @@ class SurgeDetector:
                 if dt > 0 and not on_sale and not global_onsale:
                     self.baseline.learn(event, rate, now, dt)
         return actions
+
+    def _remember(self, now: float, dt: float, valid: Mapping[str, float]) -> None:
+        """Keep each event's readings of the last ``rise_window`` seconds (for the rising rule)."""
+        span = self.config.rise_window
+        for event in [e for e in self._recent if e not in valid]:
+            del self._recent[event]  # out of the readings: its history starts afresh
+        if span <= 0:
+            return
+        if dt <= 0:  # the first reading (or the first after an outage) covers no interval
+            self._recent.clear()
+            return
+        oldest = now - span + _EPS
+        for event, rate in valid.items():
+            recent = self._recent.get(event)
+            if recent is None:
+                recent = self._recent[event] = deque()
+            recent.append((now, dt, rate))
+            while recent[0][0] <= oldest:
+                recent.popleft()
+
+    def _confirmed(
+        self,
+        event: str,
+        track: _Track,
+        rate: float,
+        now: float,
+        threshold: float,
+        usual: float | None,
+    ) -> str | None:
+        """Which rule confirms this breach as a surge, said for the reason (None: none yet)."""
+        cfg = self.config
+        assert track.breach_since is not None
+        high = max(cfg.high, threshold)
+        if cfg.high > 0 and rate > high:
+            if track.high_since is None:
+                track.high_since = now
+        else:
+            track.high_since = None
+        if now - track.breach_since >= cfg.window:
+            return f"{rate:.1f} req/s for {cfg.window:g}s"
+        if track.high_since is not None and now - track.high_since >= cfg.high_window:
+            return f"{rate:.1f} req/s, above {high:.1f} for {cfg.high_window:g}s"
+        thirds = self.rising(event, now, threshold, usual)
+        if thirds is not None:
+            first, middle, last = thirds
+            return (
+                f"{rate:.1f} req/s, rising {first:.1f} -> {middle:.1f} -> {last:.1f} "
+                f"over {cfg.rise_window:g}s"
+            )
+        return None
+
+    def rising(
+        self, event: str, now: float, threshold: float, usual: float | None
+    ) -> tuple[float, float, float] | None:
+        """The rising rule: ``event``'s rate averaged over each third of the last
+        ``rise_window`` seconds if they show a surge building up (see ``DetectorConfig``),
+        else None (also when its readings do not cover the whole span yet)."""
+        cfg = self.config
+        recent = self._recent.get(event)
+        span = cfg.rise_window
+        if span <= 0 or not recent:
+            return None
+        start = now - span
+        if recent[0][0] - recent[0][1] > start + _EPS:
+            return None  # not read for the whole span yet
+        count = [0.0, 0.0, 0.0]
+        seconds = [0.0, 0.0, 0.0]
+        for t, covered, rate in recent:
+            third = min(2, max(0, math.ceil((t - start) / (span / 3) - 1e-6) - 1))
+            count[third] += rate * covered
+            seconds[third] += covered
+        if not all(seconds):
+            return None  # readings sparser than a third of the span
+        first, middle, last = (c / s for c, s in zip(count, seconds, strict=True))
+        latest = recent[-1][2]
+        level = max(cfg.rise_level, 2 * usual) if usual is not None else cfg.rise_level
+        if (
+            first >= level
+            and first <= middle <= last
+            and last >= cfg.rise_factor * first
+            and last > threshold
+            and latest > threshold
+        ):
+            return first, middle, last
+        return None
 
     def _while_surging(
         self,
@@ -259,7 +392,7 @@ class SurgeDetector:
             track.breach_since = None
             return []
         if rate > track.threshold:
-            track.last_breach = now
+            track.last_breach = now - cfg.lag  # the time of the reading's oldest data
             if track.until - now < cfg.quiet:
                 track.until = now + cfg.hold
                 return [
@@ -315,6 +448,10 @@ class SurgeDetector:
         return None
 
 
+#: tolerance when comparing times (seconds)
+_EPS = 1e-6
+
+
 def _holds(state: ModeState, now: float) -> bool:
     """Whether an operator's or the schedule's state decides this scope now."""
     if state.source == "manual":
@@ -324,7 +461,7 @@ def _holds(state: ModeState, now: float) -> bool:
 
 def _reason(
     event: str,
-    rate: float,
+    how: str,
     usual: float | None,
     threshold: float,
     total: float,
@@ -336,6 +473,6 @@ def _reason(
         "" if service_usual is None else f" (usual {service_usual:.1f})"
     )
     return (
-        f"auto: surge on {event}: {rate:.1f} req/s for {cfg.window:g}s, {usual_text}, "
+        f"auto: surge on {event}: {how}, {usual_text}, "
         f"threshold {threshold:.1f} (x{cfg.factor:g}, floor {cfg.floor:g}){service}"
     )
