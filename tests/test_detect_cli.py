@@ -54,6 +54,9 @@ def test_the_operators_key_variable_is_not_used_by_the_detector(tmp_path: Path) 
         (("--quiet", "soon"), "--quiet", "duration"),
         (("--max-auto", "0"), "--max-auto", "1"),
         (("--interval", "-2s"), "--interval", "not a duration"),
+        (("--lag", "5m"), "--lag", "less than --quiet"),
+        (("--high", "-1"), "--high", "0"),
+        (("--rise-factor", "0.5"), "--rise-factor", "1"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(

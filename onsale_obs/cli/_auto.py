@@ -71,6 +71,53 @@ def auto(
             help="...for this long (seconds, or 6s, 1m).",
         ),
     ] = DetectorConfig.window,
+    high: Annotated[
+        float,
+        typer.Option(
+            "--high",
+            min=0.0,
+            help="Steep rule: above this many req/s (and the threshold) for --high-window "
+            "is a surge sooner (0: off).",
+        ),
+    ] = DetectorConfig.high,
+    high_window: Annotated[
+        float,
+        typer.Option(
+            "--high-window",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="How long the rate must stay above --high.",
+        ),
+    ] = DetectorConfig.high_window,
+    rise_window: Annotated[
+        float,
+        typer.Option(
+            "--rise-window",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Rising rule: a rate that grows over this span (in thirds, from at least "
+            "--rise-level to above the threshold and --rise-factor times more) is a surge "
+            "before a whole --window (0: off).",
+        ),
+    ] = DetectorConfig.rise_window,
+    rise_level: Annotated[
+        float,
+        typer.Option("--rise-level", min=0.0, help="Rising rule: req/s of its first third."),
+    ] = DetectorConfig.rise_level,
+    rise_factor: Annotated[
+        float,
+        typer.Option("--rise-factor", min=1.0, help="Rising rule: last third / first third."),
+    ] = DetectorConfig.rise_factor,
+    lag: Annotated[
+        float,
+        typer.Option(
+            "--lag",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="How old Prometheus' newest data can be (two scrape intervals): the quiet "
+            "period counts from then, so the end is not published late.",
+        ),
+    ] = 30.0,
     quiet: Annotated[
         float,
         typer.Option(
@@ -126,7 +173,8 @@ def auto(
     """Watch per-event request rates and put a surging event on sale by itself (source=auto).
 
     A surge is an event's rate above --factor times its usual rate at this hour of the day
-    (learnt as it runs) and above --floor requests per second, for --window. The event is
+    (learnt as it runs) and above --floor requests per second, for --window; sooner when it
+    is above --high for --high-window, or has been rising over --rise-window. The event is
     published on sale with source=auto, a reason naming the rates and an until it extends
     while the surge lasts; after --quiet below the threshold it is published normal again.
     A manual state or a scheduled window is never overridden. States are signed with the
@@ -158,12 +206,31 @@ def auto(
             raise typer.BadParameter(
                 f"expected a duration above 0, got {value:g}.", param_hint=f"'{name}'"
             )
+    for name, value in (
+        ("--high-window", high_window),
+        ("--rise-window", rise_window),
+        ("--lag", lag),
+    ):
+        if not value >= 0:
+            raise typer.BadParameter(
+                f"expected a duration of 0 or more, got {value:g}.", param_hint=f"'{name}'"
+            )
+    if lag >= quiet:
+        raise typer.BadParameter(
+            f"expected less than --quiet ({quiet:g}s), got {lag:g}.", param_hint="'--lag'"
+        )
     try:
         config = DetectorConfig(
             factor=factor,
             floor=floor,
             window=window,
+            high=high,
+            high_window=high_window,
+            rise_window=rise_window,
+            rise_level=rise_level,
+            rise_factor=rise_factor,
             quiet=quiet,
+            lag=lag,
             max_auto=max_auto,
             max_flips_per_hour=max_flips,
             dry_run=dry_run,
