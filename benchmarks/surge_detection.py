@@ -14,19 +14,22 @@ pulses of 20 s on / 20 s off) of 10-60 minutes. The detector learns for one simu
 Reported: detection delay (from the surge's start, or for ramps and exponential growth from
 when the surge alone first adds 5 req/s, to the published state) p50/p95/max, misses, false
 flips per week (an ``onsale`` outside a planted surge), end-of-surge delay (surge end to the
-``normal`` state) against the quiet period plus one reading.
+``normal`` state) against the quiet period plus one reading. Via Prometheus the detector runs
+with ``lag`` = two scrape intervals (``--lag``, as ``mode auto`` does by default): a reading's
+data can be that old, so the quiet period is counted from then.
 
     .venv/bin/python benchmarks/surge_detection.py              # held-out seeds 101-105
     .venv/bin/python benchmarks/surge_detection.py --tuning     # tuning seeds 1-3
     .venv/bin/python benchmarks/surge_detection.py --seeds 1 --json out.json
 
 Exit code 1 when a target is missed (p95 <= 30 s via Prometheus, <= 10 s in-process, <= 1 false
-flip per week), 2 for bad arguments.
+flip per week, no miss, every end within its bound), 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -228,7 +231,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=DetectorConfig.factor)
     parser.add_argument("--floor", type=float, default=DetectorConfig.floor)
     parser.add_argument("--window", type=float, default=DetectorConfig.window)
+    parser.add_argument("--high", type=float, default=DetectorConfig.high)
+    parser.add_argument("--high-window", type=float, default=DetectorConfig.high_window)
+    parser.add_argument("--rise-window", type=float, default=DetectorConfig.rise_window)
+    parser.add_argument("--rise-level", type=float, default=DetectorConfig.rise_level)
+    parser.add_argument("--rise-factor", type=float, default=DetectorConfig.rise_factor)
     parser.add_argument("--quiet", type=float, default=DetectorConfig.quiet)
+    parser.add_argument(
+        "--lag",
+        type=float,
+        default=2 * SCRAPE,
+        help="via Prometheus: how old a reading's data can be (two scrapes; in-process: 0)",
+    )
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--source", choices=("both", "prometheus", "in-process"), default="both")
     args = parser.parse_args(argv)
@@ -241,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         factor=args.factor,
         floor=args.floor,
         window=args.window,
+        high=args.high,
+        high_window=args.high_window,
+        rise_window=args.rise_window,
+        rise_level=args.rise_level,
+        rise_factor=args.rise_factor,
         quiet=args.quiet,
         max_auto=EVENTS,
         max_flips_per_hour=2,
@@ -255,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         total = Result()
         for seed in seeds:
-            r = run(seed, mode, config)
+            lag = args.lag if mode == "prometheus" else 0.0
+            r = run(seed, mode, dataclasses.replace(config, lag=lag))
             total.delays += r.delays
             for shape, found in r.by_shape.items():
                 total.by_shape.setdefault(shape, []).extend(found)
@@ -267,14 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         p50, p95 = float(np.percentile(d, 50)), float(np.percentile(d, 95))
         per_week = total.false_flips / len(seeds)
         # via Prometheus the drop is seen only once scraped, and the scrape that spans the
-        # surge's end still shows it: up to two scrape intervals more
-        end_bound = config.quiet + INTERVAL + (2 * SCRAPE if mode == "prometheus" else 0.0)
+        # surge's end still shows it: up to two scrape intervals more unless --lag says so
+        late = 2 * SCRAPE - lag if mode == "prometheus" else 0.0
+        end_bound = config.quiet + INTERVAL + max(0.0, late)
         print(
             f"{mode:11s} delay p50 {p50:5.1f}s p95 {p95:5.1f}s max {float(d.max()):5.1f}s "
             f"(target p95 <= {target:g}s); missed {total.missed}/{SURGES * len(seeds)}; "
             f"false flips {per_week:.2f}/week (target <= 1); end delay p50 "
             f"{float(np.percentile(e, 50)):5.1f}s max {float(e.max()):5.1f}s "
-            f"(bound quiet + one reading{' + two scrapes' if mode == 'prometheus' else ''} = {end_bound:g}s)"
+            f"min {float(e.min()):5.1f}s (bound quiet + one reading"
+            f"{' + two scrapes' if late > 0 else ''} = {end_bound:g}s)"
         )
         shapes = {
             shape: round(float(np.percentile(found, 95)), 1)
@@ -291,8 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "false_flips_per_week": per_week,
             "end_delay_p50": float(np.percentile(e, 50)),
             "end_delay_max": float(e.max()),
+            "end_delay_min": float(e.min()),
+            "end_bound": end_bound,
         }
-        ok = ok and p95 <= target and per_week <= 1 and total.missed == 0
+        ok = ok and p95 <= target and per_week <= 1 and total.missed == 0 and e.max() <= end_bound
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=2)
