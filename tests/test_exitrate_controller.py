@@ -704,3 +704,26 @@ def test_at_the_maximum_rate_it_holds_and_says_so() -> None:
     assert rec.rate == pytest.approx(10_000)
     assert rec.action == "hold"
     assert rec.reason == "at the maximum 10,000/min"
+
+
+def test_a_long_burn_left_by_an_answered_incident_does_not_hold_probes() -> None:
+    """The long window keeps burning for minutes after the short one is clean: once a cut
+    answered that incident, probes go on (within the long window of the cut); the same
+    long burn with no incident answered holds."""
+    answered = ExitRateController(CONFIG)
+    settle(answered, 1000, 75)
+    rate = answered.recommend(healthy(75, 1000, burn_short=20, burn_long=20, latency_p95=1.5)).rate
+    t, answers = 90.0, []
+    while t < 75 + CONFIG.long_window:
+        rec = answered.recommend(healthy(t, rate, burn_long=10, utilisation=0.3))
+        rate = rec.rate
+        answers.append(rec)
+        t += 15
+    assert any(a.action == "increase" for a in answers)
+    assert not any("probe limit" in a.reason for a in answers)
+
+    unexplained = ExitRateController(CONFIG)
+    rate = settle(unexplained, 1000, 75, utilisation=0.92)
+    rec = unexplained.recommend(healthy(75, rate, burn_long=10, utilisation=0.3))
+    assert rec.action == "hold"
+    assert rec.reason == "burn 10x over 5m above the probe limit 6x"
