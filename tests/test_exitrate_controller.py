@@ -266,7 +266,9 @@ def test_no_probe_while_utilisation_is_still_moving() -> None:
         assert rec.action != "increase", rec.reason
         rate = rec.rate
         t += 15
-    assert "still moving" in rec.reason
+    assert rec.reason == (
+        "utilisation still moving (0.56, 0.60, 0.62, 0.66): the last change has not fully shown"
+    )
 
 
 def test_probe_aims_at_the_target_utilisation() -> None:
@@ -727,3 +729,61 @@ def test_a_long_burn_left_by_an_answered_incident_does_not_hold_probes() -> None
     rec = unexplained.recommend(healthy(75, rate, burn_long=10, utilisation=0.3))
     assert rec.action == "hold"
     assert rec.reason == "burn 10x over 5m above the probe limit 6x"
+
+
+def _early_run(start: float, until: float) -> list[Recommendation]:
+    """Answers to a rise from ``start`` under an 80 s / 0.9 lag, capacity 4,000/min."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rate, t, answers = start, 0.0, []
+    while t < until:
+        rec = controller.recommend(healthy(t, rate, utilisation=_rising(t, rate, 4000, 80, 0.9)))
+        answers.append(rec)
+        rate = rec.rate
+        t += 15
+    return answers
+
+
+def test_an_early_step_goes_to_the_target_share_of_the_early_estimate() -> None:
+    """From half the capacity the early step is one multiplicative step to 92% of what the
+    readings agree on (+84%), not a doubling and not a wait."""
+    answers = _early_run(2000, 300)
+    first = next(a for a in answers if a.action == "increase")
+    assert first.rate == pytest.approx(0.92 * 4000)
+    assert first.reason.endswith(
+        "utilisation still rising, the readings so far put the capacity at ~4,000/min "
+        "(lag ~1m20s): +84%"
+    )
+
+
+def test_an_early_estimate_with_little_headroom_waits_for_the_readings() -> None:
+    """Near the target an early step of under 10% is not worth the risk of a lag fitted to a
+    rise: the controller waits for the readings to settle."""
+    answers = _early_run(3600, 600)
+    assert all(a.action == "hold" for a in answers)
+    assert answers[-1].reason.startswith("utilisation 0.90 in the hold band")
+
+
+@pytest.mark.parametrize(
+    ("changes", "what"),
+    [
+        ({"burn_short": 3.0, "burn_long": 6.0}, "burn rates at their probe limits"),
+        ({"latency_p95": 0.8}, "p95 at the latency margin"),
+        ({"latency_p95": 1.5, "latency_threshold": 2.0}, "p95 under 80% of a 2 s threshold"),
+        ({"queue_length": 1}, "one user waiting"),
+    ],
+)
+def test_probes_at_the_edges_of_the_hold_bands(changes: dict[str, float], what: str) -> None:
+    """The probe limits are inclusive ("at or below"), and one waiting user is demand."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 75)
+    rec = controller.recommend(healthy(75, rate, **changes))
+    assert rec.action == "increase", (what, rec.reason)
+
+
+def test_an_unknown_queue_holds_and_says_so() -> None:
+    """Without the queue length the controller cannot tell demand: it holds, and says why."""
+    controller = ExitRateController(CONFIG)
+    rate = settle(controller, 1000, 75)
+    rec = controller.recommend(healthy(75, rate, queue_length=None))
+    assert rec.action == "hold"
+    assert rec.reason == "queue length unknown: never increase on missing signals"
