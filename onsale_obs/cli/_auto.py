@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from prometheus_client import CollectorRegistry, start_http_server
 
 from onsale_obs.cli._context import opened_backend, optional_verifier
 from onsale_obs.cli._options import (
@@ -20,10 +19,13 @@ from onsale_obs.cli._options import (
 from onsale_obs.cli._output import fmt_time, print_json_line, stdout
 from onsale_obs.cli._schedule_run import stop_on_signals
 from onsale_obs.cli._watch import _StderrLog
-from onsale_obs.detect import Action, AutoMode, DetectorConfig, PrometheusRates, SurgeDetector
+from onsale_obs.detect import DetectorConfig
 from onsale_obs.exceptions import BadInputError, SigningKeyError
-from onsale_obs.modes import DEFAULT_BACKEND_URL, Broadcaster, ModeState, Signer
-from onsale_obs.slo._prom_client import PrometheusClient
+from onsale_obs.modes import DEFAULT_BACKEND_URL, Broadcaster, Signer
+
+if TYPE_CHECKING:
+    from onsale_obs.detect import Action
+    from onsale_obs.modes import ModeState
 
 #: The detector's own key: revoked without touching the operators' (ONSALE_OBS_SIGNING_KEY).
 AUTO_SIGNING_KEY_ENV = "ONSALE_OBS_AUTO_SIGNING_KEY"
@@ -237,6 +239,12 @@ def auto(
         )
     except BadInputError as exc:  # pragma: no cover - the options' bounds come first
         raise typer.BadParameter(str(exc)) from None
+    # the loop, Prometheus' client and the exporter: loaded only when the detector runs
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from onsale_obs.detect import AutoMode, PrometheusRates, SurgeDetector
+    from onsale_obs.slo._prom_client import PrometheusClient
+
     signer = Signer.from_file(signing_key)
     log = _StderrLog()
     stop = threading.Event()
