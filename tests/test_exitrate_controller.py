@@ -787,3 +787,18 @@ def test_an_unknown_queue_holds_and_says_so() -> None:
     rec = controller.recommend(healthy(75, rate, queue_length=None))
     assert rec.action == "hold"
     assert rec.reason == "queue length unknown: never increase on missing signals"
+
+
+@pytest.mark.parametrize("truth", [(30.0, 0.5), (80.0, 0.9), (120.0, 0.5), (160.0, 1.3)])
+def test_the_lag_is_fitted_to_the_rise_after_the_room_opens(truth: tuple[float, float]) -> None:
+    """Readings rising as users admitted since the opening reach checkout after a log-normal
+    lag: within a few minutes the fitted lag is that lag (median and spread), whatever the
+    configured one."""
+    controller = ExitRateController(
+        replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, max_rate=1000)
+    )
+    t = 0.0
+    while t <= 300:
+        controller.recommend(healthy(t, 1000, utilisation=_rising(t, 1000, 1500, *truth)))
+        t += 15
+    assert controller.admission_lag == truth
