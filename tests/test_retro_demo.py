@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from onsale_obs.testing import require_binary
 from tests.test_slo_html import chromium, console_messages, decode_png
 
 TRACE_URL = "https://grafana.example.com/explore?traceId={trace_id}"
+DASHBOARD_URL = "https://grafana.example.com/d/onsale?from={from}&to={to}&var-event={event}"
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -59,7 +61,7 @@ def pages(demo: Path) -> dict[str, Any]:
     """The retrospective page, the report page, and the JSON report, from the same data."""
     retro, report = demo / "retro.html", demo / "report-page.html"
     extra: list[str | Path] = ["--recommendations", demo / "recommendations.json"]
-    extra += ["--trace-url", TRACE_URL]
+    extra += ["--trace-url", TRACE_URL, "--dashboard-url", DASHBOARD_URL]
     run = cli("slo", "onsales", *source_args(demo), "--format", "html", "-o", retro, *extra)
     assert run.returncode in (0, 1), run.stderr[-3000:]
     run = cli("slo", "report", *source_args(demo), "--format", "html", "-o", report, *extra)
@@ -220,6 +222,21 @@ def test_trace_links_use_the_template_and_name_bad_requests(
             if d.get("status", 0) >= 500:
                 bad.add(d.get("trace_id"))
     assert set(ids) <= bad
+
+
+def test_each_onsale_links_its_dashboard_over_its_own_span(pages: dict[str, Any]) -> None:
+    """--dashboard-url: {from}/{to} are the section's span in epoch ms, {event} its event id."""
+    page = pages["retro"].read_text(encoding="utf-8")
+    body = section(page, MAIN)
+    [(start, end, event)] = re.findall(
+        r'href="https://grafana\.example\.com/d/onsale\?from=(\d+)&amp;to=(\d+)&amp;'
+        r'var-event=([^"]+)"',
+        body,
+    )
+    assert event == MAIN.removeprefix("event:")
+    [window] = [o for s in pages["json"]["slos"] for o in s["onsales"] if o["scope"] == MAIN][:1]
+    started = datetime.fromisoformat(window["start"].replace("Z", "+00:00")).timestamp()
+    assert int(start) <= started * 1000 < int(end)
 
 
 # ------------------------------------------------------------------------------- browser

@@ -191,6 +191,17 @@ TraceUrlOption = Annotated[
         show_default=False,
     ),
 ]
+DashboardUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dashboard-url",
+        metavar="TEMPLATE",
+        help="Link each on-sale of the html retrospective to a dashboard: {from} and {to} become "
+        "its span in epoch ms, {scope} and {event} its scope and event id, e.g. "
+        "'https://grafana.example.com/d/onsale-obs?from={from}&to={to}&var-event={event}'.",
+        show_default=False,
+    ),
+]
 ReportFormatOption = Annotated[
     ReportFormat,
     typer.Option(
@@ -371,6 +382,7 @@ def _retrospectives(
     timeline: AlertTimeline,
     recommendations: Path | None,
     trace_url: str | None,
+    dashboard_url: str | None = None,
 ) -> list[Retro]:
     """Per-minute figures of every on-sale from the same source, drawn for the html page."""
     spans = spans_of(report, read.spec.grace)
@@ -398,6 +410,7 @@ def _retrospectives(
         times=timeline.times,
         decisions=decisions,
         trace_url=trace_url,
+        dashboard_url=dashboard_url,
     )
 
 
@@ -469,6 +482,7 @@ def report(
     timeout: TimeoutOption = 10.0,
     recommendations: RecommendationsOption = None,
     trace_url: TraceUrlOption = None,
+    dashboard_url: DashboardUrlOption = None,
 ) -> None:
     """Error budgets, burn rates and alerts per SLO, normal time and on-sales side by side.
 
@@ -501,7 +515,7 @@ def report(
     if fmt == "html":
         timeline = _alert_timeline(read, result, True)
         retros = (
-            _retrospectives(read, result, timeline, recommendations, trace_url)
+            _retrospectives(read, result, timeline, recommendations, trace_url, dashboard_url)
             if "onsale" in modes
             else []
         )
@@ -553,6 +567,7 @@ def onsales(
     out_file: OutputOption = None,
     recommendations: RecommendationsOption = None,
     trace_url: TraceUrlOption = None,
+    dashboard_url: DashboardUrlOption = None,
 ) -> None:
     """How did each on-sale of the window go? One row per on-sale and SLO.
 
@@ -581,7 +596,7 @@ def onsales(
     pairs = all_onsales(result)
     if output == "html":
         timeline = _alert_timeline(read, result, True)
-        retros = _retrospectives(read, result, timeline, recommendations, trace_url)
+        retros = _retrospectives(read, result, timeline, recommendations, trace_url, dashboard_url)
         page = render_retro_page(retros, result)
         if target is None:
             typer.echo(page, nl=False)

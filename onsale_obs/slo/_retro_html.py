@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -83,6 +84,8 @@ class Retro:
     charts: tuple[Markup, ...]
     decisions: tuple[Decision, ...]
     outside: tuple[tuple[str, float, int], ...]
+    #: the on-sale's dashboard (``--dashboard-url``), None without a template
+    dashboard: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -136,8 +139,11 @@ def build_retros(
     decisions: Sequence[Decision] = (),
     trace_url: str | None = None,
     vertical: Mapping[str, Sequence[tuple[float, Mapping[str, int]]]] | None = None,
+    dashboard_url: str | None = None,
 ) -> list[Retro]:
     """One :class:`Retro` per on-sale, charts drawn.
+
+    ``dashboard_url``: a link template for each on-sale's dashboard (see :func:`dashboard_link`).
 
     ``vertical``: per on-sale scope, ``(time, {service: desired replicas})`` as the vertical
     scaler exported them (``onsale-obs demo`` records them); drawn when given.
@@ -181,8 +187,26 @@ def build_retros(
             for r in rows
             if (left := r.slo.onsale_outside_windows) is not None and left != 0
         )
-        out.append(Retro(o, tuple(rows), tuple(drawn), tuple(mine), outside))
+        link = None if dashboard_url is None else dashboard_link(dashboard_url, o)
+        out.append(Retro(o, tuple(rows), tuple(drawn), tuple(mine), outside, link))
     return out
+
+
+def dashboard_link(template: str, minutes: OnSaleMinutes) -> str:
+    """``template`` for one on-sale: ``{from}`` and ``{to}`` become the shown span in epoch
+    milliseconds (Grafana's ``from=`` / ``to=``), ``{scope}`` and ``{event}`` the on-sale's
+    scope and event id (URL-quoted; ``{event}`` is empty for ``global``)."""
+    scope = minutes.window.scope
+    event = scope.partition(":")[2] if scope.startswith("event:") else ""
+    values = {
+        "{from}": str(int(minutes.start * 1000)),
+        "{to}": str(int(minutes.end * 1000)),
+        "{scope}": quote(scope, safe=""),
+        "{event}": quote(event, safe=""),
+    }
+    for placeholder, value in values.items():
+        template = template.replace(placeholder, value)
+    return template
 
 
 def render_sections(retros: Sequence[Retro], report: Report) -> Markup:
