@@ -69,6 +69,7 @@ def redis_server() -> Iterator[RedisServer]:
 # Real Prometheus over planted traffic (tests/slo_traffic.py); appended, hence imported here.
 from onsale_obs.testing_prometheus import PrometheusServer, backfill  # noqa: E402
 from tests.slo_traffic import CI_SCRAPE_INTERVAL, Traffic, generate  # noqa: E402
+from tests.workers import reap_workers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +100,10 @@ def prometheus_server() -> Iterator[PrometheusServer]:
     binary = require_binary("prometheus", "prometheus")
     with PrometheusServer(binary=binary) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers() -> Iterator[None]:
+    """Subscriber worker processes a failing test left running are stopped with that test."""
+    yield
+    reap_workers()

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: every worker started, so that a failing test's workers are stopped with it (``reap_workers``)
+_started: list[subprocess.Popen[str]] = []
 
 
 def start_worker(
@@ -28,6 +30,7 @@ def start_worker(
         stderr=subprocess.PIPE,
         text=True,
     )
+    _started.append(proc)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if line != "READY":
@@ -52,3 +55,13 @@ def finish_worker(proc: subprocess.Popen[str], timeout: float = 60) -> list[tupl
         if len(parts) == 3 and parts[0].isdigit():
             seen.append((int(parts[0]), parts[1], parts[2]))
     return seen
+
+
+def reap_workers() -> None:
+    """Kill the workers a test left running (it failed before finishing them) and close their
+    pipes, so a failure stays in its own test instead of warning in a later one."""
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

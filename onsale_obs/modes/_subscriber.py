@@ -259,7 +259,6 @@ class ModeSubscriber:
 
     def _adopt(self, view: StoreView) -> None:
         """Take a verified store (first sync, or after it went back) as the base to follow."""
-        self._cursor = view.cursor
         self._head_bytes = view.head_bytes
         for reason, count in view.rejected.items():
             if reason in self._rejected:
@@ -284,6 +283,8 @@ class ModeSubscriber:
         self._synced = True
         self._needs_sync = False
         self._publish_view()
+        # last: whoever sees the cursor move (``revision``) sees the states up to it served
+        self._cursor = view.cursor
 
     def _apply(self, batch: Batch) -> None:
         chain = self._chain
@@ -308,8 +309,9 @@ class ModeSubscriber:
         limit = hint.revision if hint is not None else (0 if batch.head is None else math.inf)
         changed = False
         unlinked: list[tuple[str, int]] = []  # replays, unless the store went back under us
+        cursor = self._cursor
         for entry in batch.entries:
-            self._cursor = max(self._cursor, entry.revision)
+            cursor = max(cursor, entry.revision)
             if not revision_in_range(entry.revision):
                 self._reject("malformed", f"id {entry.revision} is out of range", entry.revision)
                 continue
@@ -332,6 +334,8 @@ class ModeSubscriber:
             changed = self._hold(state, live=True) or changed
         if changed:
             self._publish_view()
+        # moved once the batch is served: ``revision`` never runs ahead of what is served
+        self._cursor = cursor
         resets = self._store_resets
         self._check_head(batch.head, hint, chain, idle=not batch.entries)
         if self._store_resets == resets:
