@@ -22,6 +22,7 @@ from onsale_obs.cli._schema import schema
 from onsale_obs.exceptions import SpecError
 from onsale_obs.filekinds import KINDS, check_file, detect_kind, json_schema
 from onsale_obs.slo import LatencySLI, load_spec
+from tests.file_edits import any_values, paths, replace
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -311,37 +312,7 @@ def test_kinds_are_told_from_the_content() -> None:
     assert check_file(EXAMPLES / "ticketing" / "slo.yaml").valid
 
 
-def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _replace(value: Any, path: tuple[object, ...], new: object) -> Any:
-    if not path:
-        return new
-    copy: Any = dict(value) if isinstance(value, dict) else list(value)
-    copy[path[0]] = _replace(copy[path[0]], path[1:], new)
-    return copy
-
-
-_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-5, 10**6)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12)
-    | st.sampled_from(["5m", "250ms", "P1", "latency", "promql", "5xx", "2026-12-01T10:00:00Z"]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+_VALUES = any_values("5m", "250ms", "P1", "latency", "promql", "5xx", "2026-12-01T10:00:00Z")
 _FILES = {
     "spec": EXAMPLES / "ticketing" / "slo.yaml",
     "receivers": EXAMPLES / "alertmanager" / "receivers.yaml",
@@ -356,8 +327,8 @@ def test_any_value_anywhere_is_placed_problems_never_a_crash(data: st.DataObject
     words (never pydantic's), each inside the file, or finds it valid; nothing else escapes."""
     kind = data.draw(st.sampled_from(sorted(_FILES)))
     original = yaml.safe_load(_FILES[kind].read_text())
-    path = data.draw(st.sampled_from(_paths(original)))
-    changed = _replace(original, path, data.draw(_VALUES))
+    path = data.draw(st.sampled_from(paths(original)))
+    changed = replace(original, path, data.draw(_VALUES))
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "f.yaml"
         file.write_text(yaml.safe_dump(changed))

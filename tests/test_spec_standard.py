@@ -19,6 +19,7 @@ from onsale_obs.slo import AvailabilitySLI, PromQLSLI, Selector, load_spec
 from onsale_obs.slo._load import spec_from_documents
 from onsale_obs.slo._standard import good_from_bad, native_sli, selector_of
 from onsale_obs.yamlfile import Located
+from tests.file_edits import any_values, paths, replace
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENSLO = ROOT / "examples" / "specs" / "openslo.yaml"
@@ -229,37 +230,7 @@ def test_good_is_the_bad_matcher_negated_only_when_that_is_exact() -> None:
     assert good_from_bad('r{s="b",c="1"}', 'r{s="a"}') is None  # not a subset
 
 
-def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _replace(value: Any, path: tuple[object, ...], new: object) -> Any:
-    if not path:
-        return new
-    copy: Any = dict(value) if isinstance(value, dict) else list(value)
-    copy[path[0]] = _replace(copy[path[0]], path[1:], new)
-    return copy
-
-
-_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-5, 10**6)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12)
-    | st.sampled_from(["1M", "30d", "Prometheus", "burnrate", 'x{a="1"}', "SLI", "{{.window}}"]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+_VALUES = any_values("1M", "30d", "Prometheus", "burnrate", 'x{a="1"}', "SLI", "{{.window}}")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -272,8 +243,8 @@ def test_any_value_anywhere_in_a_standard_spec_is_a_spec_error_never_a_crash(
     source = data.draw(st.sampled_from([OPENSLO, SLOTH]))
     docs = list(yaml.safe_load_all(source.read_text()))
     index = data.draw(st.integers(0, len(docs) - 1))
-    path = data.draw(st.sampled_from(_paths(docs[index])))
-    docs[index] = _replace(docs[index], path, data.draw(_VALUES))
+    path = data.draw(st.sampled_from(paths(docs[index])))
+    docs[index] = replace(docs[index], path, data.draw(_VALUES))
     problems: tuple[SpecError | Any, ...] = ()
     try:
         spec_from_documents([Located(d) for d in docs], file="spec.yaml")
