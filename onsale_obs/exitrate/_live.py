@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from onsale_obs.exceptions import BadInputError, OnsaleObsError, PrometheusUnavailableError
 from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._controller import ExitRateController
+from onsale_obs.exitrate._guard import shared_guard
 from onsale_obs.exitrate._signals import Recommendation, Signals
 from onsale_obs.generate._promql import matcher, quote, selector
 from onsale_obs.modes import Broadcaster, ModeBackend, Verifier
@@ -272,22 +273,12 @@ class ExitRateLoop:
     def _guard(self, recommendation: Recommendation, shared: float | None) -> Recommendation:
         """No increase while other events on the shared service burn at the alert threshold
         (this event's own burn being under it): never a cut, only a held probe."""
-        own = recommendation.signals.burn_short
-        if (
-            recommendation.action != "increase"
-            or shared is None
-            or shared < self.config.burn_threshold
-            or (own is not None and own >= self.config.burn_threshold)
-        ):
-            return recommendation
-        held = recommendation.previous_rate
-        return replace(
+        return shared_guard(
             recommendation,
-            rate=held,
-            action="hold",
-            reason=f"another event on the shared {self.reader.availability.service} service "
-            f"burns {shared:.3g}x over {int(self.reader.short)}s: no increase until it clears "
-            f"(this event's own: {recommendation.reason})",
+            shared,
+            threshold=self.config.burn_threshold,
+            service=self.reader.availability.service,
+            window=self.reader.short,
         )
 
     def _note_prometheus(self) -> None:

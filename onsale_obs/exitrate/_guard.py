@@ -1,0 +1,55 @@
+"""The shared-backend guard: events on one service hold each other's probes, never cut them.
+
+Each on-sale event has its own controller fed its own signals, so one event's failure never
+cuts another's rate. Where events share a service, one guard joins them: while the on-sale
+requests of the whole service (every event together) burn at the alert threshold and this
+event's own requests do not, this event's increase is turned into a hold (its probe could be
+what the shared backend cannot take). A decrease, a hold or a decay always passes, and so
+does an increase of the event that is itself burning (its own controller already knows).
+
+The live loop (``_live.py``) and the mixed-events simulation (``_mixed.py``) both call
+:func:`shared_guard`, so the rule has one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from onsale_obs.exitrate._signals import Recommendation
+
+
+def shared_guard(
+    recommendation: Recommendation,
+    shared_burn: float | None,
+    *,
+    threshold: float,
+    service: str,
+    window: float,
+) -> Recommendation:
+    """``recommendation`` with an increase held while the shared service burns.
+
+    Args:
+        recommendation: what this event's own controller answered.
+        shared_burn: the short-window burn rate of every on-sale request of the service,
+            all events together (``None``: not known, or a single event: nothing to guard).
+        threshold: the alert threshold the burn is compared with (the controller's
+            ``burn_threshold``).
+        service: the shared service's name, for the reason.
+        window: the short window in seconds, for the reason.
+    """
+    own = recommendation.signals.burn_short
+    if (
+        recommendation.action != "increase"
+        or shared_burn is None
+        or shared_burn < threshold
+        or (own is not None and own >= threshold)
+    ):
+        return recommendation
+    return replace(
+        recommendation,
+        rate=recommendation.previous_rate,
+        action="hold",
+        reason=f"another event on the shared {service} service burns {shared_burn:.3g}x over "
+        f"{int(window)}s: no increase until it clears "
+        f"(this event's own: {recommendation.reason})",
+    )
