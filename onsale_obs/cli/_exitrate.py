@@ -20,8 +20,10 @@ from rich.text import Text
 
 from onsale_obs.cli._output import print_json, stdout
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.exitrate._families import FAMILIES
-from onsale_obs.exitrate._families import family as _family
+from onsale_obs.exitrate._families import FAMILY_NAMES
+from onsale_obs.exitrate._families import find_family as _family
+from onsale_obs.exitrate._mixed import MixedScenario
+from onsale_obs.exitrate._mixed_run import run_mixed
 from onsale_obs.exitrate._run import (
     GROUPS,
     OURS,
@@ -32,7 +34,7 @@ from onsale_obs.exitrate._run import (
     run_scenario,
 )
 from onsale_obs.exitrate._scenario import Scenario, load_scenario
-from onsale_obs.exitrate._table import HEADERS, row, title, verdict
+from onsale_obs.exitrate._table import HEADERS, innocent_lines, row, title, verdict
 from onsale_obs.generate._files import write_atomic
 
 SimulateFormat = Literal["table", "json"]
@@ -62,7 +64,7 @@ def simulate(
             "--family",
             metavar="NAME",
             help=f"A randomized scenario family, drawn for --seed (default 1): "
-            f"{', '.join(FAMILIES)}. Repeat for more.",
+            f"{', '.join(FAMILY_NAMES)}. Repeat for more.",
             show_default=False,
         ),
     ] = None,
@@ -133,7 +135,7 @@ def simulate(
     if not scenario and not family:
         raise typer.BadParameter(
             "give a scenario file (--scenario FILE) or a family (--family NAME, e.g. "
-            f"--family capacity-drop --seed 3; families: {', '.join(FAMILIES)}).",
+            f"--family capacity-drop --seed 3; families: {', '.join(FAMILY_NAMES)}).",
             param_hint="'--scenario' / '--family'",
         )
     try:
@@ -143,7 +145,10 @@ def simulate(
         ]
     except BadInputError as exc:
         raise typer.BadParameter(exc.detail, param_hint="'--family'") from None
-    scenarios = [(load_scenario(path), TARGET_DRAIN_RATIO) for path in scenario or []] + drawn
+    scenarios: list[tuple[Scenario | MixedScenario, float]] = [
+        (load_scenario(path), TARGET_DRAIN_RATIO) for path in scenario or []
+    ]
+    scenarios += drawn
     if out is not None:
         _make_dir(out)
     reports = _run_all(scenarios, names, seed, show_progress=output == "table")
@@ -157,20 +162,25 @@ def simulate(
 
 
 def _run_all(
-    scenarios: list[tuple[Scenario, float]],
+    scenarios: list[tuple[Scenario | MixedScenario, float]],
     names: list[str],
     seed: int | None,
     *,
     show_progress: bool,
 ) -> list[ScenarioReport]:
-    reports = []
+    reports: list[ScenarioReport] = []
     with _progress(show_progress, len(scenarios) * len(names)) as advance:
         for s, target in scenarios:
 
             def done(controller: str, scenario: str = s.name) -> None:
                 advance(scenario, controller)
 
-            reports.append(run_scenario(s, names, seed=seed, progress=done, drain_target=target))
+            if isinstance(s, MixedScenario):  # one controller per event, one shared backend
+                reports.append(run_mixed(s, names, seed=seed, progress=done, drain_target=target))
+            else:
+                reports.append(
+                    run_scenario(s, names, seed=seed, progress=done, drain_target=target)
+                )
     return reports
 
 
@@ -245,6 +255,8 @@ def _print_tables(reports: list[ScenarioReport], written: list[Path]) -> None:
         if report.meets_target is None:
             style = "dim"
         console.print(Text(verdict(report), style=style))
+        for line in innocent_lines(report):
+            console.print(line)
         console.print()
     for path in written:
         console.print(f"wrote {path}")

@@ -9,6 +9,11 @@ rate (0.3-1x the true capacity; 0.2-2x in ``hot-start``) and the event that make
 family. The draw depends only on the family's name and the seed, so a seed names one
 scenario for every harness.
 
+``mixed-events`` (:data:`MIXED_FAMILIES`, simulated by ``_mixed.py``) draws the same base as
+the whole on-sale and shares its queue out between 2-3 events on the one backend (weights
+1-4 each), each with its own browse time and start rate (0.3-1x its demand share of the
+capacity), and gives one of them a software fault drawn as ``software-fault`` draws it.
+
 Seeds are split in two: :data:`TUNING_SEEDS` (1-1000) are the ones the controller's
 defaults were chosen on; :data:`HELD_OUT_SEEDS` (from 10001) were only ever used to report.
 """
@@ -18,11 +23,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate._config import ExitRateConfig
+from onsale_obs.exitrate._mixed import MixedEvent, MixedScenario
 from onsale_obs.exitrate._scenario import (
     Backend,
     CapacityChange,
@@ -136,9 +142,7 @@ def _base(rng: random.Random, *, hot: bool) -> _Base:
             break
     # owners set the latency objective above what their service needs at rest
     threshold = max(1.0, math.ceil(service.quantile(0.95) * 4 * 10) / 10)
-    browse = LogNormal(
-        median=rng.uniform(20, 120), sigma=rng.uniform(0.5, 1.2), min=5.0, max=1800.0
-    )
+    browse = _browse(rng)
     start = capacity_rate * (rng.uniform(0.2, 2.0) if hot else rng.uniform(0.3, 1.0))
     return _Base(
         users=users,
@@ -151,6 +155,11 @@ def _base(rng: random.Random, *, hot: bool) -> _Base:
         service=service,
         threshold=threshold,
     )
+
+
+def _browse(rng: random.Random) -> LogNormal:
+    # median 20-120 s, log sigma 0.5-1.2 (heavy tails), 5 s to 30 minutes
+    return LogNormal(median=rng.uniform(20, 120), sigma=rng.uniform(0.5, 1.2), min=5.0, max=1800.0)
 
 
 def _steady(rng: random.Random, b: _Base) -> _Base:
@@ -224,14 +233,114 @@ FAMILIES: Final[dict[str, Family]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class MixedFamily:
+    """A named distribution over on-sales of several events on one shared backend."""
+
+    name: str
+    description: str
+    #: Whether the family has a capacity loss or a software fault (drain target 1.25).
+    disrupted: bool = True
+
+    def draw(self, seed: int) -> MixedScenario:
+        """The on-sale of ``seed`` (the same for every caller)."""
+        rng = random.Random(f"{self.name}:{seed}")
+        return _mixed_events(rng, _base(rng, hot=False), f"{self.name}-{seed}", seed, self)
+
+    @property
+    def drain_target(self) -> float:
+        """The drain ratio the controller must reach on this family (the whole service)."""
+        return 1.25 if self.disrupted else 1.15
+
+
+#: How many events share the backend in ``mixed-events`` ...
+MIXED_EVENT_COUNTS: Final = (2, 3)
+#: ... and the range of the weights their share of the queue is drawn from (a share of at
+#: least 1/(1 + 4 (n - 1)): 20% of two events, 11% of three).
+MIXED_WEIGHTS: Final = (1.0, 4.0)
+
+
+def _mixed_events(
+    rng: random.Random, b: _Base, name: str, seed: int, fam: MixedFamily
+) -> MixedScenario:
+    # the base draw is the whole on-sale (all the demand on one backend, T* 15-120 minutes);
+    # it is shared out between 2-3 events, each with its own browse time and start rate
+    count = rng.choice(MIXED_EVENT_COUNTS)
+    weights = [rng.uniform(*MIXED_WEIGHTS) for _ in range(count)]
+    users = [round(b.users * w / sum(weights)) for w in weights[:-1]]
+    users.append(b.users - sum(users))
+    browses = [b.browse, *(_browse(rng) for _ in range(count - 1))]
+    starts = [b.capacity_rate * u / b.users * rng.uniform(0.3, 1.0) for u in users]
+    faulty = rng.randrange(count)
+    # one event's checkouts fail (its own code path: a bad deploy of its seat map, say)
+    fault = replace(_fault(rng, b).faults[0], note="a bad deploy of one event, healed")
+    whole = b.scenario(name, seed, fam.description)
+    room = whole.waiting_room
+    events = tuple(
+        MixedEvent(
+            name=f"event-{i + 1}",
+            waiting_room=replace(
+                room, queued_at_start=u, initial_rate=round(start, 1), browse_time=browse
+            ),
+            faults=(fault,) if i == faulty else (),
+        )
+        for i, (u, browse, start) in enumerate(zip(users, browses, starts, strict=True))
+    )
+    return MixedScenario(
+        name=name,
+        seed=seed,
+        events=events,
+        backend=whole.backend,
+        slo=whole.slo,
+        telemetry=whole.telemetry,
+        horizon=whole.horizon,
+        tick=whole.tick,
+        description=fam.description,
+        controller=whole.controller,
+        source=whole.source,
+    )
+
+
+#: Families of several events on one backend (``_mixed.py`` simulates them).
+MIXED_FAMILIES: Final[dict[str, MixedFamily]] = {
+    f.name: f
+    for f in (
+        MixedFamily(
+            "mixed-events",
+            "2-3 events share one backend; 1-50% of one event's checkouts fail for 3-15 "
+            "minutes, then heal",
+        ),
+    )
+}
+#: Every family's name, the single-room ones first.
+FAMILY_NAMES: Final = (*FAMILIES, *MIXED_FAMILIES)
+
+
 def family(name: str) -> Family:
-    """The family called ``name``; bad input names the choices."""
+    """The single-room family called ``name``; bad input names the choices."""
     try:
         return FAMILIES[name]
     except KeyError:
+        if name in MIXED_FAMILIES:
+            raise BadInputError(
+                f"family {name!r} has several waiting rooms and this harness runs one; "
+                f"expected one of {', '.join(FAMILIES)}.",
+                field="--family",
+            ) from None
         raise BadInputError(
             f"unknown family {name!r}; expected one of {', '.join(FAMILIES)}.", field="--family"
         ) from None
+
+
+def find_family(name: str) -> Family | MixedFamily:
+    """Any family called ``name``, single-room or mixed; bad input names the choices."""
+    found = FAMILIES.get(name) or MIXED_FAMILIES.get(name)
+    if found is None:
+        raise BadInputError(
+            f"unknown family {name!r}; expected one of {', '.join(FAMILY_NAMES)}.",
+            field="--family",
+        )
+    return found
 
 
 def parse_seeds(text: str, *, field: str = "--seeds") -> list[int]:

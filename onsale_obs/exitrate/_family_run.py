@@ -9,7 +9,9 @@ are summed up as mean and worst (:func:`summarise`) and judged against the targe
   oracle's share;
 - no fixed rate and not AIMD better on both mean drain ratio and mean SLO share;
 - after a healed software fault, back to 90% of the pre-fault rate within 3 minutes of the
-  short burn window clearing.
+  short burn window clearing;
+- mixed events: an innocent event keeps 90% of its no-fault rate at every tick while another
+  event's fault shows (``_mixed_run.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from onsale_obs.exitrate._families import Family, family
+from onsale_obs.exitrate._families import Family, MixedFamily, find_family
+from onsale_obs.exitrate._mixed_run import INNOCENT_SHARE, run_mixed
 from onsale_obs.exitrate._run import OURS, ScenarioReport, run_scenario
 
 #: Fixed baselines as shares of the true capacity at the start; the best one is reported.
@@ -45,6 +48,13 @@ class SeedResult:
     slo: dict[str, float]
     #: Seconds from the burn clearing to 90% of the pre-fault rate (software faults only).
     recovery_s: float | None = None
+    #: Mixed events, ours: the innocent events' admitted users while the fault showed over
+    #: the same without the fault (the lowest over the innocent events) ...
+    innocent_kept: float | None = None
+    #: ... and the lowest ratio of their rates with and without it at one tick ...
+    innocent_worst: float | None = None
+    #: ... and the rules (first word of the reason) of any decrease of theirs in the window.
+    innocent_cuts: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain numbers; an undrained run's ratio is ``null``."""
@@ -57,12 +67,34 @@ class SeedResult:
             },
             "slo_share": {k: round(v, 4) for k, v in self.slo.items()},
             "recovery_s": self.recovery_s,
+            "innocent_kept": _rounded(self.innocent_kept),
+            "innocent_worst": _rounded(self.innocent_worst),
+            "innocent_cuts": list(self.innocent_cuts),
         }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def run_seed(family_name: str, seed: int, controllers: Sequence[str] = CONTROLLERS) -> SeedResult:
     """Every controller on the scenario ``family_name`` draws for ``seed`` (picklable)."""
-    fam = family(family_name)
+    fam = find_family(family_name)
+    if isinstance(fam, MixedFamily):
+        mixed = run_mixed(fam.draw(seed), list(controllers), seed=seed)
+        innocent = mixed.innocent_of(OURS)
+        return SeedResult(
+            family=family_name,
+            seed=seed,
+            physical_limit=mixed.physical_limit,
+            drain={r.controller: r.drain_ratio for r in mixed.results},
+            slo={r.controller: r.slo_share for r in mixed.results},
+            innocent_kept=min((i.kept for i in innocent), default=None),
+            innocent_worst=min((i.worst for i in innocent), default=None),
+            innocent_cuts=tuple(
+                dict.fromkeys(reason.split()[0] for i in innocent for reason in i.cuts)
+            ),
+        )
     report = run_scenario(fam.draw(seed), list(controllers), seed=seed)
     return SeedResult(
         family=family_name,
@@ -117,13 +149,19 @@ class Stat:
 class FamilySummary:
     """One family: every controller's mean and worst, the best fixed rate, the verdict."""
 
-    family: Family
+    family: Family | MixedFamily
     seeds: tuple[int, ...]
     drain: dict[str, Stat]
     slo: dict[str, Stat]
     best_fixed: str
     recovery: Stat | None
     misses: tuple[str, ...] = field(default=())
+    #: Mixed events: the innocent events' kept share (mean over the seeds) and the lowest
+    #: tick ratio (worst: the lowest over the seeds).
+    innocent: Stat | None = None
+    #: Seeds on which ours decreased an innocent event's rate in the window, and the rules.
+    innocent_cut_seeds: int = 0
+    innocent_cut_rules: tuple[str, ...] = ()
 
     @property
     def met(self) -> bool:
@@ -149,12 +187,15 @@ class FamilySummary:
             "slo_share": {k: stat(v) for k, v in self.slo.items()},
             "best_fixed": self.best_fixed,
             "recovery_s": None if self.recovery is None else stat(self.recovery),
+            "innocent": None if self.innocent is None else stat(self.innocent),
+            "innocent_cut_seeds": self.innocent_cut_seeds,
+            "innocent_cut_rules": list(self.innocent_cut_rules),
             "met": self.met,
             "misses": list(self.misses),
         }
 
 
-def summarise(fam: Family, results: Sequence[SeedResult]) -> FamilySummary:
+def summarise(fam: Family | MixedFamily, results: Sequence[SeedResult]) -> FamilySummary:
     """Mean and worst per controller over ``results`` (one family), and the verdict."""
     names = list(results[0].drain)
     drain = {
@@ -176,6 +217,9 @@ def summarise(fam: Family, results: Sequence[SeedResult]) -> FamilySummary:
         best = max(fixed, key=lambda n: (slo[n].mean, -drain[n].mean), default="")
     times = [r.recovery_s for r in results if r.recovery_s is not None]
     recovery = Stat(statistics.fmean(times), max(times)) if times else None
+    kept = [r.innocent_kept for r in results if r.innocent_kept is not None]
+    lowest = [r.innocent_worst for r in results if r.innocent_worst is not None]
+    innocent = Stat(statistics.fmean(kept), min(lowest)) if kept and lowest else None
     misses: list[str] = []
     if OURS in drain:
         if drain[OURS].mean > fam.drain_target:
@@ -191,6 +235,17 @@ def summarise(fam: Family, results: Sequence[SeedResult]) -> FamilySummary:
                 misses.append(f"{n} better on both")
         if recovery is not None and recovery.worst > RECOVERY_TARGET_S:
             misses.append(f"recovery after a fault up to {recovery.worst:.0f}s > 180s")
+        if innocent is not None and innocent.worst < INNOCENT_SHARE - 1e-9:
+            misses.append(f"an innocent event cut to {innocent.worst:.1%} of its no-fault rate")
     return FamilySummary(
-        fam, tuple(r.seed for r in results), drain, slo, best, recovery, tuple(misses)
+        fam,
+        tuple(r.seed for r in results),
+        drain,
+        slo,
+        best,
+        recovery,
+        tuple(misses),
+        innocent,
+        sum(1 for r in results if r.innocent_cuts),
+        tuple(dict.fromkeys(rule for r in results for rule in r.innocent_cuts)),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from onsale_obs.exitrate._mixed_run import MixedReport
 from onsale_obs.exitrate._report import ControllerResult
 from onsale_obs.exitrate._run import OURS, ScenarioReport
 
@@ -55,3 +56,22 @@ def title(report: ScenarioReport) -> str:
         f"{s.name}: {s.waiting_room.users:,} users, physical limit "
         f"{report.physical_limit / 60:.1f} min, seed {report.seed}"
     )
+
+
+def innocent_lines(report: ScenarioReport) -> list[str]:
+    """Mixed events: per innocent event and adaptive controller, what it kept while another
+    event's fault showed (nothing for a single-room scenario)."""
+    if not isinstance(report, MixedReport):
+        return []
+    lines = []
+    for i in report.innocent:
+        start, end = i.window
+        line = (
+            f"{i.controller}: innocent {i.event} kept {i.kept:.1%} of its no-fault admissions "
+            f"while the other event's fault showed ({start / 60:.1f}-{end / 60:.1f} min), "
+            f"{i.worst:.1%} of its no-fault rate at the worst tick"
+        )
+        if i.cuts:
+            line += f"; its cuts: {' / '.join(i.cuts)}"
+        lines.append(line)
+    return lines

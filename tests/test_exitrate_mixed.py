@@ -1,0 +1,239 @@
+"""Mixed events on one shared backend: the shared-backend guard's rule, the mixed-events
+family's draws, and a simulated fault in one event that never cuts another's rate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from onsale_obs.cli import app
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate._families import (
+    FAMILIES,
+    FAMILY_NAMES,
+    HELD_OUT_SEEDS,
+    MIXED_FAMILIES,
+    TUNING_SEEDS,
+    MixedFamily,
+    family,
+    find_family,
+)
+from onsale_obs.exitrate._guard import shared_guard
+from onsale_obs.exitrate._mixed import MixedRun, MixedScenario, simulate_mixed
+from onsale_obs.exitrate._mixed_run import innocent_rates, run_mixed
+from onsale_obs.exitrate._report import physical_limit
+from onsale_obs.exitrate._run import make_controller
+from onsale_obs.exitrate._signals import Action, Recommendation, Signals
+
+THRESHOLD = 14.4
+MIXED = MIXED_FAMILIES["mixed-events"]
+#: A small tuning seed (21,847 users, three events, T* 17 minutes, 36% of the first event's
+#: checkouts failing for 9 minutes) on which the innocent events' rates would be cut if
+#: their controllers read the faulty event's burn.
+SMALL_SEED = 45
+
+
+def _recommendation(action: Action, own_burn: float | None = 0.0) -> Recommendation:
+    signals = Signals(time=600.0, current_rate=1_000.0, burn_short=own_burn)
+    rate = {"increase": 1_200.0, "decrease": 800.0}.get(action, 1_000.0)
+    return Recommendation(rate, "the event's own reason", action, 1_000.0, 600.0, signals)
+
+
+def _guard(rec: Recommendation, shared: float | None) -> Recommendation:
+    return shared_guard(rec, shared, threshold=THRESHOLD, service="checkout", window=60.0)
+
+
+def test_the_guard_holds_an_increase_while_another_event_burns() -> None:
+    """Another event burning at or over the threshold holds this event's increase at the rate
+    it had, and says why."""
+    held = _guard(_recommendation("increase"), shared=THRESHOLD)
+    assert held.action == "hold"
+    assert held.rate == 1_000.0
+    assert "another event on the shared checkout service burns 14.4x over 60s" in held.reason
+    assert "the event's own reason" in held.reason
+
+
+@pytest.mark.parametrize("shared", [None, 0.0, THRESHOLD - 0.01])
+def test_the_guard_passes_an_increase_while_the_service_is_healthy(shared: float | None) -> None:
+    """Below the threshold (or not known) the increase passes unchanged."""
+    rec = _recommendation("increase")
+    assert _guard(rec, shared) is rec
+
+
+@pytest.mark.parametrize("action", ["decrease", "hold", "decay"])
+def test_the_guard_never_touches_anything_but_an_increase(action: Action) -> None:
+    """A decrease (or hold, or decay) always passes, however hard the service burns."""
+    rec = _recommendation(action)
+    assert _guard(rec, shared=1_000.0) is rec
+
+
+def test_the_guard_leaves_the_burning_event_to_its_own_controller() -> None:
+    """The event that burns itself is not held by the guard (its own controller knows)."""
+    rec = _recommendation("increase", own_burn=THRESHOLD)
+    assert _guard(rec, shared=1_000.0) is rec
+
+
+def test_a_seed_names_one_mixed_on_sale() -> None:
+    """The same seed gives the same on-sale to every harness; seeds differ; the held-out
+    seeds are not tuning seeds."""
+    assert MIXED.draw(10_001) == MIXED.draw(10_001)
+    assert MIXED.draw(10_001) != MIXED.draw(10_002)
+    assert not set(TUNING_SEEDS) & set(HELD_OUT_SEEDS)
+
+
+@pytest.mark.parametrize("seed", [*range(1, 11), *range(10_001, 10_021)])
+def test_every_mixed_draw_is_within_its_stated_ranges(seed: int) -> None:
+    """2-3 events sharing one backend, 10k-2M users in all, T* of the whole 15-120 minutes,
+    each event at least its minimum share, its own browse time (median 20-120 s) and a start
+    0.3-1x its demand share of the capacity; exactly one event has a fault of 1-50% for 3-15
+    minutes starting at 15-60% of T*."""
+    s = MIXED.draw(seed)
+    users = [e.waiting_room.users for e in s.events]
+    assert len(users) in (2, 3)
+    assert 10_000 <= sum(users) <= 2_000_000
+    limit = physical_limit(s.whole())
+    assert 15 * 60 <= limit <= 120 * 60 + 1
+    shares = [s.demand_share(i) for i in range(len(users))]
+    assert sum(shares) == pytest.approx(1.0)
+    assert min(shares) >= 1 / (1 + 4 * (len(users) - 1)) - 1e-3
+    capacity = s.whole().capacity_rate(0)
+    for i, event in enumerate(s.events):
+        room = event.waiting_room
+        assert 20 <= room.browse_time.median <= 120
+        assert 0.3 - 0.01 <= room.initial_rate / (shares[i] * capacity) <= 1.0 + 0.01
+    assert not s.backend.faults
+    faulty = [e for e in s.events if e.faults]
+    assert len(faulty) == 1
+    [fault] = faulty[0].faults
+    assert 0.01 <= fault.error_share <= 0.5
+    assert 180 <= fault.end - fault.start <= 900
+    assert 0.15 * limit - 1 <= fault.start <= 0.6 * limit + 1
+    assert MIXED.drain_target == 1.25
+
+
+def test_mixed_events_is_named_everywhere_a_family_is_chosen() -> None:
+    """find_family knows every family; family() (single-room harnesses) says why not."""
+    assert FAMILY_NAMES[:-1] == tuple(FAMILIES)
+    assert FAMILY_NAMES[-1] == "mixed-events"
+    assert isinstance(find_family("mixed-events"), MixedFamily)
+    assert find_family("steady") is FAMILIES["steady"]
+    with pytest.raises(BadInputError, match="several waiting rooms") as info:
+        family("mixed-events")
+    assert info.value.field == "--family"
+    with pytest.raises(BadInputError, match=r"expected one of .*mixed-events"):
+        find_family("mixed")
+
+
+def test_a_mixed_scenario_refuses_a_fault_of_the_shared_backend() -> None:
+    """A fault given to the backend would hit every event: bad input, naming the field."""
+    s = MIXED.draw(1)
+    fault = next(e for e in s.events if e.faults).faults
+    with pytest.raises(BadInputError) as info:
+        replace(s, backend=replace(s.backend, faults=fault))
+    assert info.value.field == "backend.faults"
+
+
+def _run(scenario: MixedScenario) -> MixedRun:
+    controllers = [
+        make_controller("ours", scenario.event_view(i)) for i in range(len(scenario.events))
+    ]
+    return simulate_mixed(scenario, controllers, name="ours", seed=SMALL_SEED)
+
+
+@pytest.fixture(scope="module")
+def fault_run() -> MixedRun:
+    return _run(MIXED.draw(SMALL_SEED))
+
+
+def test_one_events_fault_never_cuts_another_events_rate(fault_run: MixedRun) -> None:
+    """While one event's checkouts fail, each innocent event's controller reads its own
+    burn (clean), and its rate is never cut below where it was when the fault began."""
+    s = fault_run.scenario
+    assert s.faulty is not None
+    fault = s.events[s.faulty].faults[0]
+    showing = fault.end + 90  # the short window, a scrape and an evaluation after the heal
+    faulty_burns = [
+        r.burn_short or 0.0
+        for r in fault_run.readings[s.faulty]
+        if fault.start + 60 <= r.time < fault.end
+    ]
+    assert min(faulty_burns) >= THRESHOLD  # the fault shows in its own event's burn
+    innocent = [i for i in range(len(s.events)) if i != s.faulty]
+    for i in innocent:
+        burns = [
+            r.burn_short or 0.0
+            for r in fault_run.readings[i]
+            if fault.start + 60 <= r.time < fault.end
+        ]
+        assert max(burns) < THRESHOLD  # its own requests, not the faulty event's
+        ticks = fault_run.events[i].ticks
+        before = [t.rate for t in ticks if t.t <= fault.start][-1]
+        during = [t for t in ticks if fault.start <= t.t < showing and t.queue > 0]
+        assert during
+        assert all(t.rate >= before for t in during), [(t.t, t.rate, t.reason) for t in during]
+        assert not [t for t in during if t.action == "decrease"]
+
+
+def test_the_innocent_rate_is_measured_against_the_run_without_the_fault(
+    fault_run: MixedRun,
+) -> None:
+    """Without the fault the same users are met (same demand, all admitted); the innocent
+    measure compares the two runs over the fault window and finds no cut."""
+    clean = _run(fault_run.scenario.without_faults())
+    assert clean.scenario.faulty is None
+    assert [e.admitted for e in clean.events] == [e.admitted for e in fault_run.events]
+    measured = innocent_rates(fault_run, clean)
+    assert len(measured) == len(fault_run.scenario.events) - 1
+    faulty = fault_run.scenario.faulty
+    assert faulty is not None
+    for m in measured:
+        assert m.window[0] == fault_run.scenario.events[faulty].faults[0].start
+        assert m.cuts == ()
+        assert m.kept > 0
+
+
+def test_the_service_is_the_sum_of_its_events(fault_run: MixedRun) -> None:
+    """Every request and error of an event is one of the service's (the split is exact), and
+    every queued user is admitted."""
+    whole = fault_run.whole.series
+    events = [e.series for e in fault_run.events]
+    assert whole.requests[-1] == pytest.approx(sum(e.requests[-1] for e in events))
+    assert whole.errors[-1] == pytest.approx(sum(e.errors[-1] for e in events))
+    assert fault_run.whole.admitted == sum(e.waiting_room.users for e in fault_run.scenario.events)
+    faulty = fault_run.scenario.faulty
+    assert faulty is not None
+    shares = [e.errors[-1] / e.requests[-1] for e in events]
+    assert shares[faulty] > 10 * max(s for i, s in enumerate(shares) if i != faulty)
+
+
+def test_simulate_runs_the_mixed_family_with_one_line_per_innocent_event() -> None:
+    """exit-rate simulate --family mixed-events: the whole service's table as JSON, with
+    every event and the innocent events' measures."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "exit-rate", "simulate", "--family", "mixed-events", "--seed", str(SMALL_SEED),
+            "--controllers", "ours", "--format", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    [scenario] = json.loads(result.output)["scenarios"]
+    assert scenario["scenario"] == f"mixed-events-{SMALL_SEED}"
+    assert scenario["users"] == sum(e["users"] for e in scenario["events"])
+    assert [e["event"] for e in scenario["events"]] == ["event-1", "event-2", "event-3"]
+    assert {i["event"] for i in scenario["innocent"]} == {"event-2", "event-3"}
+    assert all(i["cuts"] == [] for i in scenario["innocent"])
+
+
+def test_run_mixed_reports_the_whole_and_every_event() -> None:
+    """Each controller runs once per event; the report judges the whole service against T*
+    of all the demand and keeps every event's own result."""
+    s = MIXED.draw(SMALL_SEED)
+    report = run_mixed(s, ["fixed-0.9x"])
+    assert report.physical_limit == pytest.approx(physical_limit(s.whole()))
+    assert [r.controller for r in report.results] == ["fixed-0.9x"]
+    assert set(report.events) == {e.name for e in s.events}
+    assert report.innocent == ()  # a fixed rate reads no signal: nothing to compare
