@@ -7,7 +7,6 @@ The file runs in WAL mode so readers never block the writer.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sqlite3
@@ -234,6 +233,8 @@ class SqliteBackend:
             time.sleep(min(self.poll_interval, remaining))
 
     async def aread(self, after: int, timeout: float) -> Batch:
+        import asyncio  # here, not at the top: 'mode get' reads synchronously (CLI start-up)
+
         self._reopen_if_replaced()
         deadline = time.monotonic() + timeout
         while True:
