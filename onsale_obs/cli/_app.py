@@ -1,13 +1,17 @@
 """The root ``onsale-obs`` command: its commands, loaded lazily; where errors become exit codes.
 
-Start-up is kept short (``onsale-obs --help`` about 0.2 s, ``benchmarks/cli_startup.py``) by
-importing nothing of a command until it runs or its help is shown: the root lists every command
-from ``_COMMANDS`` (name, where it lives, one line of help) and imports
-``onsale_obs/cli/_<group>.py`` only when ``onsale-obs <group> ...`` is invoked. A heavy library
-(pydantic, numpy, matplotlib, jinja2, redis, cryptography, prometheus_client, OpenTelemetry)
-belongs inside the function of the command that needs it, or at least in that command's own
-module, never in this module; ``_options``, ``_output`` and ``_context``, which most commands
-import, should stay as light as ``onsale_obs.modes`` lets them.
+Start-up is kept short (``onsale-obs --help`` about 0.15 s, ``mode get`` and a command's
+``--help`` about 0.2 s; ``benchmarks/cli_startup.py``) by importing nothing of a command until
+it runs or its help is shown: the root lists every command from ``_COMMANDS`` (name, where it
+lives, one line of help) and imports ``onsale_obs/cli/_<group>.py`` only when ``onsale-obs
+<group> ...`` is invoked. A group can do the same for its own commands (``LazyGroup``, as
+``mode`` does for watch, auto and schedule). A heavy library (pydantic, numpy, matplotlib,
+jinja2, redis, cryptography, prometheus_client, OpenTelemetry, structlog) belongs inside the
+function of the command that needs it, never at the top of a group's module, of this module or
+of ``_options``, ``_output`` and ``_context``, which most commands import. ``onsale_obs.modes``
+and ``onsale_obs.slo`` import their public names on first use, so importing one name loads
+only its module. typer converts option values through pydantic; ``_coercion`` spares that
+import for the values typer would not change (``_prepare``).
 
 To add a command group (or a single command), write ``onsale_obs/cli/_<group>.py`` with a
 ``typer.Typer`` (or a function) and add one line to ``_COMMANDS``::
@@ -15,7 +19,8 @@ To add a command group (or a single command), write ``onsale_obs/cli/_<group>.py
     Lazy("schema", "onsale_obs.cli._schema:schema_app", "One line of help, as --help lists it."),
 
 The one line must be the first line of the group's own help (``tests/test_cli_startup.py``
-checks that every listed command loads and that the two agree).
+checks that every listed command loads and that the two agree, and that the commands the
+README times import none of the libraries above that they do not use).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from typer._click import Command
@@ -33,6 +38,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from onsale_obs import __version__
+from onsale_obs.cli._coercion import defer_conversion
 from onsale_obs.exceptions import OnsaleObsError
 from onsale_obs.redact import redact_text
 
@@ -171,12 +177,29 @@ def _finite(param: Any) -> None:
     param.process_value = process_value
 
 
-def _finite_numbers(command: Any) -> None:
-    """Every option and argument of every command takes finite numbers only."""
+def _light_conversion(command: Any) -> None:
+    """Convert ``command``'s option values without pydantic where typer would not change them.
+
+    Its ``--help`` option exists only once a context asks for it, so the stand-ins of
+    ``_coercion`` go in just before the command parses its arguments.
+    """
+    parse = command.parse_args
+
+    def parse_args(ctx: Any, args: list[str]) -> list[str]:
+        defer_conversion(command.get_params(ctx))
+        return parse(ctx, args)  # type: ignore[no-any-return]
+
+    command.parse_args = parse_args
+
+
+def _prepare(command: Any) -> None:
+    """Every option and argument of every command takes finite numbers only, and is converted
+    without loading pydantic where it can be (``_light_conversion``)."""
     for param in command.params:
         _finite(param)
+    _light_conversion(command)
     for sub in getattr(command, "commands", {}).values():
-        _finite_numbers(sub)
+        _prepare(sub)
 
 
 class _ErrorsToExitCodes(TyperGroup):
@@ -189,7 +212,7 @@ class _ErrorsToExitCodes(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _finite_numbers(self)
+        _prepare(self)
 
     def main(  # type: ignore[override]
         self,
@@ -244,23 +267,28 @@ class _ErrorsToExitCodes(TyperGroup):
             raise typer.Exit(1) from None
 
 
-class _LazyCommands(_ErrorsToExitCodes):
-    """The root group: lists ``_COMMANDS`` without importing them, loads one when it is used.
+class LazyGroup(TyperGroup):
+    """A group that lists some commands by name and one line of help, and imports each on use.
 
-    While the root's own help is drawn, a command is a stand-in with its name and one line of
-    help; resolving a command to run it (or to show its own help) imports its module once.
-    Commands added eagerly (``add_typer``, as some tests do) take precedence over lazy ones.
+    While the group's own help is drawn, a lazy command is a stand-in with its name and one line
+    of help; resolving it to run it (or to show its own help) imports its module once. A
+    subclass names its lazy commands in ``lazy_commands``; commands the group defines itself
+    come first in its help (the root, whose commands are all lazy, lists the lazy ones first)
+    and take precedence over a lazy command of the same name.
     """
+
+    lazy_commands: ClassVar[tuple[Lazy, ...]] = ()
+    lazy_first: ClassVar[bool] = False
 
     _LISTING = "onsale_obs.listing"
 
-    def __init__(self, *args: Any, lazy: Sequence[Lazy] = _COMMANDS, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lazy = {entry.name: entry for entry in lazy}
+        self.lazy = {entry.name: entry for entry in self.lazy_commands}
 
     def list_commands(self, ctx: Any) -> list[str]:
         eager = [name for name in super().list_commands(ctx) if name not in self.lazy]
-        return [*self.lazy, *eager]
+        return [*self.lazy, *eager] if self.lazy_first else [*eager, *self.lazy]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -272,7 +300,7 @@ class _LazyCommands(_ErrorsToExitCodes):
         command = entry.load(
             rich_markup_mode=self.rich_markup_mode, suggest_commands=self.suggest_commands
         )
-        _finite_numbers(command)
+        _prepare(command)
         self.add_command(command, cmd_name)
         return command
 
@@ -296,6 +324,16 @@ class _LazyCommands(_ErrorsToExitCodes):
                     suggestions = ", ".join(repr(name) for name in close)
                     exc.message = f"{exc.message.rstrip('.')}. Did you mean {suggestions}?"
             raise
+
+
+class _LazyCommands(LazyGroup, _ErrorsToExitCodes):
+    """The root group: lists ``_COMMANDS`` without importing them, loads one when it is used.
+
+    Commands added eagerly (``add_typer``, as some tests do) take precedence over lazy ones.
+    """
+
+    lazy_commands = _COMMANDS
+    lazy_first = True
 
 
 def _show_version(value: bool) -> None:

@@ -6,19 +6,19 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from onsale_obs.cli._options import SIGNING_KEY_ENV, VERIFY_KEY_ENV, plain_message, split_paths
 from onsale_obs.exceptions import BadInputError, SigningKeyError
-from onsale_obs.modes import (
-    ModeBackend,
-    Signer,
-    SqliteBackend,
-    Verifier,
-    open_backend,
-)
 from onsale_obs.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    from onsale_obs.modes import ModeBackend, Signer, Verifier
+
+# The store and key classes are imported where they are used: they load cryptography, asyncio
+# and the backends, which a command's --help (and commands that open no store) never need.
 
 
 @contextmanager
@@ -28,6 +28,8 @@ def opened_backend(url: str, *, reading: bool = False) -> Iterator[ModeBackend]:
     ``reading``: the command only reads, so a sqlite file that does not exist is a mistyped
     path, not an empty store (opening it would create it and report "everything is normal").
     """
+    from onsale_obs.modes import SqliteBackend, open_backend
+
     try:
         backend = open_backend(url)
     except BadInputError as exc:
@@ -57,6 +59,8 @@ def load_signer(signing_key: str | None) -> Signer:
             f"changing a mode needs the signing key; pass --signing-key PATH or set "
             f"{SIGNING_KEY_ENV} (make a pair with 'onsale-obs keys generate')."
         )
+    from onsale_obs.modes import Signer
+
     return Signer.from_file(signing_key)
 
 
@@ -70,10 +74,16 @@ def load_verifier(verify_key: str | None, signing_key: str | None) -> Verifier:
             f"reading modes needs a key to verify them; pass --verify-key PATH or set "
             f"{VERIFY_KEY_ENV} (or give --signing-key, whose public half is used)."
         )
+    from onsale_obs.modes import Verifier
+
     return Verifier.from_files(paths)
 
 
 def optional_verifier(verify_key: str | None) -> Verifier | None:
     """The ``--verify-key`` list for a publisher, or None to trust only its own key."""
     paths: list[str | os.PathLike[str]] = list(split_paths(verify_key))
-    return Verifier.from_files(paths) if paths else None
+    if not paths:
+        return None
+    from onsale_obs.modes import Verifier
+
+    return Verifier.from_files(paths)

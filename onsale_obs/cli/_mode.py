@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
-from onsale_obs.cli._auto import auto
+from onsale_obs.cli._app import Lazy, LazyGroup
 from onsale_obs.cli._context import (
     load_signer,
     load_verifier,
@@ -49,30 +49,58 @@ from onsale_obs.cli._output import (
     window_duration,
     windows_table,
 )
-from onsale_obs.cli._schedule import schedule_app
-from onsale_obs.cli._watch import watch
 from onsale_obs.exceptions import BackendUnavailableError, StoreIntegrityError
-from onsale_obs.modes import (
-    DEFAULT_BACKEND_URL,
-    GLOBAL_SCOPE,
-    Broadcaster,
-    Head,
-    ModeHistory,
-    ModeState,
-    Schedule,
-    current_states,
-    event_scope,
-)
+from onsale_obs.modes import DEFAULT_BACKEND_URL, GLOBAL_SCOPE, event_scope
 from onsale_obs.modes._model import iso
 from onsale_obs.redact import redact_url
 from onsale_obs.types import Mode
 
+if TYPE_CHECKING:
+    from onsale_obs.modes import Head, ModeBackend, ModeState, VerifiedStates, Verifier
+
+# What only changing or listing modes needs (the publisher and the history, which load the
+# schedule and repair code) is imported inside those commands; 'mode get' reads and verifies.
+
+
+class _ModeCommands(LazyGroup):
+    """``mode``'s commands; the last three, whose modules load the subscriber (prometheus_client),
+    the surge detector (OpenTelemetry, httpx) and the schedule runner (structlog), on first use."""
+
+    lazy_commands = (
+        Lazy(
+            "watch",
+            "onsale_obs.cli._watch:watch",
+            "Print the current verified states, then every transition as it arrives.",
+        ),
+        Lazy(
+            "auto",
+            "onsale_obs.cli._auto:auto",
+            "Watch per-event request rates and put a surging event on sale by itself "
+            "(source=auto).",
+        ),
+        Lazy(
+            "schedule",
+            "onsale_obs.cli._schedule:schedule_app",
+            "Planned on-sale windows (a YAML file) and applying them to the mode store.",
+        ),
+    )
+
+
 mode_app = typer.Typer(
     name="mode",
+    cls=_ModeCommands,
     help="Which scopes (global, event:ID) are on sale: read, change, follow, history, schedule.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+
+
+def current_states(backend: ModeBackend, verifier: Verifier) -> VerifiedStates:
+    """``onsale_obs.modes.current_states``, imported when 'mode get' runs: it loads the key
+    code (cryptography), which the commands' --help does not need."""
+    from onsale_obs.modes import current_states as verified
+
+    return verified(backend, verifier)
 
 
 @mode_app.command("get")
@@ -213,6 +241,8 @@ def set_mode(
                 f"{fmt_time(expires)} is not in the future; the state would expire at once.",
                 param_hint="'--until'",
             )
+    from onsale_obs.modes import Broadcaster
+
     with opened_backend(backend) as store:
         publisher = Broadcaster(
             store, signer, clock=lambda: now, verifier=optional_verifier(verify_key)
@@ -250,6 +280,8 @@ def clear(
 
         onsale-obs mode clear --scope event:final-2026 --schedule onsale-schedule.yaml
     """
+    from onsale_obs.modes import Broadcaster, Schedule
+
     signer = load_signer(signing_key)
     # a schedule named on purpose must be there: a typo would end a scheduled on-sale
     planned = Schedule.load(schedule or DEFAULT_SCHEDULE_FILE, explicit=schedule is not None)
@@ -321,6 +353,8 @@ def history(
             f"--since {fmt_time(start)} is not before --until {fmt_time(end)}.",
             param_hint="'--since'",
         )
+    from onsale_obs.modes import ModeHistory
+
     with opened_backend(backend, reading=True) as store:
         log = ModeHistory(store, verifier)
         found_windows = log.onsale_windows(start, end, scope) if windows else []
@@ -393,6 +427,8 @@ def heartbeat(
         raise typer.BadParameter(
             "expected a positive duration such as 10s.", param_hint="'--interval'"
         )
+    from onsale_obs.modes import Broadcaster
+
     signer = load_signer(signing_key)
     with opened_backend(backend) as store:
         broadcaster = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
@@ -452,6 +488,8 @@ def repair(
 
         onsale-obs mode repair --yes
     """
+    from onsale_obs.modes import Broadcaster
+
     signer = load_signer(signing_key)
     with opened_backend(backend) as store:
         broadcaster = Broadcaster(store, signer, verifier=optional_verifier(verify_key))
@@ -482,8 +520,3 @@ def repair(
             console.print("repaired: services verify the store again from their next read.")
         else:
             console.print("nothing written; run again with --yes to sign this.")
-
-
-mode_app.command("watch")(watch)
-mode_app.command("auto")(auto)
-mode_app.add_typer(schedule_app, name="schedule")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -21,8 +21,10 @@ from rich.text import Text
 from onsale_obs.durations import format_duration
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.generate._files import write_atomic
-from onsale_obs.modes import ModeState, OnSaleWindow, ScheduledWindow
 from onsale_obs.types import Mode
+
+if TYPE_CHECKING:
+    from onsale_obs.modes import ModeState, OnSaleWindow, ScheduledWindow
 
 ONSALE_STYLE = "bold red"
 EXPIRED_STYLE = "dim"

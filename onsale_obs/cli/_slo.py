@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from onsale_obs.cli._context import load_verifier, opened_backend
 from onsale_obs.cli._options import (
@@ -36,19 +35,21 @@ from onsale_obs.cli._slo_render import (
     summary_grid,
 )
 from onsale_obs.exceptions import BadInputError
-from onsale_obs.modes import BACKEND_ENV, ModeHistory
-from onsale_obs.modes._model import OnSaleWindow
-from onsale_obs.slo import SLO, SLOSpec, load_spec, off_bucket_thresholds
-from onsale_obs.slo._data import Progress as ProgressFn
-from onsale_obs.slo._data import Source
-from onsale_obs.slo._html import AlertTimeline, render_html, timeline_moments
-from onsale_obs.slo._report import Report
-from onsale_obs.slo._retro import from_logs, from_prometheus, read_decisions, spans_of
-from onsale_obs.slo._retro_clip import run_clipped_report
-from onsale_obs.slo._retro_html import Retro, build_retros, render_retro_page, render_sections
-from onsale_obs.slo._run import open_source
-from onsale_obs.slo._timeline import alert_timeline
+from onsale_obs.modes import BACKEND_ENV
+from onsale_obs.slo import load_spec
 from onsale_obs.types import Mode
+
+if TYPE_CHECKING:
+    from onsale_obs.modes import OnSaleWindow
+    from onsale_obs.slo import SLO, SLOSpec
+    from onsale_obs.slo._data import Progress as ProgressFn
+    from onsale_obs.slo._data import Source
+    from onsale_obs.slo._html import AlertTimeline
+    from onsale_obs.slo._report import Report
+    from onsale_obs.slo._retro_html import Retro
+
+# The engine, the sources, the mode history and the HTML report (jinja2) are imported by the
+# functions that use them, so 'slo report --help' (and 'slo validate') load none of them.
 
 SPEC_ENV = "ONSALE_OBS_SLO_SPEC"
 PROMETHEUS_ENV = "ONSALE_OBS_PROMETHEUS"
@@ -241,6 +242,8 @@ def _history(
 ) -> list[OnSaleWindow] | None:
     if backend is None:
         return None
+    from onsale_obs.modes import ModeHistory
+
     verifier = load_verifier(verify_key, signing_key)
     with opened_backend(backend, reading=True) as store:
         history = ModeHistory(store, verifier)
@@ -258,6 +261,8 @@ def _progress(enabled: bool, what: str) -> Iterator[ProgressFn | None]:
     if not enabled or not console.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = [
         TextColumn(what),
         BarColumn(),
@@ -307,6 +312,8 @@ def open_inputs(
             f"{PROMETHEUS_ENV}) or --logs FILE (repeat for several files).",
             param_hint="'--prometheus' / '--logs'",
         )
+    from onsale_obs.slo import off_bucket_thresholds, open_source
+
     spec = load_spec(spec_path)
     chosen = _chosen(spec, slos)
     if prometheus is not None:
@@ -324,6 +331,8 @@ def open_inputs(
 def _evaluate(
     read: ReportInputs, window: float | None, show_progress: bool, bins: int = 0
 ) -> Report:
+    from onsale_obs.slo._retro_clip import run_clipped_report
+
     with _progress(show_progress, read.what) as progress:
         return run_clipped_report(
             read.spec,
@@ -363,6 +372,9 @@ def _alert_timeline(read: ReportInputs, report: Report, show_progress: bool) -> 
     data), so the source does not look for them again; Prometheus needs them, since its
     on-sale counts are the raw samples inside the windows.
     """
+    from onsale_obs.slo._html import AlertTimeline, timeline_moments
+    from onsale_obs.slo._timeline import alert_timeline
+
     prometheus = read.what == "querying Prometheus"
     cap = HTML_MOMENTS_PROMETHEUS if prometheus else HTML_MOMENTS_LOGS
     times, step = timeline_moments(report, read.spec.grace, cap=cap)
@@ -385,6 +397,9 @@ def _retrospectives(
     dashboard_url: str | None = None,
 ) -> list[Retro]:
     """Per-minute figures of every on-sale from the same source, drawn for the html page."""
+    from onsale_obs.slo._retro import from_logs, from_prometheus, read_decisions, spans_of
+    from onsale_obs.slo._retro_html import build_retros
+
     spans = spans_of(report, read.spec.grace)
     try:
         decisions = [] if recommendations is None else read_decisions(recommendations)
@@ -519,6 +534,9 @@ def report(
             if "onsale" in modes
             else []
         )
+        from onsale_obs.slo._html import render_html
+        from onsale_obs.slo._retro_html import render_sections
+
         text = render_html(
             result, timeline, modes=modes, retrospective=render_sections(retros, result)
         )
@@ -597,6 +615,8 @@ def onsales(
     if output == "html":
         timeline = _alert_timeline(read, result, True)
         retros = _retrospectives(read, result, timeline, recommendations, trace_url, dashboard_url)
+        from onsale_obs.slo._retro_html import render_retro_page
+
         page = render_retro_page(retros, result)
         if target is None:
             typer.echo(page, nl=False)
