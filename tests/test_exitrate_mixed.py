@@ -36,14 +36,24 @@ MIXED = MIXED_FAMILIES["mixed-events"]
 SMALL_SEED = 45
 
 
-def _recommendation(action: Action, own_burn: float | None = 0.0) -> Recommendation:
-    signals = Signals(time=600.0, current_rate=1_000.0, burn_short=own_burn)
+def _recommendation(
+    action: Action, own_burn: float | None = 0.0, **readings: float | None
+) -> Recommendation:
+    signals = Signals(time=600.0, current_rate=1_000.0, burn_short=own_burn, **readings)
     rate = {"increase": 1_200.0, "decrease": 800.0}.get(action, 1_000.0)
     return Recommendation(rate, "the event's own reason", action, 1_000.0, 600.0, signals)
 
 
 def _guard(rec: Recommendation, shared: float | None) -> Recommendation:
-    return shared_guard(rec, shared, threshold=THRESHOLD, service="checkout", window=60.0)
+    return shared_guard(
+        rec,
+        shared,
+        threshold=THRESHOLD,
+        service="checkout",
+        window=60.0,
+        saturation=0.95,
+        latency_margin=0.8,
+    )
 
 
 def test_the_guard_holds_an_increase_while_another_event_burns() -> None:
@@ -68,6 +78,33 @@ def test_the_guard_never_touches_anything_but_an_increase(action: Action) -> Non
     """A decrease (or hold, or decay) always passes, however hard the service burns."""
     rec = _recommendation(action)
     assert _guard(rec, shared=1_000.0) is rec
+
+
+def test_the_guard_lets_a_probe_through_when_the_backend_shows_room() -> None:
+    """Another event's errors while this event reads the shared backend under saturation
+    and p95 under the hold band are a software fault, not a lack of capacity: the probe
+    passes."""
+    rec = _recommendation("increase", utilisation=0.8, latency_p95=0.5, latency_threshold=1.0)
+    assert _guard(rec, shared=1_000.0) is rec
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        {"utilisation": 0.95, "latency_p95": 0.5, "latency_threshold": 1.0},
+        {"utilisation": 0.8, "latency_p95": 0.81, "latency_threshold": 1.0},
+        {"utilisation": None, "latency_p95": 0.5, "latency_threshold": 1.0},
+        {"utilisation": 0.8, "latency_p95": None, "latency_threshold": 1.0},
+        {"utilisation": 0.8, "latency_p95": 0.5, "latency_threshold": None},
+    ],
+)
+def test_the_guard_holds_when_the_backend_may_be_what_fails(
+    readings: dict[str, float | None],
+) -> None:
+    """Saturated, in the latency hold band, or not known: the other event's errors may be
+    the shared backend's overload, and the probe is held."""
+    held = _guard(_recommendation("increase", **readings), shared=1_000.0)
+    assert held.action == "hold"
 
 
 def test_the_guard_leaves_the_burning_event_to_its_own_controller() -> None:

@@ -279,6 +279,8 @@ class ExitRateLoop:
             threshold=self.config.burn_threshold,
             service=self.reader.availability.service,
             window=self.reader.short,
+            saturation=self.config.saturation,
+            latency_margin=self.config.latency_margin,
         )
 
     def _note_prometheus(self) -> None:

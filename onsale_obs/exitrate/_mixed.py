@@ -325,7 +325,10 @@ class _Mixed:
         self.ticks: list[Tick] = []
         self.view = scenario.whole()
         # the guard compares with our controller's alert threshold, as the live loop does
-        self.burn_threshold = self.view.controller_config().burn_threshold
+        config = self.view.controller_config()
+        self.burn_threshold = config.burn_threshold
+        self.saturation = config.saturation
+        self.latency_margin = config.latency_margin
 
     def run(self) -> MixedRun:
         s = self.s
@@ -415,6 +418,8 @@ class _Mixed:
                     threshold=self.burn_threshold,
                     service=self.s.service,
                     window=self.s.telemetry.short_window,
+                    saturation=self.saturation,
+                    latency_margin=self.latency_margin,
                 )
             room.rate = rec.rate
             room.readings.append(signals)
