@@ -19,7 +19,7 @@ with ``lag`` = two scrape intervals (``--lag``, as ``mode auto`` does by default
 data can be that old, so the quiet period is counted from then.
 
     .venv/bin/python benchmarks/surge_detection.py              # held-out seeds 101-105
-    .venv/bin/python benchmarks/surge_detection.py --tuning     # tuning seeds 1-3
+    .venv/bin/python benchmarks/surge_detection.py --tuning     # tuning seeds 1-8
     .venv/bin/python benchmarks/surge_detection.py --seeds 1 --json out.json
 
 Exit code 1 when a target is missed (p95 <= 30 s via Prometheus, <= 10 s in-process, <= 1 false
@@ -41,7 +41,7 @@ from onsale_obs.detect import DetectorConfig, SurgeDetector
 from onsale_obs.modes import ModeState
 from onsale_obs.types import Mode
 
-TUNING_SEEDS = (1, 2, 3)
+TUNING_SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 HELD_OUT_SEEDS = (101, 102, 103, 104, 105)
 WEEK = 7 * 86400
 EVENTS = 20
@@ -152,6 +152,12 @@ class Result:
     missed: int = 0
     false_flips: int = 0
     end_delays: list[float] = field(default_factory=list)
+    #: per surge detected: (seed, shape, peak, event's usual rate, delay, the rule's reason)
+    detail: list[tuple[int, str, float, float, float, str]] = field(default_factory=list)
+    #: per false flip: (seed, time, event, the burst on that event then or None, reason)
+    false_detail: list[tuple[int, float, str, tuple[float, float] | None, str]] = field(
+        default_factory=list
+    )
 
 
 def run(seed: int, mode: str, config: DetectorConfig) -> Result:
@@ -207,8 +213,28 @@ def run(seed: int, mode: str, config: DetectorConfig) -> Result:
                 )
                 if surge is None:
                     result.false_flips += 1
+                    burst = next(
+                        (
+                            (b1 - b0, size)
+                            for be, b0, b1, size in traffic.bursts
+                            if be == e and b0 - 60 <= now <= b1 + 60
+                        ),
+                        None,
+                    )
+                    result.false_detail.append((seed, now, action.event, burst, action.reason))
                 elif id(surge) not in flipped:
                     flipped[id(surge)] = now - visible_start(surge)
+                    usual = traffic.normal_rate(np.array([now]), e)[0]
+                    result.detail.append(
+                        (
+                            seed,
+                            surge.shape,
+                            surge.peak,
+                            float(usual),
+                            flipped[id(surge)],
+                            action.reason,
+                        )
+                    )
             elif action.kind == "normal":
                 for s in traffic.surges:
                     if s.event == e and id(s) in flipped and id(s) not in ended and now >= s.end:
@@ -236,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rise-window", type=float, default=DetectorConfig.rise_window)
     parser.add_argument("--rise-level", type=float, default=DetectorConfig.rise_level)
     parser.add_argument("--rise-factor", type=float, default=DetectorConfig.rise_factor)
+    parser.add_argument("--high-evidence", type=float, default=DetectorConfig.high_evidence)
+    parser.add_argument("--growth-evidence", type=float, default=DetectorConfig.growth_evidence)
+    parser.add_argument("--growth-window", type=float, default=DetectorConfig.growth_window)
     parser.add_argument("--quiet", type=float, default=DetectorConfig.quiet)
     parser.add_argument(
         "--lag",
@@ -244,6 +273,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="via Prometheus: how old a reading's data can be (two scrapes; in-process: 0)",
     )
     parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument(
+        "--details",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="list the surges detected later than this, and every false flip",
+    )
     parser.add_argument("--source", choices=("both", "prometheus", "in-process"), default="both")
     args = parser.parse_args(argv)
     seeds: tuple[int, ...] = TUNING_SEEDS if args.tuning else HELD_OUT_SEEDS
@@ -260,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rise_window=args.rise_window,
         rise_level=args.rise_level,
         rise_factor=args.rise_factor,
+        high_evidence=args.high_evidence,
+        growth_evidence=args.growth_evidence,
+        growth_window=args.growth_window,
         quiet=args.quiet,
         max_auto=EVENTS,
         max_flips_per_hour=2,
@@ -282,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             total.end_delays += r.end_delays
             total.missed += r.missed
             total.false_flips += r.false_flips
+            total.detail += r.detail
+            total.false_detail += r.false_detail
         d = np.array(total.delays) if total.delays else np.array([float("inf")])
         e = np.array(total.end_delays) if total.end_delays else np.array([float("inf")])
         p50, p95 = float(np.percentile(d, 50)), float(np.percentile(d, 95))
@@ -303,6 +344,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             for shape, found in sorted(total.by_shape.items())
         }
         print(f"{'':11s} p95 by shape: " + ", ".join(f"{k} {v:g}s" for k, v in shapes.items()))
+        if args.details is not None:
+            for seed, shape, peak, usual, delay, reason in sorted(
+                total.detail, key=lambda d: -d[4]
+            ):
+                if delay > args.details:
+                    print(
+                        f"{'':11s} slow: seed {seed} {shape} peak {peak:.0f} usual {usual:.2f} "
+                        f"delay {delay:.1f}s: {reason.split(': ')[2].split(', usual')[0]}"
+                    )
+            for seed, at, event, burst, reason in total.false_detail:
+                what = "no burst" if burst is None else f"burst {burst[0]:.0f}s +{burst[1]:.1f}"
+                print(
+                    f"{'':11s} false: seed {seed} t {at:.0f} {event} ({what}): "
+                    f"{reason.split(': ')[2].split(', usual')[0]}"
+                )
         figures[mode] = {
             "delay_p95_by_shape": shapes,
             "delay_p50": p50,
