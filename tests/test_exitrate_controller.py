@@ -570,56 +570,6 @@ def test_a_cut_bound_gives_way_to_the_first_measurement_below_it() -> None:
     assert rec.rate == pytest.approx(0.92 * 800)
 
 
-def test_after_a_cut_the_capacity_is_measured_once_the_readings_stop_falling() -> None:
-    """After a cut the load leaves the backend for as long as the slowest browsers take; a
-    reading taken mid-fall, credited to the rate after the cut, says nothing settled about the
-    capacity (under a lag too long it reads the capacity high, and a probe off it overloads
-    again). The bound stays until the readings level off; then the level moves the estimate
-    (toward 900/0.6 = 1,500: smoothed, as it is past the cut's bound)."""
-    controller = ExitRateController(CONFIG)
-    rec = controller.recommend(healthy(0, 1000, latency_p95=1.5))
-    assert (rec.action, rec.rate, rec.capacity_estimate) == ("decrease", 900, 1000)
-    rate, u, t = rec.rate, 0.99, 15.0
-    while u > 0.6:  # falling 0.03 a reading, well past the settle band
-        rec = controller.recommend(healthy(t, rate, utilisation=u))
-        assert rec.capacity_estimate == pytest.approx(1000), (t, u)
-        assert rec.action == "hold", (t, rec.reason)
-        u, t = round(u - 0.03, 2), t + 15
-    measured = None
-    while t < 600 and measured is None:
-        rec = controller.recommend(healthy(t, rate, utilisation=0.6))
-        if rec.capacity_estimate != pytest.approx(1000):
-            measured = rec.capacity_estimate
-        t += 15
-    assert measured is not None
-    assert 1000 < measured < 900 / 0.6
-
-
-def test_a_fall_without_a_cut_is_measured_as_it_comes() -> None:
-    """Waiting out a fall is only for a cut's: when the backend grows under a steady rate
-    (autoscaling), the falling readings raise the estimate as they come, even with an old
-    cut in memory."""
-    controller = ExitRateController(replace(CONFIG, max_increase=0.05))
-    rec = controller.recommend(healthy(0, 1000, latency_p95=1.5))
-    rate, t = rec.rate, 15.0
-    while rec.action != "increase":  # level readings after the cut, then a probe
-        rec = controller.recommend(healthy(t, rate, utilisation=0.85))
-        rate, t = rec.rate, t + 15
-        assert t < 900, rec.reason
-    for _ in range(12):  # the probe's effect, level again
-        rec = controller.recommend(healthy(t, rate, utilisation=0.9))
-        assert rec.action != "decrease", rec.reason
-        rate, t = rec.rate, t + 15
-    before, u = rec.capacity_estimate, 0.85
-    assert before is not None
-    estimates = []
-    for _ in range(6):  # the backend grows: the same rate loads it less and less
-        rec = controller.recommend(healthy(t, rate, utilisation=u))
-        estimates.append(rec.capacity_estimate)
-        rate, u, t = rec.rate, u - 0.05, t + 15
-    assert any(e is not None and e > before * 1.02 for e in estimates), (before, estimates)
-
-
 def _rising(t: float, rate: float, capacity: float, median: float, spread: float) -> float:
     """The utilisation a constant ``rate`` since 0 causes at ``t`` (readings 30 s old over a
     10 s window), when admitted users reach checkout after a log-normal lag."""

@@ -288,11 +288,10 @@ class ExitRateController:
                 self._ceiling = self._ceiling_capacity = None  # more capacity: probe again
 
     def _settled(self, data_end: float) -> bool:
-        """Whether the utilisation has stopped moving: the readings of the last
-        ``_SETTLE_SPAN`` average at most ``_SETTLE_BAND`` above the span before (averages,
-        so a small backend's noisy readings do not look like a rise), and, when the last
-        change was a cut, at most that much below it. A fall counts only after a cut:
-        waiting out every fall was slower to follow an autoscaled backend and no safer on
+        """Whether the utilisation has stopped rising: the readings of the last
+        ``_SETTLE_SPAN`` average at most ``_SETTLE_BAND`` above the span before. Averages,
+        so a small backend's noisy readings do not look like a rise. Only a rise counts:
+        waiting out a fall too was slower to follow an autoscaled backend and no safer on
         the tuning seeds."""
         last = [u for at, u in self._samples if data_end - _SETTLE_SPAN < at <= data_end]
         before = [
@@ -302,15 +301,7 @@ class ExitRateController:
         ]
         if len(last) < 2 or len(before) < 2:
             return False
-        now_mean, before_mean = sum(last) / len(last), sum(before) / len(before)
-        if now_mean > before_mean * (1 + _SETTLE_BAND):
-            return False
-        # after a cut, a fall too: read mid-fall under a lag too long, the readings are
-        # credited to the rate before the cut and the capacity reads high (tuning seed drift
-        # 11: 17.7k read for 15.6k, and a probe straight back into the overload)
-        cut = self._last_decrease_at
-        cut_last = cut is not None and cut == self._last_change_at
-        return not (cut_last and now_mean < before_mean * (1 - _SETTLE_BAND))
+        return sum(last) / len(last) <= sum(before) / len(before) * (1 + _SETTLE_BAND)
 
     def _fit_lag(self, now: float) -> None:
         """Pick the lag under which the capacity samples agree best: after a step of the rate
