@@ -379,3 +379,20 @@ def test_values_are_converted_as_typer_converts_them() -> None:
             stand_in = DeferredConversion(param.type_descriptor).coerce  # type: ignore[attr-defined]
             expected = _outcome(typer_own, value, param, ctx)
             assert _outcome(stand_in, value, param, ctx) == expected, (param.name, value)
+
+
+def test_a_typer_without_the_private_conversion_code_still_runs_every_command() -> None:
+    """``_coercion`` calls typer 0.29's private conversion code; a typer without it (an
+    upgrade that moved it) must leave the CLI working, with typer converting every value."""
+    code = (
+        "import sys\n"
+        "import typer._coercion\n"
+        "del typer._coercion.build_runtime_param  # as if an upgrade moved it\n"
+        "from onsale_obs.cli import main\n"
+        "sys.argv = ['onsale-obs', 'exit-rate', 'simulate', '--family', 'nosuch']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "nosuch" in done.stderr

@@ -21,11 +21,20 @@ parameter without ``_runtime_param`` (typer's lazily built conversion) to stand 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typer._click import Context
-from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
-from typer._param_types import coerce_cli_choice
+
+if TYPE_CHECKING:
+    from typer._coercion import RuntimeParam, TypeDescriptor
+
+try:  # typer private conversion code (0.29): another typer keeps its own conversion
+    from typer._coercion import build_runtime_param
+    from typer._param_types import coerce_cli_choice
+except ImportError:  # pragma: no cover - depends on the installed typer
+    AVAILABLE = False
+else:
+    AVAILABLE = True
 
 
 class _NotPlain(Exception):
@@ -71,7 +80,11 @@ class DeferredConversion:
 
 
 def defer_conversion(params: Any) -> None:
-    """Give each typer parameter of ``params`` that has no conversion yet the stand-in."""
+    """Give each typer parameter of ``params`` that has no conversion yet the stand-in
+    (nothing when the installed typer lacks the code the stand-in calls: then typer converts
+    every value itself, as it would without this module)."""
+    if not AVAILABLE:
+        return
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is not None and getattr(param, "_runtime_param", False) is None:
