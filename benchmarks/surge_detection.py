@@ -5,11 +5,13 @@ peak hour), slow organic growth (1-5 %/day) on some, bot bursts (about 6 a day o
 0.5-10 req/s more for a few seconds, median 4 s, at most 30 s), and 12 planted surges (peak
 20-500 req/s) of four shapes (step, ramp over 60 s, exponential doubling every 10 s,
 pulses of 20 s on / 20 s off) of 10-60 minutes. The detector learns for one simulated week
-(60 s readings), then runs one week at its default 2 s interval, reading either
+(60 s readings), then runs one week (a reading every 2 s via Prometheus, as ``mode auto``
+does, and every second in-process), reading either
 
 * ``prometheus``: ``irate`` of the counters as Prometheus scrapes them every 15 s (random
   phase), the exported value being the exact count; or
-* ``in-process``: the summary's exact counts read every 2 s.
+* ``in-process``: the summary's exact counts read every second (``IN_PROCESS_INTERVAL``;
+  ``--in-process-interval 2`` for the 2 s readings of before).
 
 Reported: detection delay (from the surge's start, or for ramps and exponential growth from
 when the surge alone first adds 5 req/s, to the published state) p50/p95/max, misses, false
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onsale_obs.detect import DetectorConfig, SurgeDetector
+from onsale_obs.detect import IN_PROCESS_INTERVAL, DetectorConfig, SurgeDetector
 from onsale_obs.modes import ModeState
 from onsale_obs.types import Mode
 
@@ -160,7 +162,7 @@ class Result:
     )
 
 
-def run(seed: int, mode: str, config: DetectorConfig) -> Result:
+def run(seed: int, mode: str, config: DetectorConfig, interval: float = INTERVAL) -> Result:
     traffic = make_traffic(seed)
     detector = SurgeDetector(config)
     rng = np.random.default_rng(seed)
@@ -179,12 +181,12 @@ def run(seed: int, mode: str, config: DetectorConfig) -> Result:
     ended: dict[int, float] = {}
     result = Result()
     revision = 0
-    steps = int(WEEK / INTERVAL)
+    steps = int(WEEK / interval)
     for k in range(1, steps):
-        now = WEEK + k * INTERVAL
+        now = WEEK + k * interval
         idx = int(now - WEEK)
         if mode == "in-process":
-            rates = (cumulative[idx] - cumulative[idx - int(INTERVAL)]) / INTERVAL
+            rates = (cumulative[idx] - cumulative[idx - int(interval)]) / interval
         else:
             last = np.floor((now - WEEK - phase) / SCRAPE) * SCRAPE + phase
             a, b = int(last), int(last - SCRAPE)
@@ -272,6 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=2 * SCRAPE,
         help="via Prometheus: how old a reading's data can be (two scrapes; in-process: 0)",
     )
+    parser.add_argument(
+        "--in-process-interval",
+        type=float,
+        default=IN_PROCESS_INTERVAL,
+        choices=(1.0, 2.0),
+        help="in-process: read the counts this often (seconds; via Prometheus: 2 s)",
+    )
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument(
         "--details",
@@ -314,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = Result()
         for seed in seeds:
             lag = args.lag if mode == "prometheus" else 0.0
-            r = run(seed, mode, dataclasses.replace(config, lag=lag))
+            interval = args.in_process_interval if mode == "in-process" else INTERVAL
+            r = run(seed, mode, dataclasses.replace(config, lag=lag), interval)
             total.delays += r.delays
             for shape, found in r.by_shape.items():
                 total.by_shape.setdefault(shape, []).extend(found)
@@ -330,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # via Prometheus the drop is seen only once scraped, and the scrape that spans the
         # surge's end still shows it: up to two scrape intervals more unless --lag says so
         late = 2 * SCRAPE - lag if mode == "prometheus" else 0.0
-        end_bound = config.quiet + INTERVAL + max(0.0, late)
+        end_bound = config.quiet + interval + max(0.0, late)
         print(
             f"{mode:11s} delay p50 {p50:5.1f}s p95 {p95:5.1f}s max {float(d.max()):5.1f}s "
             f"(target p95 <= {target:g}s); missed {total.missed}/{SURGES * len(seeds)}; "

@@ -14,11 +14,18 @@ from onsale_obs.detect._detector import Action, DetectorConfig, SurgeDetector
 
 if TYPE_CHECKING:
     from onsale_obs.detect._run import AutoMode
-    from onsale_obs.detect._sources import DEFAULT_QUERY, PrometheusRates, RateSource, SketchRates
+    from onsale_obs.detect._sources import (
+        DEFAULT_QUERY,
+        IN_PROCESS_INTERVAL,
+        PrometheusRates,
+        RateSource,
+        SketchRates,
+    )
 
 _LAZY = {
     "AutoMode": "onsale_obs.detect._run",
     "DEFAULT_QUERY": "onsale_obs.detect._sources",
+    "IN_PROCESS_INTERVAL": "onsale_obs.detect._sources",
     "PrometheusRates": "onsale_obs.detect._sources",
     "RateSource": "onsale_obs.detect._sources",
     "SketchRates": "onsale_obs.detect._sources",
@@ -36,6 +43,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_QUERY",
+    "IN_PROCESS_INTERVAL",
     "Action",
     "AutoMode",
     "DetectorConfig",
