@@ -39,6 +39,10 @@ def test_exponential_growth_and_a_ramp_are_growth_a_flat_step_is_not() -> None:
     assert growth(readings(exponential), 0.0, 0.1) >= GROWTH
     assert growth(readings(ramp), 0.0, 0.1) >= GROWTH
     assert growth(readings(flat), 0.0, 0.1) < 1.0
+    # the same at one reading a second (in-process): same curves, twice the readings
+    per_second = [0.5 * 2 ** (t / 10) for t in range(14, 44)]
+    assert growth(readings(per_second, seconds=1.0), 0.0, 0.1) >= GROWTH
+    assert growth(readings([0.1] * 20 + [8.0] * 10, seconds=1.0), 0.0, 0.1) < 1.0
 
 
 def test_a_burst_starting_within_a_reading_is_not_growth() -> None:
