@@ -57,6 +57,9 @@ def test_the_operators_key_variable_is_not_used_by_the_detector(tmp_path: Path) 
         (("--lag", "5m"), "--lag", "less than --quiet"),
         (("--high", "-1"), "--high", "0"),
         (("--rise-factor", "0.5"), "--rise-factor", "1"),
+        (("--high-evidence", "-1"), "--high-evidence", "0"),
+        (("--growth-evidence", "-0.5"), "--growth-evidence", "0"),
+        (("--growth-window", "0"), "--growth-window", "above zero"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(

@@ -91,6 +91,35 @@ def auto(
             help="How long the rate must stay above --high.",
         ),
     ] = DetectorConfig.high_window,
+    high_evidence: Annotated[
+        float,
+        typer.Option(
+            "--high-evidence",
+            min=0.0,
+            metavar="NATS",
+            help="Steep rule, sooner: confirm once the counts give this much evidence "
+            "(log-likelihood, nats) that the rate is above --high (0: off).",
+        ),
+    ] = DetectorConfig.high_evidence,
+    growth_evidence: Annotated[
+        float,
+        typer.Option(
+            "--growth-evidence",
+            min=0.0,
+            metavar="NATS",
+            help="Growth rule: confirm when a growing rate explains the last --growth-window "
+            "of counts better than a flat bot burst, by this many nats (0: off).",
+        ),
+    ] = DetectorConfig.growth_evidence,
+    growth_window: Annotated[
+        float,
+        typer.Option(
+            "--growth-window",
+            parser=seconds_or_duration,
+            metavar="DURATION",
+            help="Growth rule: how far back it looks.",
+        ),
+    ] = DetectorConfig.growth_window,
     rise_window: Annotated[
         float,
         typer.Option(
@@ -176,7 +205,8 @@ def auto(
 
     A surge is an event's rate above --factor times its usual rate at this hour of the day
     (learnt as it runs) and above --floor requests per second, for --window; sooner when it
-    is above --high for --high-window, or has been rising over --rise-window. The event is
+    is above --high for --high-window (or by --high-evidence), grows over --growth-window
+    unlike a flat bot burst, or has been rising over --rise-window. The event is
     published on sale with source=auto, a reason naming the rates and an until it extends
     while the surge lasts; after --quiet below the threshold it is published normal again.
     A manual state or a scheduled window is never overridden. States are signed with the
@@ -203,7 +233,12 @@ def auto(
             "onsale_event_requests_top from Prometheus when run as its own command.",
             param_hint="'--prometheus'",
         )
-    for name, value in (("--window", window), ("--quiet", quiet), ("--interval", interval)):
+    for name, value in (
+        ("--window", window),
+        ("--quiet", quiet),
+        ("--interval", interval),
+        ("--growth-window", growth_window),
+    ):
         if not value > 0:
             raise typer.BadParameter(
                 f"expected a duration above 0, got {value:g}.", param_hint=f"'{name}'"
@@ -228,6 +263,9 @@ def auto(
             window=window,
             high=high,
             high_window=high_window,
+            high_evidence=high_evidence,
+            growth_evidence=growth_evidence,
+            growth_window=growth_window,
             rise_window=rise_window,
             rise_level=rise_level,
             rise_factor=rise_factor,
