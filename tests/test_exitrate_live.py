@@ -72,12 +72,17 @@ class Live:
         raise AssertionError("Prometheus did not scrape the exporter within 30 s")
 
     def loop(
-        self, *, publish: bool = False, client: PrometheusClient | None = None
+        self,
+        *,
+        publish: bool = False,
+        client: PrometheusClient | None = None,
+        utilisation_query: str | None = None,
     ) -> ExitRateLoop:
         spec = load_spec(SPEC)
         reader = SignalReader(
             spec, spec.get("checkout-availability"), client or PrometheusClient(self.prometheus.url),
             spec.get("checkout-latency"), queue_query="vector(5000)",
+            utilisation_query=utilisation_query,
         )  # fmt: skip
         backend = SqliteBackend(str(self.db))
         verifier = Verifier.from_files([self.verify])
@@ -189,6 +194,26 @@ def test_two_events_a_fault_in_one_only_its_rate_falls(live: Live) -> None:
     other_p95 = overload[OTHER].signals.latency_p95
     assert other_p95 is not None
     assert other_p95 < 1.0  # its own latency, not final's
+
+
+def test_events_on_one_service_read_its_utilisation_split_by_demand(live: Live) -> None:
+    """Two events on one checkout service, the service's utilisation 0.6: each event's
+    controller reads it scaled by its share of the requests (from Prometheus) over its share
+    of the users waiting, so together they split the capacity by demand, not by where their
+    rates started; a per-event utilisation query ($event) is read as it is."""
+    Broadcaster(SqliteBackend(str(live.db)), Signer.from_file(live.signing)).set(
+        f"event:{OTHER}", "onsale", until=time.time() + 3600
+    )
+    live.record(ok=75, failed=0)
+    live.record(ok=25, failed=0, event=OTHER)
+    live.scraped()
+    queues = {EVENT: 1_000.0, OTHER: 3_000.0}
+    split = dict(live.loop(utilisation_query="vector(0.6)").tick(queues))
+    assert split[EVENT].signals.utilisation == pytest.approx(0.6 * 0.75 / 0.25, rel=0.02)
+    assert split[OTHER].signals.utilisation == pytest.approx(0.6 * 0.25 / 0.75, rel=0.02)
+    per_event = 'label_replace(vector(0.6), "event", "$event", "", "")'
+    own = dict(live.loop(utilisation_query=per_event).tick(queues))
+    assert own[EVENT].signals.utilisation == pytest.approx(0.6)
 
 
 def test_prometheus_down_holds_the_rate(live: Live) -> None:

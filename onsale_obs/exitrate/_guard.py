@@ -31,6 +31,7 @@ def shared_guard(
     window: float,
     saturation: float,
     latency_margin: float,
+    utilisation: float | None = None,
 ) -> Recommendation:
     """``recommendation`` with an increase held while the shared service burns.
 
@@ -46,6 +47,9 @@ def shared_guard(
             ``saturation``).
         latency_margin: share of the latency threshold where the hold band starts (the
             controller's ``latency_margin``).
+        utilisation: the backend's own busy share, as read (``None``: the one in the
+            recommendation's signals); the controller may have read it split by demand
+            (``_share``), which says nothing of the room the backend has.
     """
     s = recommendation.signals
     own = s.burn_short
@@ -56,9 +60,10 @@ def shared_guard(
         or (own is not None and own >= threshold)
     ):
         return recommendation
+    busy = s.utilisation if utilisation is None else utilisation
     room = (
-        s.utilisation is not None
-        and s.utilisation < saturation
+        busy is not None
+        and busy < saturation
         and s.latency_p95 is not None
         and s.latency_threshold is not None
         and s.latency_p95 <= latency_margin * s.latency_threshold

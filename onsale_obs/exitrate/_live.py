@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -31,6 +31,7 @@ from onsale_obs.exceptions import BadInputError, OnsaleObsError, PrometheusUnava
 from onsale_obs.exitrate._config import ExitRateConfig
 from onsale_obs.exitrate._controller import ExitRateController
 from onsale_obs.exitrate._guard import shared_guard
+from onsale_obs.exitrate._share import utilisation_by_demand
 from onsale_obs.exitrate._signals import Recommendation, Signals
 from onsale_obs.generate._promql import matcher, quote, selector
 from onsale_obs.modes import Broadcaster, ModeBackend, Verifier
@@ -111,6 +112,17 @@ class SignalReader:
             return None
         budget = 1 - self.availability.objectives["onsale"]
         return max(0.0, values[0]) / budget
+
+    def requests(self, event: str, window: float, now: float) -> float | None:
+        """On-sale requests of ``event`` (``global``: every event) over ``window`` seconds,
+        counted as :meth:`burn` counts them; ``None`` when Prometheus has none."""
+        total = selector("onsale_requests_total", self._matchers(event))
+        values = [
+            s.value
+            for s in self.client.query(f"sum({delta(total, window)})", now)
+            if math.isfinite(s.value)
+        ]
+        return max(0.0, values[0]) if values else None
 
     def _matchers(self, event: str) -> list[str | None]:
         sli = self.availability.sli
@@ -238,12 +250,17 @@ class ExitRateLoop:
             self.logger.warning("exit rate: mode store unavailable", error=str(exc))
             return made
         shared = self._shared_burn(now) if len(live) > 1 else None
+        readings = {}
         for event, windows in live:
-            controller = self.controllers.setdefault(event, ExitRateController(self.config))
             rate = self.rates.get(event, self.initial_rate)
             queue = None if queues is None else queues.get(event)
-            signals = self.reader.read(now, event, rate, windows, queue)
-            recommendation = self._guard(controller.recommend(signals), shared)
+            readings[event] = self.reader.read(now, event, rate, windows, queue)
+        busy = {event: s.utilisation for event, s in readings.items()}  # as read
+        if len(live) > 1:
+            readings = self._by_demand(now, readings)
+        for event, _ in live:
+            controller = self.controllers.setdefault(event, ExitRateController(self.config))
+            recommendation = self._guard(controller.recommend(readings[event]), shared, busy[event])
             self._note_prometheus()
             self.rates[event] = recommendation.rate
             try:
@@ -263,6 +280,28 @@ class ExitRateLoop:
         self.gauge.rates = {event: r.rate for event, r in made}
         return made
 
+    def _by_demand(self, now: float, readings: dict[str, Signals]) -> dict[str, Signals]:
+        """Events on one service: each reads the service's utilisation split by demand
+        (``_share``), unless the utilisation query is per event already (``$event``)."""
+        query = self.reader.utilisation_query
+        if query is None or "$event" in query:
+            return readings
+        try:
+            requests = {e: self.reader.requests(e, self.reader.short, now) for e in readings}
+            every = self.reader.requests(GLOBAL, self.reader.short, now)
+        except (OnsaleObsError, BadInputError):
+            return readings  # as read: the whole service's utilisation
+        waiting = sum(max(0.0, s.queue_length or 0.0) for s in readings.values())
+        return {
+            event: replace(
+                s,
+                utilisation=utilisation_by_demand(
+                    s.utilisation, requests[event], every, s.queue_length, waiting
+                ),
+            )
+            for event, s in readings.items()
+        }
+
     def _shared_burn(self, now: float) -> float | None:
         """The short burn of every on-sale request of the service, all events together."""
         try:
@@ -270,7 +309,9 @@ class ExitRateLoop:
         except (OnsaleObsError, BadInputError):
             return None
 
-    def _guard(self, recommendation: Recommendation, shared: float | None) -> Recommendation:
+    def _guard(
+        self, recommendation: Recommendation, shared: float | None, busy: float | None
+    ) -> Recommendation:
         """No increase while other events on the shared service burn at the alert threshold
         (this event's own burn being under it): never a cut, only a held probe."""
         return shared_guard(
@@ -281,6 +322,7 @@ class ExitRateLoop:
             window=self.reader.short,
             saturation=self.config.saturation,
             latency_margin=self.config.latency_margin,
+            utilisation=busy,
         )
 
     def _note_prometheus(self) -> None:

@@ -37,6 +37,7 @@ from onsale_obs.exitrate._scenario import (
     WaitingRoom,
 )
 from onsale_obs.exitrate._series import Series
+from onsale_obs.exitrate._share import utilisation_by_demand
 from onsale_obs.exitrate._signals import Action, RateController, Signals
 from onsale_obs.exitrate._sim import Run, Tick, arrivals_per_second
 
@@ -408,8 +409,9 @@ class _Mixed:
         actions: list[Action] = []
         reasons = []
         before = sum(room.rate for room in self.rooms)
+        split = self.guard  # ours as `serve` runs it: utilisation split by demand
         for room, controller in zip(self.rooms, self.controllers, strict=True):
-            signals = self._signals(t, room)
+            signals = self._signals(t, room, split=split)
             rec = controller.recommend(signals)
             if self.guard:
                 rec = shared_guard(
@@ -420,6 +422,9 @@ class _Mixed:
                     window=self.s.telemetry.short_window,
                     saturation=self.saturation,
                     latency_margin=self.latency_margin,
+                    utilisation=self.whole.utilisation(
+                        int(self.s.telemetry.data_time(t)), self.s.telemetry.latency_window
+                    ),
                 )
             room.rate = rec.rate
             room.readings.append(signals)
@@ -452,7 +457,7 @@ class _Mixed:
             return None
         return self.whole.burn_rate(int(tel.data_time(t)), tel.short_window, s.slo.objective)
 
-    def _signals(self, t: int, room: _Room) -> Signals:
+    def _signals(self, t: int, room: _Room, *, split: bool = False) -> Signals:
         s = self.s
         tel = s.telemetry
         if tel.in_outage(t):
@@ -467,10 +472,27 @@ class _Mixed:
             latency_p95=own.quantile(d, tel.latency_window, s.slo.latency_quantile),
             latency_threshold=s.slo.latency_threshold,
             queue_length=own.queue[d - 1] if 0 < d <= len(own.queue) else None,
-            # the shared workers' busy share: what the service's utilisation shows
-            utilisation=self.whole.utilisation(d, tel.latency_window),
+            # the shared workers' busy share, split by demand as `serve` splits it
+            utilisation=self._attributed_utilisation(d, room)
+            if split
+            else self.whole.utilisation(d, tel.latency_window),
             arrivals=own.arrivals(d, 60.0),
             observed_at=float(d),
+        )
+
+    def _attributed_utilisation(self, d: int, room: _Room) -> float | None:
+        """The shared utilisation as this event's controller reads it: by demand share."""
+        window = self.s.telemetry.latency_window
+
+        def queue(r: _Room) -> float:
+            return r.series.queue[d - 1] if 0 < d <= len(r.series.queue) else 0.0
+
+        return utilisation_by_demand(
+            self.whole.utilisation(d, window),
+            Series.increase(room.series.requests, d, window),
+            Series.increase(self.whole.requests, d, window),
+            queue(room),
+            sum(max(0.0, queue(r)) for r in self.rooms),
         )
 
 
