@@ -63,3 +63,32 @@ def test_a_boolean_time_is_bad_input() -> None:
     with pytest.raises(BadInputError) as info:
         ExitRateController(CONFIG).recommend(healthy(0, 1000, time=True))
     assert info.value.field == "time"
+
+
+def test_a_reading_at_exactly_the_least_measurable_load_measures_the_capacity() -> None:
+    """5% busy (``_MIN_UTILISATION``, inclusive) at 100/min is enough to estimate the
+    capacity (about 2,000/min), and the rate climbs from there."""
+    controller = ExitRateController(CONFIG)
+    rate, rec = 100.0, None
+    for t in range(0, 300, 15):
+        rec = controller.recommend(healthy(t, rate, utilisation=0.05))
+        rate = rec.rate
+    assert rec is not None
+    assert rec.capacity_estimate is not None
+    assert rate > 100
+
+
+def test_a_backend_that_grew_lifts_the_ceiling_a_cut_left() -> None:
+    """A latency cut at 1,000/min leaves a ceiling at 950/min; the level readings after it
+    measure 1,000/min. When the backend doubles, the estimate passes 10% above that and the
+    ceiling goes: the rate climbs past 950 well before the ceiling would be forgotten (10
+    minutes)."""
+    controller = ExitRateController(CONFIG)
+    rate = controller.recommend(healthy(0, 1000, latency_p95=1.5)).rate
+    rates = {}
+    for t in range(15, 600, 15):
+        capacity = 1000 if t < 300 else 2000
+        rate = controller.recommend(healthy(t, rate, utilisation=rate / capacity)).rate
+        rates[t] = rate
+    assert max(r for t, r in rates.items() if t < 300) <= 950
+    assert max(rates.values()) > 1200
