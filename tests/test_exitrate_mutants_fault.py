@@ -77,3 +77,63 @@ def test_a_fault_that_clears_with_no_one_waiting_restores_nothing() -> None:
     rec = _paused().recommend(healthy(30, 100, burn_short=0.0, burn_long=0.0, queue_length=0))
     assert rec.action != "increase", rec.reason
     assert rec.rate == 100
+
+
+def test_errors_on_a_backend_at_exactly_saturation_are_an_overload() -> None:
+    """Errors with p95 fine but 95% busy: saturated (at, not only over), so not a software
+    fault: the burn cuts."""
+    rec = ExitRateController(CONFIG).recommend(
+        healthy(0, 1000, burn_short=20, burn_long=20, latency_p95=0.5, utilisation=0.95)
+    )
+    assert rec.action == "decrease", rec.reason
+
+
+def test_errors_at_a_rate_near_the_measured_capacity_are_an_overload() -> None:
+    """The capacity measured at about 1,000/min; the room pushed to 99% of it from outside;
+    errors with p95 fine and no utilisation reading: at 99% of the measured capacity the
+    backend counts as saturated, so the burn cuts instead of holding as for a fault."""
+    controller = ExitRateController(CONFIG)
+    rate = 500.0
+    for t in range(0, 300, 15):
+        rate = controller.recommend(healthy(t, rate, utilisation=rate / 1000)).rate
+    capacity = controller.recommend(healthy(300, rate, utilisation=rate / 1000)).capacity_estimate
+    assert capacity is not None
+    rec = controller.recommend(
+        healthy(
+            315, 0.99 * capacity, burn_short=20, burn_long=20, latency_p95=0.5, utilisation=None
+        )
+    )
+    assert rec.action == "decrease", rec.reason
+
+
+def test_the_fault_hold_without_a_utilisation_signal_says_what_it_has() -> None:
+    rec = ExitRateController(CONFIG).recommend(
+        healthy(0, 1000, burn_short=20, burn_long=20, latency_p95=0.5, utilisation=None)
+    )
+    assert rec.reason == (
+        "burn 20x, p95 500ms within the threshold: a software fault, not a lack of "
+        "capacity: hold until it clears"
+    )
+
+
+def test_an_outage_says_it_comes_back_to_the_rate_before_the_fault() -> None:
+    """A fault held at 1,000/min, the room set to 800 from outside, then checkout down: the
+    pause says it returns to 1,000/min, the rate before the fault."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, burn_short=20, burn_long=20, latency_p95=0.5))
+    rec = controller.recommend(healthy(15, 800, burn_short=9000, burn_long=9000))
+    assert rec.action == "decrease"
+    assert rec.reason.endswith("pause at 100/min, back to 1,000/min when it clears"), rec.reason
+
+
+def test_the_restore_says_how_long_the_fault_lasted() -> None:
+    rec = _paused().recommend(healthy(30, 100, burn_short=0.0, burn_long=0.0))
+    assert rec.reason == (
+        "burn 0x cleared after a software fault of 15s: back to the rate before it, "
+        "1,000/min: +900%"
+    )
+
+
+def test_a_fault_that_clears_with_one_user_waiting_restores_the_rate() -> None:
+    rec = _paused().recommend(healthy(30, 100, burn_short=0.0, burn_long=0.0, queue_length=1))
+    assert (rec.action, rec.rate) == ("increase", 1000)
