@@ -39,7 +39,7 @@ from onsale_obs.exitrate._scenario import (
 from onsale_obs.exitrate._series import Series
 from onsale_obs.exitrate._share import utilisation_by_demand
 from onsale_obs.exitrate._signals import Action, RateController, Signals
-from onsale_obs.exitrate._sim import Run, Tick, arrivals_per_second
+from onsale_obs.exitrate._sim import Run, Tick, arrivals_per_second, reading
 
 #: Retries smaller than this (in expected requests) are dropped, so a run can end.
 _NEGLIGIBLE = 1e-6
@@ -458,41 +458,26 @@ class _Mixed:
         return self.whole.burn_rate(int(tel.data_time(t)), tel.short_window, s.slo.objective)
 
     def _signals(self, t: int, room: _Room, *, split: bool = False) -> Signals:
-        s = self.s
-        tel = s.telemetry
-        if tel.in_outage(t):
-            return Signals(time=t, current_rate=room.rate)
-        d = int(tel.data_time(t))
-        own = room.series
-        return Signals(
-            time=t,
-            current_rate=room.rate,
-            burn_short=own.burn_rate(d, tel.short_window, s.slo.objective),
-            burn_long=own.burn_rate(d, tel.long_window, s.slo.objective),
-            latency_p95=own.quantile(d, tel.latency_window, s.slo.latency_quantile),
-            latency_threshold=s.slo.latency_threshold,
-            queue_length=own.queue[d - 1] if 0 < d <= len(own.queue) else None,
-            # the shared workers' busy share, split by demand as `serve` splits it
-            utilisation=self._attributed_utilisation(d, room)
-            if split
-            else self.whole.utilisation(d, tel.latency_window),
-            arrivals=own.arrivals(d, 60.0),
-            observed_at=float(d),
-        )
+        """Its own burn, p95 and queue; the shared workers' busy share, split by demand as
+        `serve` splits it when ``split``."""
+        window = self.s.telemetry.latency_window
+
+        def shared(d: int) -> float | None:
+            if split:
+                return self._attributed_utilisation(d, room)
+            return self.whole.utilisation(d, window)
+
+        return reading(t, room.rate, room.series, self.s.slo, self.s.telemetry, shared)
 
     def _attributed_utilisation(self, d: int, room: _Room) -> float | None:
         """The shared utilisation as this event's controller reads it: by demand share."""
         window = self.s.telemetry.latency_window
-
-        def queue(r: _Room) -> float:
-            return r.series.queue[d - 1] if 0 < d <= len(r.series.queue) else 0.0
-
         return utilisation_by_demand(
             self.whole.utilisation(d, window),
             Series.increase(room.series.requests, d, window),
             Series.increase(self.whole.requests, d, window),
-            queue(room),
-            sum(max(0.0, queue(r)) for r in self.rooms),
+            room.series.queue_at(d) or 0.0,
+            sum(max(0.0, r.series.queue_at(d) or 0.0) for r in self.rooms),
         )
 
 

@@ -43,6 +43,10 @@ class Series:
         """Seconds recorded."""
         return len(self.queue)
 
+    def queue_at(self, end: int) -> float | None:
+        """Users waiting in the second before ``end`` (``None`` outside the series)."""
+        return self.queue[end - 1] if 0 < end <= len(self.queue) else None
+
     @staticmethod
     def increase(cum: list[float], end: int, window: float) -> float:
         """Sum over the seconds ``[end - window, end)`` (clipped at 0)."""

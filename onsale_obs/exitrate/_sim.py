@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from onsale_obs.exitrate._checkout import CheckoutBackend
-from onsale_obs.exitrate._scenario import Scenario
+from onsale_obs.exitrate._scenario import Scenario, SLOTarget, Telemetry
 from onsale_obs.exitrate._series import Series
 from onsale_obs.exitrate._signals import Action, RateController, Signals
 
@@ -199,21 +200,34 @@ class _Simulation:
         )
 
     def _signals(self, t: int) -> Signals:
-        s = self.s
-        tel = s.telemetry
-        if tel.in_outage(t):
-            return Signals(time=t, current_rate=self.rate)
-        d = int(tel.data_time(t))
-        series = self.series
-        return Signals(
-            time=t,
-            current_rate=self.rate,
-            burn_short=series.burn_rate(d, tel.short_window, s.slo.objective),
-            burn_long=series.burn_rate(d, tel.long_window, s.slo.objective),
-            latency_p95=series.quantile(d, tel.latency_window, s.slo.latency_quantile),
-            latency_threshold=s.slo.latency_threshold,
-            queue_length=series.queue[d - 1] if 0 < d <= len(series.queue) else None,
-            utilisation=series.utilisation(d, tel.latency_window),
-            arrivals=series.arrivals(d, 60.0),
-            observed_at=float(d),
-        )
+        return reading(t, self.rate, self.series, self.s.slo, self.s.telemetry)
+
+
+def reading(
+    t: int,
+    rate: float,
+    series: Series,
+    slo: SLOTarget,
+    tel: Telemetry,
+    utilisation: Callable[[int], float | None] | None = None,
+) -> Signals:
+    """What a controller reads at ``t`` from ``series`` as Prometheus would show it (nothing
+    but the rate during a telemetry outage); ``utilisation`` (of the data time) replaces the
+    series' own busy share, e.g. a shared backend's."""
+    if tel.in_outage(t):
+        return Signals(time=t, current_rate=rate)
+    d = int(tel.data_time(t))
+    return Signals(
+        time=t,
+        current_rate=rate,
+        burn_short=series.burn_rate(d, tel.short_window, slo.objective),
+        burn_long=series.burn_rate(d, tel.long_window, slo.objective),
+        latency_p95=series.quantile(d, tel.latency_window, slo.latency_quantile),
+        latency_threshold=slo.latency_threshold,
+        queue_length=series.queue_at(d),
+        utilisation=series.utilisation(d, tel.latency_window)
+        if utilisation is None
+        else utilisation(d),
+        arrivals=series.arrivals(d, 60.0),
+        observed_at=float(d),
+    )
