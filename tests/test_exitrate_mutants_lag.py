@@ -1,0 +1,126 @@
+"""Which exit rate a reading reflects (the admission lag, its fit and the rates remembered),
+when two rates are the same, and the bounds and edges around them: survivors of the complete
+mutation run (docs/mutation.md) in ``_fit_lag``, ``_remember``, ``_rate_at``, ``_seen_rate``,
+``_attributed``, ``_data_end``, ``_lag_cdf``, ``_settled``, ``_read``, ``_decide``,
+``_errors``, ``_probe``, ``_explained``, ``_lag_p90``, ``_cut_interval``, ``_horizon``,
+``_finite`` and ``_same``, each pinned by a test."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
+from tests.test_exitrate_controller import CONFIG, healthy
+
+#: Checkout right after admission (median 0) or after exactly ``admission_lag`` seconds
+#: (spread 0), readings as of the moment they are taken, over a 1 s window: a reading then
+#: reflects the rates of the last second, in five slices of 0.2 s.
+INSTANT = replace(
+    CONFIG,
+    admission_lag=0,
+    admission_lag_spread=0.6,
+    signal_lag=0,
+    utilisation_window=0,
+)
+
+
+def _cut_after(
+    config: ExitRateConfig, changes: list[tuple[float, float]], at: float, **reading: Any
+) -> Recommendation:
+    """The rate set from outside at each ``(time, rate)`` of ``changes`` (each reading held:
+    nobody waiting), then a reading at ``at`` with p95 over its threshold: a latency cut of
+    10% of the rate the reading reflects."""
+    controller = ExitRateController(config)
+    for t, rate in changes:
+        controller.recommend(healthy(t, rate, queue_length=0, utilisation=None, observed_at=None))
+    signals: dict[str, Any] = {"latency_p95": 1.5, "utilisation": None, "observed_at": None}
+    signals |= reading
+    return controller.recommend(healthy(at, changes[-1][1], **signals))
+
+
+# -- which rate a reading reflects ------------------------------------------------------------
+
+
+def test_a_reading_reflects_the_rates_of_its_window_under_an_instant_lag() -> None:
+    """Checkout at once (median lag 0): a reading at 100 s over the last second sees 2,000/min
+    in the 0.4 s since the change at 99.5 s and 1,000/min before: 1,400/min, cut 10% to
+    1,260/min. (Lags under a second count; a zero median counts as all at once whatever the
+    spread; a share is never more than all of them; the window is one second.)"""
+    rec = _cut_after(INSTANT, [(0, 1000), (99.5, 2000)], 100)
+    assert rec.rate == pytest.approx(1260)
+    assert rec.reason == "latency p95 1.5s > 1s (readings reflect 1,400/min): -37%"
+
+
+def test_a_reading_reflects_the_rates_a_fixed_lag_ago() -> None:
+    """Checkout exactly 1 s after admission (spread 0): the slices at 99.9, 99.7 and 99.5 s
+    reflect admissions at or after the change at 98.5 s (99.5 s exactly at the lag counts),
+    the other two the rate before: 1,600/min."""
+    config = replace(INSTANT, admission_lag=1, admission_lag_spread=0.0)
+    rec = _cut_after(config, [(0, 1000), (98.5, 2000)], 100)
+    assert rec.rate == pytest.approx(1440)
+    assert "(readings reflect 1,600/min)" in rec.reason
+
+
+def test_a_reading_reflects_each_of_several_earlier_rates_for_its_own_span() -> None:
+    """Three rates: each counts from its change to the next one (1,700/min: 2,000 in two
+    slices, 1,500 in three, none of the first rate)."""
+    rec = _cut_after(INSTANT, [(0, 1000), (50, 1500), (99.5, 2000)], 100)
+    assert "(readings reflect 1,700/min)" in rec.reason
+
+
+@pytest.mark.parametrize("opened", [0.0, 1000.0])
+def test_a_reading_mostly_from_before_the_first_rate_is_not_attributed(opened: float) -> None:
+    """0.4 s after the first rate, three of the five slices of a reading predate it: only 40%
+    of its admissions are known (a cut needs 90%), so the cut is relative to the current rate
+    (not to the 400/min known), whenever the clock starts."""
+    rec = _cut_after(INSTANT, [(opened, 1000)], opened + 0.4)
+    assert rec.rate == pytest.approx(900)
+    assert rec.reason == "latency p95 1.5s > 1s: -10%"
+
+
+def test_a_rate_under_one_per_minute_is_still_a_known_rate() -> None:
+    """A room let out at 0.5-0.9 users/min (a tiny pilot): the reading reflects 0.66/min
+    (not 'unknown' for being under 1/min), and the cut is relative to it."""
+    config = replace(INSTANT, min_rate=0.1, max_rate=10, safe_rate=0.5)
+    rec = _cut_after(config, [(0, 0.5), (99.5, 0.9)], 100)
+    assert rec.rate == pytest.approx(0.66 * 0.9)
+
+
+@pytest.mark.parametrize(
+    ("window", "changed", "reflects"),
+    [
+        # readings 30 s late over 10 s: the window ends 25 s ago; a change 31 s ago shows in
+        # three of its five slices (25-27, 27-29, 29-31 s ago)
+        (10, 31.0, "1,600/min"),
+        # over 1 s (or less): the window ends 29.5 s ago; a change 29.7 s ago shows in one
+        (0, 29.7, "1,200/min"),
+    ],
+)
+def test_without_a_data_time_a_reading_ends_signal_lag_less_half_its_window_ago(
+    window: float, changed: float, reflects: str
+) -> None:
+    """A reading that does not say when its data was taken is taken to end ``signal_lag``
+    before it arrives, less half the utilisation window (the window's middle is what the
+    signal lag measures)."""
+    config = replace(INSTANT, signal_lag=30, utilisation_window=window)
+    rec = _cut_after(config, [(0, 1000), (200 - changed, 2000)], 200)
+    assert f"(readings reflect {reflects})" in rec.reason
+
+
+def test_a_stale_reading_reflects_the_rates_when_its_data_was_taken() -> None:
+    """A stale reading (data 200 s old) at 96% of a measured 1,000/min cuts back to the
+    target; the rate it reflects is the one 200 s ago (500/min), not the current one."""
+    controller = ExitRateController(CONFIG)
+    rate = 500.0
+    for t in range(0, 300, 15):
+        # p95 in its hold band: measured, not probed
+        rate = controller.recommend(healthy(t, rate, utilisation=0.5, latency_p95=0.9)).rate
+    assert controller.capacity_estimate == pytest.approx(1000)
+    controller.recommend(healthy(300, 960, queue_length=0, utilisation=None))
+    rec = controller.recommend(healthy(500, 960, observed_at=320))
+    assert rec.action == "decrease"
+    assert rec.rate == pytest.approx(920)
+    assert "(readings reflect 500/min)" in rec.reason
