@@ -8,7 +8,7 @@ mutation run (docs/mutation.md) in ``_fit_lag``, ``_remember``, ``_rate_at``, ``
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -124,3 +124,119 @@ def test_a_stale_reading_reflects_the_rates_when_its_data_was_taken() -> None:
     assert rec.action == "decrease"
     assert rec.rate == pytest.approx(920)
     assert "(readings reflect 500/min)" in rec.reason
+
+
+# -- the edges of a reading -------------------------------------------------------------------
+
+
+def test_a_reading_exactly_stale_after_old_is_still_fresh() -> None:
+    """Data 120 s old (``stale_after``) is used: p95 over its threshold cuts."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, latency_p95=1.5, observed_at=-120))
+    assert rec.action == "decrease"
+    assert rec.reason == "latency p95 1.5s > 1s: -10%"
+
+
+def test_a_boolean_data_time_is_no_data_time() -> None:
+    """``observed_at=True`` is not a time (not 1 s on some clock, which would make the reading
+    stale at 1,000 s): the reading is used, and p95 over its threshold cuts."""
+    signals = healthy(1000, 1000, latency_p95=1.5, observed_at=cast(float, True))
+    rec = ExitRateController(CONFIG).recommend(signals)
+    assert rec.action == "decrease"
+    assert rec.reason == "latency p95 1.5s > 1s: -10%"
+
+
+def test_a_zero_latency_threshold_is_unknown_and_never_cuts() -> None:
+    """A threshold of 0 s is no threshold (a missing SLO config): p95 is not 'over' it; the
+    controller holds on the missing signal."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, latency_threshold=0))
+    assert rec.action == "hold"
+    assert rec.reason == "latency p95 unknown: never increase on missing signals"
+
+
+def test_a_utilisation_over_one_counts_as_fully_busy() -> None:
+    """A backend reporting 150% busy (a gauge over its limit) is read as 100%: back to the
+    target share of the current rate, not cut as if 1.5x overloaded."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, utilisation=1.5))
+    assert rec.rate == pytest.approx(920)
+    assert rec.reason == "utilisation 1.00 >= 0.95: -8%"
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "reason"),
+    [
+        (20_000, "decrease", "above the maximum 10,000/min"),
+        (50, "increase", "below the minimum 100/min"),
+    ],
+)
+def test_a_rate_outside_the_bounds_is_brought_inside_with_the_right_action(
+    current: float, action: str, reason: str
+) -> None:
+    rec = ExitRateController(CONFIG).recommend(healthy(0, current))
+    assert (rec.action, rec.reason) == (action, reason)
+
+
+@pytest.mark.parametrize(("short", "long"), [(14.4, 20), (20, 14.4)])
+def test_a_burn_at_exactly_the_alert_threshold_counts_as_errors(short: float, long: float) -> None:
+    """Short and long burn 'at or above' 14.4x: each at exactly 14.4x still cuts as a burn."""
+    rec = ExitRateController(CONFIG).recommend(
+        healthy(0, 1000, burn_short=short, burn_long=long, latency_p95=1.5)
+    )
+    assert rec.rate == pytest.approx(600)
+    assert rec.reason.startswith(f"burn {short:g}x/{long:g}x over 1m/5m >= 14.4x")
+
+
+# -- when things are allowed again ------------------------------------------------------------
+
+
+def test_the_default_cut_interval_is_the_lag_p90_plus_signal_lag_plus_half_the_short_window() -> (
+    None
+):
+    """Defaults (lag 60 s, spread 0.6; signal lag 60 s; short window 1m): a second latency
+    reading a minute after a cut holds, and says when the next cut is allowed: after
+    129 s + 60 s + 30 s = 3m39s."""
+    controller = ExitRateController(ExitRateConfig())
+    assert controller.recommend(healthy(0, 1000, latency_p95=1.5)).rate == pytest.approx(900)
+    rec = controller.recommend(healthy(60, 900, latency_p95=1.5))
+    assert rec.action == "hold"
+    assert rec.reason == "latency p95 1.5s > 1s; cut 1m ago, next cut allowed after 3m39s"
+
+
+def test_a_long_burn_within_long_window_plus_signal_lag_of_a_cut_does_not_hold() -> None:
+    """A cut at 0 s; 330 s later (the 5m window plus the 30 s signal lag, inclusive) the long
+    burn still shows the incident the cut answered: the probe goes on (to the target share of
+    the 1,000/min the cut measured)."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=None))
+    rec = controller.recommend(healthy(330, 900, burn_long=10, utilisation=None))
+    assert rec.action == "increase"
+    assert rec.rate == pytest.approx(920)
+
+
+def test_an_empty_queue_keeps_readings_out_of_the_estimate_for_the_horizon() -> None:
+    """The queue empty at 0 s: for the lag's p90 + signal lag + utilisation window (30 + 30
+    + 10 = 70 s) the rate was not the load, so no reading counts; from 75 s on they do, and
+    the first estimate (1,000/min) comes once they span 90 s, at 135 s."""
+    controller = ExitRateController(CONFIG)
+    estimates = {}
+    for t in range(0, 150, 15):
+        rec = controller.recommend(healthy(t, 500, queue_length=0 if t == 0 else 50_000))
+        estimates[t] = rec.capacity_estimate
+    assert estimates[120] is None
+    assert estimates[135] == pytest.approx(1000)
+
+
+def test_the_ceiling_left_by_a_cut_holds_for_exactly_ceiling_memory() -> None:
+    """A backend measured at 3,000/min, a latency cut at 300 s from 2,760/min: probes stop at
+    the ceiling just under it (2,622/min), still at exactly ``ceiling_memory`` (10 minutes)
+    after the cut; the ceiling is forgotten only after that."""
+    controller = ExitRateController(CONFIG)
+    rate = 1000.0
+    answers = {}
+    for t in range(0, 930, 15):
+        signals = healthy(t, rate, utilisation=rate / 3000, latency_p95=1.5 if t == 300 else 0.5)
+        answers[t] = controller.recommend(signals)
+        rate = answers[t].rate
+    assert answers[300].rate == pytest.approx(2484)
+    assert answers[900].action == "hold"
+    assert answers[900].reason == "at 2,622/min, just under where latency or errors broke 10m ago"
+    assert answers[915].action == "increase"
