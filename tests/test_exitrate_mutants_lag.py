@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
-from tests.test_exitrate_controller import CONFIG, healthy
+from tests.test_exitrate_controller import CONFIG, _early_run, _rising, healthy
 
 #: Checkout right after admission (median 0) or after exactly ``admission_lag`` seconds
 #: (spread 0), readings as of the moment they are taken, over a 1 s window: a reading then
@@ -240,3 +240,95 @@ def test_the_ceiling_left_by_a_cut_holds_for_exactly_ceiling_memory() -> None:
     assert answers[900].action == "hold"
     assert answers[900].reason == "at 2,622/min, just under where latency or errors broke 10m ago"
     assert answers[915].action == "increase"
+
+
+# -- an early estimate after a cut ------------------------------------------------------------
+
+
+def _rise_after_a_cut(until: float) -> dict[float, Recommendation]:
+    """A latency cut at 15 s (1,000 to 900/min: the capacity bounded to 1,000/min, a ceiling
+    at 950/min), then readings still rising for minutes (an 80 s / 0.9 lag, 4,000/min)."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rate, t, answers = 1000.0, 0.0, {}
+    while t < until:
+        u = _rising(t, 1000, 4000, 80, 0.9)
+        answers[t] = controller.recommend(
+            healthy(t, rate, utilisation=u, latency_p95=1.5 if t == 15 else 0.5)
+        )
+        rate = answers[t].rate
+        t += 15
+    return answers
+
+
+def test_an_early_estimate_above_a_cuts_bound_replaces_it_and_the_step_stops_at_the_ceiling() -> (
+    None
+):
+    """The rise the fitted lag explains puts the capacity at ~3,600/min, well above the
+    1,000/min bound the cut left: the estimate becomes that (a measurement, not a prior) and
+    the step goes as far as the ceiling, where the controller then holds and says why."""
+    answers = _rise_after_a_cut(300)
+    assert answers[15].capacity_estimate == pytest.approx(1000)
+    step = answers[165]
+    assert (step.action, step.rate) == ("increase", pytest.approx(950))
+    assert "the readings so far put the capacity at ~3,628/min" in step.reason
+    assert step.capacity_estimate == pytest.approx(3628, abs=1)
+    assert answers[285].action == "hold"
+    assert answers[285].reason == "at 950/min, just under where latency or errors broke 4m30s ago"
+
+
+def test_after_an_early_step_the_capacity_counts_as_known() -> None:
+    """Once an early step took the readings' estimate (4,000/min), it is a measurement: while
+    the readings keep moving after the step the controller says so, not that the capacity
+    is unknown."""
+    answers = {15 * i: a for i, a in enumerate(_early_run(2000, 345))}
+    assert answers[165].action == "increase"
+    assert answers[330].capacity_estimate == pytest.approx(4000)
+    assert answers[330].reason.startswith("utilisation still moving (0.83, 0.84, 0.84, 0.85)")
+
+
+# -- the capacity prior without a utilisation signal ------------------------------------------
+
+
+def test_at_the_capacity_priors_target_within_min_increase_the_blind_ramp_holds() -> None:
+    """No utilisation signal, a prior of 1,000/min: at 736/min the room left to the target
+    share (920/min) is exactly ``min_increase`` (25% here), too little to step: hold, as a
+    hold, saying why."""
+    config = replace(CONFIG, capacity_prior=1000, min_increase=0.25)
+    controller = ExitRateController(config)
+    controller.recommend(healthy(0, 736, utilisation=None))
+    rec = controller.recommend(healthy(100, 736, utilisation=None))
+    assert (rec.action, rec.rate) == ("hold", 736)
+    assert rec.reason == "at the capacity prior's target 736/min"
+
+
+# -- when two rates are the same rate ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last", "current", "same"),
+    [
+        (1000.0, 1000.0000001, True),  # a ten-billionth apart: float noise
+        (0.5, 0.5 + 8e-10, True),  # under 1/min the tolerance is absolute (a billionth)
+        (1.5, 1.5 + 1.8e-9, False),  # over 1/min it is relative: 1.8e-9 is a change at 1.5
+        # exactly a billionth of the larger rate apart: still the same (inclusive), whichever
+        # of the two is the larger
+        (953.67431640625, 953.6743154525757, True),
+        (25070.999974929, 25071.0, True),
+        (39216.000039216, 39216.0, True),
+    ],
+)
+def test_a_rate_within_a_billionth_of_the_last_one_is_not_a_change_from_outside(
+    last: float, current: float, same: bool
+) -> None:
+    """A waiting room that echoes the recommended rate back through its own arithmetic is
+    not changing it: the probe goes on. A real change from outside holds until it shows."""
+    controller = ExitRateController(replace(CONFIG, min_rate=0.01, max_rate=100_000))
+    controller.recommend(healthy(0, last, utilisation=None))
+    rec = controller.recommend(healthy(100, current, utilisation=None))
+    if same:
+        assert rec.action == "increase"
+    else:
+        assert (rec.action, rec.reason) == (
+            "hold",
+            "last change 0ms ago, its effect shows after 1m",
+        )
