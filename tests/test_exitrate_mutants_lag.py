@@ -269,7 +269,8 @@ def test_an_early_estimate_above_a_cuts_bound_replaces_it_and_the_step_stops_at_
     answers = _rise_after_a_cut(300)
     assert answers[15].capacity_estimate == pytest.approx(1000)
     step = answers[165]
-    assert (step.action, step.rate) == ("increase", pytest.approx(950))
+    assert step.action == "increase"
+    assert step.rate == pytest.approx(950)
     assert "the readings so far put the capacity at ~3,628/min" in step.reason
     assert step.capacity_estimate == pytest.approx(3628, abs=1)
     assert answers[285].action == "hold"
