@@ -333,3 +333,54 @@ def test_a_rate_within_a_billionth_of_the_last_one_is_not_a_change_from_outside(
             "hold",
             "last change 0ms ago, its effect shows after 1m",
         )
+
+
+# -- when the readings have settled -----------------------------------------------------------
+
+
+def _last_answer(utilisations: list[float], every: int = 15) -> Recommendation:
+    """A room held at its maximum (900/min, so the rate never moves) fed these readings
+    every ``every`` seconds; the answer to the last one."""
+    controller = ExitRateController(replace(CONFIG, max_rate=900))
+    answers = [
+        controller.recommend(healthy(i * every, 900, utilisation=u))
+        for i, u in enumerate(utilisations)
+    ]
+    return answers[-1]
+
+
+MOVING = "utilisation still moving"
+
+
+def test_readings_settle_on_two_readings_in_each_span() -> None:
+    """Readings every 25 s: two in the last 45 s and two in the 45 s before are enough to
+    tell that the load stopped rising; the capacity is measured and the room sits at its
+    maximum."""
+    rec = _last_answer([0.5] * 12, every=25)
+    assert rec.capacity_estimate == pytest.approx(1800)
+    assert rec.reason == "at the maximum 900/min"
+
+
+@pytest.mark.parametrize(
+    ("tail", "moving"),
+    [
+        # the last 45 s average exactly 2% over the 45 s before: settled (at most 2%)
+        ([0.5] * 3 + [0.51] * 3, False),
+        # readings 90 s old and older are not in the span before (0.3 there would make the
+        # last ones a rise)
+        ([0.3] * 3 + [0.5] * 3 + [0.505] * 3, False),
+        # the reading exactly 45 s old is in the span before: 0.5, 0.5, 0.8 average 0.6, so
+        # 0.52 is no rise
+        ([0.5, 0.5, 0.8] + [0.52] * 3, False),
+        # and a rise over 2% is one
+        ([0.5] * 3 + [0.52] * 3, True),
+    ],
+)
+def test_readings_count_as_rising_only_over_two_percent_above_the_span_before(
+    tail: list[float], moving: bool
+) -> None:
+    """Readings every 15 s, data 30 s old: the last 45 s are the last three readings, the
+    span before the three before them (up to and including the one exactly 45 s older than
+    the last)."""
+    rec = _last_answer([0.5] * 10 + tail)
+    assert rec.reason.startswith(MOVING) is moving, rec.reason
