@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from onsale_obs.exitrate import ExitRateController
+from onsale_obs.exitrate import ExitRateConfig, ExitRateController
 from tests.test_exitrate_controller import CONFIG, healthy, settle
 
 BLIND = "short burn rate, long burn rate unknown"
@@ -113,3 +113,127 @@ def test_a_ramp_during_a_fault_says_where_it_goes_and_why() -> None:
         "(burn 900x, p95 500ms), 50,000 waiting, utilisation 0.20 < 0.90 "
         "(capacity ~2,000/min): +100%"
     )
+
+
+# -- cuts at their edges -------------------------------------------------------------------
+
+#: Objectives whose error budget is a power of two, so a burn converts to an exact share of
+#: checkouts failing (25.6x is exactly 5% at 1/512, 10% at 1/256, 40% at 1/64).
+BUDGET_512 = replace(CONFIG, objective=1 - 1 / 512)
+BUDGET_256 = replace(CONFIG, objective=1 - 1 / 256)
+BUDGET_64 = replace(CONFIG, objective=1 - 1 / 64)
+
+
+def _cut_after_two_minutes(config: ExitRateConfig = CONFIG) -> ExitRateController:
+    """Two healthy minutes at 1,000/min, then an overload (burn and latency): -40%."""
+    controller = ExitRateController(config)
+    for t in range(0, 120, 15):
+        controller.recommend(healthy(t, 1000))
+    rec = controller.recommend(healthy(120, 1000, burn_short=20, burn_long=20, latency_p95=1.5))
+    assert (rec.action, rec.rate) == ("decrease", 600)
+    return controller
+
+
+def test_latency_still_over_after_a_deeper_cut_says_it_is_already_cut() -> None:
+    """15 s after a cut to 600/min latency is still over for the 1,000/min behind the reading:
+    its -10% would be 900, above the rate, so there is nothing to cut: the hold says so."""
+    rec = _cut_after_two_minutes().recommend(healthy(135, 600, latency_p95=1.5))
+    assert (rec.action, rec.rate) == ("hold", 600)
+    assert rec.reason == (
+        "latency p95 1.5s > 1s (readings reflect 1,000/min); already cut to 600/min"
+    )
+
+
+def test_a_second_cut_is_allowed_at_exactly_the_cut_interval() -> None:
+    """decrease_interval 120 s: latency over again exactly 120 s after a latency cut cuts."""
+    controller = ExitRateController(CONFIG)
+    assert controller.recommend(healthy(0, 1000, latency_p95=1.5)).rate == 900
+    rec = controller.recommend(healthy(120, 900, latency_p95=1.5))
+    assert (rec.action, rec.rate) == ("decrease", 810), rec.reason
+
+
+def test_five_percent_failing_is_a_measured_shed() -> None:
+    """Exactly 5% of checkouts failing (``_MEASURED_SHED``, inclusive) on a burn cut: the
+    backend sustains 95% of the 1,000/min behind it, which bounds the capacity..."""
+    rec = ExitRateController(BUDGET_512).recommend(
+        healthy(0, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5)
+    )
+    assert (rec.action, rec.rate) == ("decrease", 600)
+    assert rec.capacity_estimate == pytest.approx(950)
+
+
+def test_five_percent_failing_cuts_a_rate_raised_again_within_the_interval() -> None:
+    """... and when the rate is raised back to 1,000/min from outside 15 s after a cut, 5%
+    failing of the 1,000/min behind the reading says the backend sustains 950: its target
+    share (874) is more than 10% under 1,000, so it is cut again at once."""
+    controller = _cut_after_two_minutes(BUDGET_512)
+    rec = controller.recommend(healthy(135, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5))
+    assert rec.action == "decrease", rec.reason
+    assert rec.rate == pytest.approx(874)
+    assert rec.reason.endswith("; still above what the backend sustains, cut again: -13%")
+
+
+def test_a_rate_exactly_ten_percent_over_what_is_sustained_is_not_cut_again() -> None:
+    """Target utilisation 1.0, 10% failing of 1,000/min: the backend sustains 900, exactly
+    10% (``_RECUT``) under the 1,000/min set again from outside: not *well* above it, so the
+    one cut per incident stands until the interval."""
+    config = replace(BUDGET_256, target_utilisation=1.0, saturation=1.0)
+    controller = _cut_after_two_minutes(config)
+    rec = controller.recommend(healthy(135, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5))
+    assert (rec.action, rec.rate) == ("hold", 1000), rec.reason
+    assert rec.reason.endswith("; cut 15s ago, next cut allowed after 2m")
+
+
+def test_forty_percent_failing_says_what_the_backend_sustains() -> None:
+    """Exactly 40% failing (the burn back-off, inclusive): the reason names the share and
+    what the backend sustains, and the cut goes to the target share of that."""
+    rec = ExitRateController(BUDGET_64).recommend(
+        healthy(0, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5)
+    )
+    assert rec.rate == pytest.approx(552)
+    assert "(0.40 failing: the backend sustains ~600/min)" in rec.reason
+
+
+def test_eighty_percent_failing_with_latency_fine_is_checkout_down() -> None:
+    """Exactly 80% failing (``_OUTAGE_SHARE``, inclusive) with p95 fine: an outage, paused."""
+    rec = ExitRateController(BUDGET_64).recommend(healthy(0, 1000, burn_short=51.2, burn_long=51.2))
+    assert (rec.action, rec.rate) == ("decrease", 100)
+    assert "checkout is down" in rec.reason
+
+
+def test_a_reading_at_exactly_saturation_bounds_the_capacity() -> None:
+    """95% busy at 1,000/min: saturated, and the capacity is at most 1,000/0.95."""
+    rec = ExitRateController(CONFIG).recommend(healthy(0, 1000, utilisation=0.95))
+    assert rec.capacity_estimate == pytest.approx(1000 / 0.95)
+
+
+def _latency_cut_at_1000() -> ExitRateController:
+    """Latency broke at 1,000/min: cut to 900, the capacity bounded by 1,000."""
+    controller = ExitRateController(CONFIG)
+    rec = controller.recommend(healthy(0, 1000, latency_p95=1.5))
+    assert (rec.rate, rec.capacity_estimate) == (900, 1000)
+    return controller
+
+
+def test_a_rate_at_the_capacity_a_cut_measured_is_saturation() -> None:
+    """After the latency cut, the rate set back to 1,000/min from outside loads the backend
+    1.00 by the measured estimate (not a prior): saturated, back to the target share."""
+    rec = _latency_cut_at_1000().recommend(healthy(135, 1000))
+    assert (rec.action, rec.rate) == ("decrease", 920)
+    assert rec.reason == "utilisation 1.00 >= 0.95 (readings reflect 900/min): -8%"
+
+
+def test_a_reading_at_exactly_saturation_has_no_room() -> None:
+    """After the latency cut, 960/min (0.96 of the estimate) with a reading at exactly 95%:
+    the reading does not show room, so the estimate's saturation stands: cut."""
+    rec = _latency_cut_at_1000().recommend(healthy(135, 960, utilisation=0.95))
+    assert (rec.action, rec.rate) == ("decrease", 920), rec.reason
+
+
+def test_errors_at_exactly_saturation_of_the_measured_capacity_are_an_overload() -> None:
+    """After the latency cut, errors at 950/min (0.95 of the measured 1,000) with p95 fine
+    and the reading half busy: saturated by the estimate, so the burn cuts."""
+    rec = _latency_cut_at_1000().recommend(
+        healthy(15, 950, burn_short=20, burn_long=20, latency_p95=0.5)
+    )
+    assert (rec.action, rec.rate) == ("decrease", 570), rec.reason
