@@ -384,3 +384,53 @@ def test_readings_count_as_rising_only_over_two_percent_above_the_span_before(
     the last)."""
     rec = _last_answer([0.5] * 10 + tail)
     assert rec.reason.startswith(MOVING) is moving, rec.reason
+
+
+# -- how far back the rates are remembered ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lag", "window", "changes", "at", "reason"),
+    [
+        # a 2,500 s lag (45 minutes is remembered): the reading reflects the rates around
+        # 10,100 s, before the last change (1,600/min: 2,000 in three slices, 1,000 in two)
+        (
+            2500,
+            0,
+            [(10_000, 1000), (10_100, 2000), (12_600, 3000)],
+            12_600.5,
+            "latency p95 1.5s > 1s (readings reflect 1,600/min): -52%",
+        ),
+        # with a 100 s window, 45 minutes and 100 s are remembered: a 2,610 s lag still
+        # reaches the rates before the change at 100 s
+        (
+            2610,
+            100,
+            [(0, 1000), (100, 2000), (2750, 3000)],
+            2760,
+            "latency p95 1.5s > 1s (readings reflect 1,600/min): -52%",
+        ),
+        # a 2,800 s lag reaches back before what is remembered when the rate changed at
+        # 2,800 s (the rates before the change at 100 s, exactly 2,700 s earlier, are
+        # forgotten): the reading is not attributed, the cut is from the current rate
+        (
+            2800,
+            0,
+            [(0, 1000), (100, 2000), (2800, 3000)],
+            2900.5,
+            "latency p95 1.5s > 1s: -10%",
+        ),
+    ],
+    ids=["lag-2500s", "window-100s", "lag-beyond-memory"],
+)
+def test_rates_are_remembered_for_45_minutes_and_the_utilisation_window(
+    lag: float, window: float, changes: list[tuple[float, float]], at: float, reason: str
+) -> None:
+    """The controller keeps the rates of the last 2,700 s (six times the longest lag it
+    fits, plus the span it fits over) and the utilisation window: enough for any lag it can
+    fit. A configured lag longer than that reads admissions before it as unknown."""
+    config = replace(
+        INSTANT, admission_lag=lag, admission_lag_spread=0.0, utilisation_window=window
+    )
+    rec = _cut_after(config, changes, at)
+    assert rec.reason == reason
