@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from onsale_obs.exitrate import ExitRateConfig, ExitRateController
+from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
 from tests.test_exitrate_controller import CONFIG, healthy, settle
 
 BLIND = "short burn rate, long burn rate unknown"
@@ -237,3 +237,82 @@ def test_errors_at_exactly_saturation_of_the_measured_capacity_are_an_overload()
         healthy(15, 950, burn_short=20, burn_long=20, latency_p95=0.5)
     )
     assert (rec.action, rec.rate) == ("decrease", 570), rec.reason
+
+
+# -- what a cut leaves behind --------------------------------------------------------------
+
+
+def _served(
+    controller: ExitRateController,
+    rates: list[tuple[float, float]],
+    capacity: float,
+    start: float,
+    until: float,
+) -> list[Recommendation]:
+    """Readings every 15 s from ``start`` to ``until`` (exclusive), each answer applied, from
+    a backend of ``capacity`` users/min: busy by the rate the room had 65 s earlier (CONFIG's
+    30 s old readings of users admitted 30 s before). ``rates`` is the room's (time, rate)
+    history so far and grows with the answers."""
+    answers = []
+    t = start
+    while t < until:
+        behind = [rate for at, rate in rates if at <= t - 65] or [rates[0][1]]
+        rec = controller.recommend(healthy(t, rates[-1][1], utilisation=behind[-1] / capacity))
+        rates.append((t, rec.rate))
+        answers.append(rec)
+        t += 15
+    return answers
+
+
+def test_a_saturation_cut_leaves_a_ceiling_just_under_the_rate_it_cut_from() -> None:
+    """98% busy at 1,000/min (at t=1,000 on the room's clock): cut, and for the ceiling's
+    memory probes stop at 950/min (5% under) though the backend turns out to take 1,100,
+    and the hold says how long ago that was."""
+    controller = ExitRateController(CONFIG)
+    cut = controller.recommend(healthy(1000, 1000, utilisation=0.98))
+    assert cut.action == "decrease"
+    answers = _served(controller, [(0, 1000), (1000, cut.rate)], 1100, 1015, 1555)
+    assert max(a.rate for a in answers) == pytest.approx(950)
+    assert answers[-1].reason == "at 950/min, just under where latency or errors broke 9m ago"
+
+
+def test_a_saturation_cut_leaves_a_latency_cuts_ceiling_where_it_was() -> None:
+    """A latency cut at 1,000/min leaves its ceiling at 950; a saturation cut 135 s later
+    (the rate set back to 1,000 from outside) does not move it down to 5% under the 900/min
+    behind that reading: the probes climb to 950 again on a backend of 1,050."""
+    controller = _latency_cut_at_1000()
+    rates: list[tuple[float, float]] = [(-1000, 1000), (0, 900)]
+    _served(controller, rates, 1050, 15, 135)
+    cut = controller.recommend(healthy(135, 1000))
+    assert (cut.action, cut.rate) == ("decrease", 920), cut.reason
+    rates.append((135, cut.rate))
+    answers = _served(controller, rates, 1050, 150, 560)
+    assert max(a.rate for a in answers) == pytest.approx(950)
+
+
+def test_a_ceiling_is_lifted_by_growth_over_the_capacity_measured_before_its_cut() -> None:
+    """The capacity measured at 1,000/min; the rate pushed to 1,000 from outside: a
+    saturation cut to 920 with a ceiling under it. The backend grows to 1,150: once the
+    estimate is 10% over the 1,000 believed at the cut, the ceiling goes and the rate climbs
+    within a minute of the cut showing (not only when the estimate passes 10% over the first
+    reading after the cut)."""
+    controller = ExitRateController(CONFIG)
+    rates: list[tuple[float, float]] = [(0, 500)]
+    _served(controller, rates, 1000, 0, 300)
+    cut = controller.recommend(healthy(300, 1000, utilisation=0.92))
+    assert (cut.action, cut.rate, cut.capacity_estimate) == ("decrease", 920, 1000), cut.reason
+    rates.append((300, cut.rate))
+    answers = _served(controller, rates, 1150, 315, 375)
+    assert answers[-1].action == "increase", answers[-1].reason
+    assert answers[-1].rate > 1000
+
+
+def test_a_capacity_prior_does_not_count_as_measured_for_lifting_a_ceiling() -> None:
+    """A prior of 800/min, latency breaking at 1,000: the cut leaves a ceiling at 950. The
+    readings after it measure about 1,000-1,050, well over the prior but not 10% over what
+    was measured after the cut: the ceiling stays, probes stop at 950."""
+    controller = ExitRateController(replace(CONFIG, capacity_prior=800))
+    cut = controller.recommend(healthy(1000, 1000, latency_p95=1.5))
+    assert (cut.action, cut.rate) == ("decrease", 736), cut.reason
+    answers = _served(controller, [(0, 1000), (1000, cut.rate)], 1050, 1015, 1555)
+    assert max(a.rate for a in answers) == pytest.approx(950)
