@@ -196,6 +196,9 @@ def test_a_surge_on_one_event_flips_only_that_event_and_its_requests_are_onsale(
     untrusting.sync()
     assert untrusting.rejected()["forged"] >= 1
     assert untrusting.resolve("final").mode == "normal"
+    # ...and still trusts the store and the operators' states (its own key's head)
+    assert untrusting.trouble is None
+    assert untrusting.resolve("presale").mode == "onsale"
 
 
 def test_dry_run_publishes_nothing_and_says_what_it_would_do(stack: Stack) -> None:

@@ -58,6 +58,16 @@ edit = st.tuples(
 )
 
 
+def _put_head(store: MemoryBackend, value: bytes | None, j: int) -> None:
+    """Write over the store's head (j % 3 == 0), its key's last head (1), or both (2)."""
+    if j % 3 != 1:
+        store.head = value
+    if j % 3 != 0:
+        store.heads.clear()
+        if value is not None:
+            store.heads[SIGNER.kid] = value
+
+
 def _tamper(
     store: MemoryBackend, op: str, i: int, j: int, seen: list[bytes], heads: list[bytes]
 ) -> None:
@@ -90,11 +100,11 @@ def _tamper(
     elif op == "snapshot_junk":
         store._latest[SCOPES[i % 3]] = Entry(j, SCOPES[i % 3], b"abc")
     elif op == "head_old" and heads:
-        store.head = heads[i % len(heads)]
+        _put_head(store, heads[i % len(heads)], j)
     elif op == "head_junk":
-        store.head = b"junk"
+        _put_head(store, b"junk", j)
     elif op == "head_delete":
-        store.head = None
+        _put_head(store, None, j)
     elif op == "wipe":
         store.reset()
 
@@ -189,13 +199,13 @@ def test_an_old_copy_of_the_head_is_refused_by_running_services(
     """A head from before the last heartbeat, put back: counted as replayed; the newer is kept."""
     publisher = Broadcaster(memory, SIGNER, clock=clock, refresh=10.0)
     publisher.set("event:a", "onsale")
-    old_head = memory.head
+    old_head, old_heads = memory.head, dict(memory.heads)
     sub = ModeSubscriber(memory, VERIFIER, clock=clock, registry=None)
     assert sub.sync()
     clock.advance(20)
     publisher.heartbeat()
     assert sub.sync()
-    memory.head = old_head
+    memory.head, memory.heads = old_head, old_heads
     clock.advance(15)
     assert sub.sync()
     assert sub.rejected()["replayed"] == 1
@@ -259,6 +269,7 @@ def test_mode_repair_and_heartbeat_on_the_command_line(tmp_path: Path) -> None:
 
     with sqlite3.connect(db) as raw:
         raw.execute("DELETE FROM head")
+        raw.execute("DELETE FROM key_heads")
     refused = runner.invoke(app, ["mode", "set", "normal", "--scope", "event:a", *sign])
     assert refused.exit_code == 3
     assert "mode repair" in refused.stderr

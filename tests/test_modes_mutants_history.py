@@ -125,7 +125,8 @@ def test_signed_states_without_a_head_are_not_believed_and_the_history_says_why(
 ) -> None:
     broadcaster.set("event:a", "onsale")
     broadcaster.set("event:a", "normal")
-    memory.head = None  # emptied and refilled, or restored without its head
+    memory.head = None  # emptied and refilled, or restored without its heads
+    memory.heads.clear()
     read = read_history(memory, keys[1])
     assert (read.states, read.chain, read.gaps, read.rejected, read.problem, read.top) == (
         [],
@@ -154,6 +155,7 @@ def test_a_head_signed_by_another_key_proves_nothing_and_is_named_forged(
     stolen_head = stranger.backend.snapshot().head
     assert stolen_head is not None
     memory.head = stolen_head
+    memory.heads.clear()
     read = read_history(memory, keys[1])
     kid = stranger.signer.kid
     assert (read.states, read.chain, read.gaps, read.rejected, read.top) == (

@@ -49,13 +49,13 @@ def test_a_whole_older_backup_restored_does_not_roll_a_running_service_back(
     back) refuses its states; a fresh reader, which has no floor, sees the older state."""
     publisher = Broadcaster(memory, keys[0], clock=clock)
     publisher.set("event:a", "normal")
-    backup = (list(memory._log), dict(memory._latest), memory.head)
+    backup = (list(memory._log), dict(memory._latest), memory.head, dict(memory.heads))
     clock.advance(60)
     publisher.set("event:a", "onsale", reason="general sale")
     running = ModeSubscriber(memory, keys[1], clock=clock, registry=None)
     assert running.sync()
     assert running.mode_for("a") == "onsale"
-    memory._log[:], memory._latest, memory.head = backup[0], backup[1], backup[2]
+    memory._log[:], memory._latest, memory.head, memory.heads = backup
     clock.advance(1)
     assert running.sync()
     assert running.sync()
@@ -76,12 +76,12 @@ def test_a_restored_state_signed_in_the_same_second_as_the_held_one_is_still_old
     is restored. Only the floor stands between them: the backup is a consistent signed store."""
     publisher = Broadcaster(memory, keys[0], clock=clock)
     publisher.set("event:a", "onsale", reason="by mistake")
-    backup = (list(memory._log), dict(memory._latest), memory.head)
+    backup = (list(memory._log), dict(memory._latest), memory.head, dict(memory.heads))
     publisher.set("event:a", "normal", reason="undone")  # the clock has not moved
     running = ModeSubscriber(memory, keys[1], clock=clock, registry=None)
     assert running.sync()
     assert running.mode_for("a") == "normal"
-    memory._log[:], memory._latest, memory.head = backup[0], backup[1], backup[2]
+    memory._log[:], memory._latest, memory.head, memory.heads = backup
     assert running.sync()
     assert running.sync()
     assert running.store_resets == 1

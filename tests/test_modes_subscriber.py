@@ -159,6 +159,7 @@ def test_forged_unsigned_and_garbage_are_counted(
     sub = make_subscriber(second, keys, clock)
     sub.sync()
     second.head = b"not a signed head"
+    second.heads.clear()
     for revision, message in enumerate(bad, start=2):
         second.inject("event:final", message, revision=revision)
     sub.sync()

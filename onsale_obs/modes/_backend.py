@@ -1,4 +1,4 @@
-"""The store behind the broadcaster: a resumable, ordered log, a snapshot cache and a signed head.
+"""The store behind the broadcaster: a resumable, ordered log, a snapshot cache and signed heads.
 
 The store is an untrusted transport: it hands back bytes, and readers believe only what
 verifies against the publishers' key (see ``_chain.py`` and ``_verify.py``). Backends never
@@ -34,6 +34,9 @@ class Snapshot:
     cursor: int
     #: the signed head as stored when the snapshot was read (None: the store has none)
     head: bytes | None = None
+    #: the last head each publisher's key signed, as stored (a reader that does not trust the
+    #: key of ``head`` takes the newest of these signed by a key it does trust)
+    heads: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class Batch:
 
     entries: list[Entry]
     head: bytes | None
+    #: each publisher key's last head, as in ``Snapshot.heads``
+    heads: tuple[bytes, ...] = ()
 
 
 @runtime_checkable
@@ -63,13 +68,19 @@ class ModeBackend(Protocol):
     def append(self, scope: str, seal: Seal) -> int:
         """Assign the next revision; store ``seal``'s message and head atomically.
 
+        The head is stored twice in that write: as the store's head, and as the last head of
+        the key that signed it (``Snapshot.heads``, keyed by the envelope's ``kid``).
+
         Retries a lost revision race with jittered backoff (``ContentionError`` when it keeps
         losing); raises ``StoreIntegrityError`` when the log's top is out of range.
         """
         ...
 
     def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
-        """Replace the head, only if it is still ``expected`` and the log's top is ``top``."""
+        """Replace the head, only if it is still ``expected`` and the log's top is ``top``.
+
+        Like ``append``, it also stores the head as its signing key's last head.
+        """
         ...
 
     def snapshot(self) -> Snapshot:

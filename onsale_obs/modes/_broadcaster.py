@@ -13,7 +13,7 @@ from onsale_obs.modes._model import MAX_TIME, ModeState, check_reason, parse_mod
 from onsale_obs.modes._repair import RepairPlan, plan_repair
 from onsale_obs.modes._schedule import Schedule
 from onsale_obs.modes._signing import Signer, Verifier
-from onsale_obs.modes._verify import verify_store
+from onsale_obs.modes._verify import untrusted_successor, verify_store
 from onsale_obs.redact import redact_url
 from onsale_obs.types import Clock, Mode, Source
 
@@ -70,6 +70,18 @@ class Broadcaster:
                 "it can verify.",
                 url=redact_url(self.backend.url),
             )
+        if view.cursor > view.chain.tip_revision:
+            found = untrusted_successor(self.backend, view.chain, self._verifier())
+            if found is not None:
+                raise StoreIntegrityError(
+                    f"revision {found[0]} follows the store's history but is signed by key "
+                    f"{found[1]!r}, which this publisher does not trust; building past it "
+                    "would drop it for every reader that does. Nothing was published. Give "
+                    "this publisher that key's verify key (--verify-key or "
+                    "ONSALE_OBS_VERIFY_KEY) to build on it; to revoke that key instead, "
+                    "'onsale-obs mode repair' re-publishes the history without its states.",
+                    url=redact_url(self.backend.url),
+                )
         return view.chain, view.head, view.head_bytes == stored_head
 
     def _promise(self, previous: Head | None) -> float | None:

@@ -111,6 +111,22 @@ def _finite(value: Any, name: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Passed:
+    """A state on the chain that this reader does not apply: signed by a key it does not trust.
+
+    A publisher whose key the reader trusts committed to its bytes (the next state's ``prev``
+    digest, or a head's ``tip``), so it is part of the history and its link can be followed;
+    but what it says was signed by another key (a surge detector's, say), so the reader keeps
+    serving the state of its scope from before it.
+    """
+
+    scope: str
+    revision: int
+    prev_revision: int
+    prev_digest: str
+
+
 @dataclass
 class Chain:
     """A verified history: where it ends and the latest state of every scope in it."""
@@ -120,7 +136,7 @@ class Chain:
     states: dict[str, ModeState] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
 
-    def link_error(self, state: ModeState) -> str | None:
+    def link_error(self, state: ModeState | Passed) -> str | None:
         """Why ``state`` cannot be the next state of this history (None: it can)."""
         if state.prev_digest is None:
             return f"revision {state.revision} is not chained (written by onsale-obs 0.1?)"
@@ -131,9 +147,13 @@ class Chain:
             )
         return None
 
-    def extend(self, state: ModeState, message_digest: str) -> None:
-        """Append a state whose link was checked (``link_error`` is None)."""
-        self.states[state.scope] = state
+    def extend(self, state: ModeState | Passed, message_digest: str) -> None:
+        """Append a state whose link was checked (``link_error`` is None).
+
+        A ``Passed`` state moves the chain on without changing what its scope is served as.
+        """
+        if isinstance(state, ModeState):
+            self.states[state.scope] = state
         self.digests[state.scope] = message_digest
         self.tip_revision = state.revision
         self.tip_digest = message_digest

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from onsale_obs.modes._backend import ModeBackend
 from onsale_obs.modes._model import ModeState, OnSaleWindow
 from onsale_obs.modes._signing import RejectedMessage, Verifier
-from onsale_obs.modes._verify import LogWalk, chain_from_log, count_signed, no_head_problem
+from onsale_obs.modes._verify import (
+    LogWalk,
+    chain_from_log,
+    count_signed,
+    no_head_problem,
+    pick_head,
+)
 
 
 @dataclass
@@ -72,7 +78,8 @@ class HistoryRead(LogWalk):
 
 def read_history(backend: ModeBackend, verifier: Verifier) -> HistoryRead:
     """Read the head, then the log, and walk the log's chain back from the head."""
-    head_bytes = backend.snapshot().head  # first: the log read after it covers the head
+    snap = backend.snapshot()  # first: the log read after it covers the head
+    head_bytes = pick_head(verifier, snap.head, snap.heads)
     entries = list(backend.history())
     top = max((e.revision for e in entries), default=0)
     if head_bytes is None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from onsale_obs.exceptions import BackendUnavailableError
 from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
+from onsale_obs.modes._signing import claimed_kid
 
 
 class MemoryBackend:
@@ -20,6 +21,8 @@ class MemoryBackend:
         self._latest: dict[str, Entry] = {}
         #: the signed head as stored (tests may replace it, as a hostile writer could)
         self.head: bytes | None = None
+        #: each signing key's last head (tests may change these too)
+        self.heads: dict[str, bytes] = {}
         self._changed = threading.Condition()
         self.unavailable = False
 
@@ -37,9 +40,13 @@ class MemoryBackend:
             entry = Entry(revision, scope, message)
             self._log.append(entry)
             self._latest[scope] = entry
-            self.head = head
+            self._store_head(head)
             self._changed.notify_all()
         return revision
+
+    def _store_head(self, head: bytes) -> None:
+        self.head = head
+        self.heads[claimed_kid(head) or ""] = head
 
     def _top(self) -> int:
         return max((e.revision for e in self._log), default=0)
@@ -49,7 +56,7 @@ class MemoryBackend:
         with self._changed:
             if self.head != expected or self._top() != top:
                 return False
-            self.head = head
+            self._store_head(head)
             self._changed.notify_all()
             return True
 
@@ -66,7 +73,7 @@ class MemoryBackend:
     def snapshot(self) -> Snapshot:
         self._check()
         with self._changed:
-            return Snapshot(dict(self._latest), self._top(), self.head)
+            return Snapshot(dict(self._latest), self._top(), self.head, tuple(self.heads.values()))
 
     def _after(self, after: int) -> list[Entry]:
         return [e for e in self._log if e.revision > after]
@@ -79,7 +86,7 @@ class MemoryBackend:
                 found = self._after(after)
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0:
-                    return Batch(found, self.head)
+                    return Batch(found, self.head, tuple(self.heads.values()))
                 self._changed.wait(remaining)
 
     async def aread(self, after: int, timeout: float) -> Batch:
@@ -88,9 +95,9 @@ class MemoryBackend:
         while True:
             with self._changed:
                 found = self._after(after)
-                head = self.head
+                head, heads = self.head, tuple(self.heads.values())
             if found or time.monotonic() >= deadline:
-                return Batch(found, head)
+                return Batch(found, head, heads)
             await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 
     def history(self, after: int = 0) -> Iterator[Entry]:
@@ -105,6 +112,7 @@ class MemoryBackend:
             self._log.clear()
             self._latest.clear()
             self.head = None
+            self.heads.clear()
             self._changed.notify_all()
 
     def close(self) -> None:

@@ -8,11 +8,13 @@ Layout (``<prefix>`` defaults to ``onsale``):
                      compare-and-set); a publisher that lost the race reads again and re-signs;
 - ``<prefix>:state`` hash ``scope -> "<revision>\\n<message>"``, a snapshot *cache* that readers
                      check against the head;
-- ``<prefix>:head``  the signed head (see ``_chain.py``), written in the same script.
+- ``<prefix>:head``  the signed head (see ``_chain.py``), written in the same script;
+- ``<prefix>:heads`` hash ``key id -> head``: each signing key's last head, written with it
+                     (a reader that does not trust the last publisher's key goes by these).
 
-Subscribers read the snapshot, the stream's last id and the head atomically, then ``XREAD``
-from the last revision they saw, with a ``GET`` of the head pipelined behind it so every wake
-also brings the head. Pub/sub is not used: a subscriber that reconnects, or a Redis that
+Subscribers read the snapshot, the stream's last id and the heads atomically, then ``XREAD``
+from the last revision they saw, with a ``GET`` of the head and an ``HVALS`` of the heads
+pipelined behind it so every wake also brings them. Pub/sub is not used: a subscriber that reconnects, or a Redis that
 restarts (run it with ``appendonly yes``), loses nothing because the stream is resumable.
 """
 
@@ -40,6 +42,7 @@ from onsale_obs.exceptions import (
 from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
 from onsale_obs.modes._model import MAX_REVISION
 from onsale_obs.modes._redis_url import parse_redis_url
+from onsale_obs.modes._signing import claimed_kid
 from onsale_obs.redact import redact_url
 
 # The stream's last generated id (what XADD must exceed, even after XDEL), or '0-0'.
@@ -73,6 +76,7 @@ if last ~= ARGV[1] or (head or '') ~= ARGV[6] then return {last, head} end
 redis.call('XADD', KEYS[1], ARGV[2] .. '-0', 'scope', ARGV[3], 'msg', ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[2] .. '\\n' .. ARGV[4])
 redis.call('SET', KEYS[3], ARGV[5])
+redis.call('HSET', KEYS[4], ARGV[7], ARGV[5])
 return ''
 """
 )
@@ -89,6 +93,7 @@ elseif head ~= ARGV[3] then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
 return 1
 """
 )
@@ -96,7 +101,8 @@ return 1
 _SNAPSHOT = (
     _LAST_ID
     + """
-return {last_id(KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3])}
+return {last_id(KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3]),
+        redis.call('HVALS', KEYS[4])}
 """
 )
 
@@ -119,7 +125,7 @@ def _resp(*parts: str) -> bytes:
     """One command in Redis's wire format (an array of bulk strings).
 
     The subscriber's read is encoded here rather than by redis-py's ``pack_commands``: it is
-    the same two commands on every wake, and packing them took about 15 us of a wake's CPU.
+    the same three commands on every wake, and packing them took about 15 us of a wake's CPU.
     """
     out = [b"*%d\r\n" % len(parts)]
     for part in parts:
@@ -139,6 +145,13 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else ""
+
+
+def _bytes_list(value: Any) -> tuple[bytes, ...]:
+    """The byte strings of a reply that should be a list of them (anything else dropped)."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(v for v in value if isinstance(v, bytes))
 
 
 def _entry(stream_id: Any, flat: Any) -> Entry:
@@ -167,6 +180,7 @@ class RedisBackend:
         self.target = target
         self.prefix = prefix or target.prefix
         self._keys = (f"{self.prefix}:log", f"{self.prefix}:state", f"{self.prefix}:head")
+        self._heads_key = f"{self.prefix}:heads"
         self._connect_timeout = connect_timeout
         self._sentinel_managers: list[Any] = []  # closed with the backend
         self._client: redis.Redis = self._make_client(sync=True)
@@ -286,13 +300,13 @@ class RedisBackend:
         when the transition is stored on the primary but fewer replicas than asked for
         acknowledged it in time: it may be lost if the primary fails over now.
         """
-        log, state, head_key = self._keys
-        args = [last, revision, scope, message, head, sealed_on or b""]
+        keys = [*self._keys, self._heads_key]
+        args = [last, revision, scope, message, head, sealed_on or b"", claimed_kid(head) or ""]
         wanted = self.target.wait_replicas
         if not wanted:
-            return _refusal(self._append(keys=[log, state, head_key], args=args))
+            return _refusal(self._append(keys=keys, args=args))
         pipe = self._client.pipeline(transaction=False)
-        self._append(keys=[log, state, head_key], args=args, client=pipe)
+        self._append(keys=keys, args=args, client=pipe)
         pipe.execute_command(  # type: ignore[no-untyped-call]
             "WAIT", wanted, max(1, int(self.target.wait_timeout * 1000))
         )
@@ -317,8 +331,14 @@ class RedisBackend:
                 return False
             return bool(
                 self._write_head(
-                    keys=[log, head_key],
-                    args=[_text(last), 0 if expected is None else 1, expected or b"", head],
+                    keys=[log, head_key, self._heads_key],
+                    args=[
+                        _text(last),
+                        0 if expected is None else 1,
+                        expected or b"",
+                        head,
+                        claimed_kid(head) or "",
+                    ],
                 )
             )
         except _STORE_ERRORS as exc:
@@ -326,7 +346,7 @@ class RedisBackend:
 
     def snapshot(self) -> Snapshot:
         try:
-            last, flat, head = self._snapshot(keys=list(self._keys))
+            last, flat, head, heads = self._snapshot(keys=[*self._keys, self._heads_key])
         except _STORE_ERRORS as exc:
             raise self._unavailable(exc) from None
         latest: dict[str, Entry] = {}
@@ -336,7 +356,10 @@ class RedisBackend:
             revision = int(revision_text) if revision_text.isdigit() else -1
             latest[scope] = Entry(revision, scope, message)  # a cache: checked by the reader
         return Snapshot(
-            latest, max(_revision(_text(last)), 0), head if isinstance(head, bytes) else None
+            latest,
+            max(_revision(_text(last)), 0),
+            head if isinstance(head, bytes) else None,
+            _bytes_list(heads),
         )
 
     # The subscriber's hot path, paid in every service process at once on each change: a
@@ -353,11 +376,14 @@ class RedisBackend:
         if self._read_packet is None or self._read_packet[0] != key:
             log, _state, head = self._keys
             packet = _resp("XREAD", "COUNT", "1000", "BLOCK", str(block_ms), "STREAMS", log, start)
-            self._read_packet = (key, packet + _resp("GET", head))
+            self._read_packet = (
+                key,
+                packet + _resp("GET", head) + _resp("HVALS", self._heads_key),
+            )
         return self._read_packet[1]
 
     @staticmethod
-    def _batch(reply: Any, head: Any) -> Batch:
+    def _batch(reply: Any, head: Any, heads: Any) -> Batch:
         entries: list[Entry] = []
         if reply:
             # RESP3 (redis-py >= 8 by default) answers a map, RESP2 a list of [stream, items]
@@ -365,7 +391,7 @@ class RedisBackend:
             for items in streams:
                 for stream_id, flat in items:
                     entries.append(_entry(stream_id, flat))
-        return Batch(entries, head if isinstance(head, bytes) else None)
+        return Batch(entries, head if isinstance(head, bytes) else None, _bytes_list(heads))
 
     def read(self, after: int, timeout: float) -> Batch:
         conn = self._reader
@@ -376,13 +402,14 @@ class RedisBackend:
             conn.send_packed_command([self._read_commands(after, timeout)])
             reply = conn.read_response()
             head = conn.read_response()
+            heads = conn.read_response()
         except _STORE_ERRORS as exc:
             conn.disconnect()  # the next read connects again
             raise self._unavailable(exc) from None
         except BaseException:
             conn.disconnect()  # a reply may be half read: never reuse the connection
             raise
-        return self._batch(reply, head)
+        return self._batch(reply, head, heads)
 
     async def aread(self, after: int, timeout: float) -> Batch:
         conn = self._areader
@@ -394,13 +421,14 @@ class RedisBackend:
             await conn.send_packed_command([self._read_commands(after, timeout)])
             reply = await conn.read_response()
             head = await conn.read_response()
+            heads = await conn.read_response()
         except _STORE_ERRORS as exc:
             await conn.disconnect(nowait=True)
             raise self._unavailable(exc) from None
         except BaseException:  # cancelled mid-read (the subscriber stopping), or a bug
             await conn.disconnect(nowait=True)
             raise
-        return self._batch(reply, head)
+        return self._batch(reply, head, heads)
 
     def history(self, after: int = 0) -> Iterator[Entry]:
         start = f"({after}-{_MAX_SEQ}" if after > 0 else "-"

@@ -10,6 +10,8 @@ decision before anything is written:
   states of 0.1 that a new head can vouch for as they are): sign a head over it;
 - the history has a gap: start a new chain that re-publishes the latest state of every scope
   the surviving, verifiable history names;
+- the history verifies, but states signed by a key this key does not trust follow it (that
+  key was revoked): start a new chain that re-publishes the states this key trusts;
 - ``empty``: start a new, empty history (every scope normal).
 """
 
@@ -27,6 +29,7 @@ from onsale_obs.modes._verify import (
     forward_chain,
     legacy_era,
     revision_in_range,
+    untrusted_successor,
     verify_store,
 )
 
@@ -63,6 +66,21 @@ def plan_repair(backend: ModeBackend, verifier: Verifier, *, empty: bool = False
             [],
         )
     view = verify_store(backend, verifier, snap)
+    blocked = None
+    if view.problem is None and snap.cursor > view.chain.tip_revision:
+        blocked = untrusted_successor(backend, view.chain, verifier)
+    if blocked is not None:
+        states = sorted(view.chain.states.values(), key=lambda s: s.revision)
+        return RepairPlan(
+            True,
+            f"revision {blocked[0]} on is signed by key {blocked[1]!r}, which this key does not "
+            f"trust (revoked?): start a new chain that re-publishes the latest state of the "
+            f"{len(states)} scopes this key trusts, without that key's states",
+            Chain(),
+            snap.head,
+            snap.cursor,
+            states,
+        )
     if view.problem is None:
         return RepairPlan(
             False,

@@ -137,6 +137,10 @@ class Verifier:
         """Ids of the trusted keys."""
         return tuple(self._keys)
 
+    def trusts_signer(self, message: bytes) -> bool:
+        """True when ``message`` names a key this verifier holds (its signature is not checked)."""
+        return claimed_kid(message) in self._keys
+
     def open(self, message: bytes) -> ModeState:
         """Verify and decode one message, raising ``RejectedMessage`` with a reason if it fails."""
         payload = self._verified_payload(message)
@@ -226,7 +230,20 @@ class Verifier:
         return cls(keys)
 
 
-def _peek_payload(message: bytes) -> object:
+def claimed_kid(message: bytes | None) -> str | None:
+    """The key id an envelope names, WITHOUT checking its signature (None: it names none)."""
+    if not isinstance(message, bytes) or len(message) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        envelope = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    kid = envelope.get("kid") if isinstance(envelope, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def peek_payload(message: bytes) -> object:
+    """An envelope's decoded payload, WITHOUT checking its signature (None: none decodes)."""
     if not isinstance(message, bytes) or len(message) > MAX_MESSAGE_BYTES:
         return None
     try:
@@ -244,14 +261,14 @@ def peek_head(message: bytes | None) -> Head | None:
     if message is None:
         return None
     try:
-        return Head.from_payload(_peek_payload(message))
+        return Head.from_payload(peek_payload(message))
     except BadInputError:
         return None
 
 
 def claimed_link(message: bytes) -> tuple[int, str] | None:
     """The (revision, digest) a state says it follows, WITHOUT checking its signature."""
-    payload = _peek_payload(message)
+    payload = peek_payload(message)
     prev = payload.get("prev") if isinstance(payload, dict) else None
     if isinstance(prev, dict):
         revision, digest = prev.get("revision"), prev.get("digest")

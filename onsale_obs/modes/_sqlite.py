@@ -18,6 +18,7 @@ from pathlib import Path
 from onsale_obs.exceptions import BackendUnavailableError, StoreIntegrityError
 from onsale_obs.modes._backend import Batch, Entry, Seal, Snapshot
 from onsale_obs.modes._model import MAX_REVISION
+from onsale_obs.modes._signing import claimed_kid
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -31,8 +32,28 @@ CREATE TABLE IF NOT EXISTS head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     message BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS key_heads (
+    kid TEXT PRIMARY KEY,
+    message BLOB NOT NULL
+);
 """
 _HEAD = "SELECT message FROM head WHERE id = 1"
+_KEY_HEADS = "SELECT message FROM key_heads"
+
+
+def _store_head(conn: sqlite3.Connection, head: bytes) -> None:
+    """The store's head, and its signing key's last head (see ``Snapshot.heads``)."""
+    conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+    conn.execute(
+        "INSERT OR REPLACE INTO key_heads (kid, message) VALUES (?, ?)",
+        (claimed_kid(head) or "", head),
+    )
+
+
+def _heads(conn: sqlite3.Connection) -> tuple[bytes | None, tuple[bytes, ...]]:
+    row = conn.execute(_HEAD).fetchone()
+    keys = (_blob(r[0]) for r in conn.execute(_KEY_HEADS).fetchall())
+    return (_blob(row[0]) if row else None), tuple(k for k in keys if k is not None)
 
 
 def _row(revision: object, scope: object, message: object) -> Entry:
@@ -142,17 +163,19 @@ class SqliteBackend:
                 "INSERT INTO transitions (revision, scope, message, recorded_at) VALUES (?, ?, ?, ?)",
                 (revision, scope, message, time.time()),
             )
-            conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+            _store_head(conn, head)
         return revision
 
     def write_head(self, expected: bytes | None, head: bytes, top: int) -> bool:
         with self._writing() as (conn, now_top, stored):
             ok = now_top == top and stored == expected
             if ok:
-                conn.execute("INSERT OR REPLACE INTO head (id, message) VALUES (1, ?)", (head,))
+                _store_head(conn, head)
         return ok
 
-    def _read(self, after: int | None) -> tuple[list[Entry], int, bytes | None]:
+    def _read(
+        self, after: int | None
+    ) -> tuple[list[Entry], int, tuple[bytes | None, tuple[bytes, ...]]]:
         """Entries after ``after`` (None: the latest per scope), the top, then the head."""
         with self._lock:
             conn = self._connect()
@@ -178,7 +201,7 @@ class SqliteBackend:
                     (top,) = conn.execute(
                         "SELECT COALESCE(MAX(revision), 0) FROM transitions"
                     ).fetchone()
-                    head_row = conn.execute(_HEAD).fetchone()
+                    heads = _heads(conn)
                 finally:
                     if own:
                         conn.execute("COMMIT")
@@ -187,11 +210,11 @@ class SqliteBackend:
                     f"cannot read the mode store ({exc}).", url=self.url
                 ) from None
         entries = [_row(*r) for r in rows]
-        return entries, top if isinstance(top, int) else 0, _blob(head_row[0]) if head_row else None
+        return entries, top if isinstance(top, int) else 0, heads
 
     def snapshot(self) -> Snapshot:
-        entries, top, head = self._read(None)
-        return Snapshot({e.scope: e for e in entries}, top, head)
+        entries, top, (head, heads) = self._read(None)
+        return Snapshot({e.scope: e for e in entries}, top, head, heads)
 
     # Readers poll: each poll is one primary-key query; the head is read once entries are
     # found (or the wait ends), after them, so it covers every entry a publisher wrote.
@@ -211,16 +234,17 @@ class SqliteBackend:
                 ) from None
         return [_row(*r) for r in rows]
 
-    def _head(self) -> bytes | None:
+    def _batch(self, found: list[Entry]) -> Batch:
+        """``found`` with the heads as stored now (read after the entries)."""
         with self._lock:
             conn = self._connect()
             try:
-                row = conn.execute(_HEAD).fetchone()
+                head, heads = _heads(conn)
             except sqlite3.Error as exc:
                 raise BackendUnavailableError(
                     f"cannot read the mode store ({exc}).", url=self.url
                 ) from None
-        return _blob(row[0]) if row else None
+        return Batch(found, head, heads)
 
     def read(self, after: int, timeout: float) -> Batch:
         self._reopen_if_replaced()
@@ -229,7 +253,7 @@ class SqliteBackend:
             found = self._poll(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return Batch(found, self._head())
+                return self._batch(found)
             time.sleep(min(self.poll_interval, remaining))
 
     async def aread(self, after: int, timeout: float) -> Batch:
@@ -241,12 +265,12 @@ class SqliteBackend:
             found = self._poll(after)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
-                return Batch(found, self._head())
+                return self._batch(found)
             await asyncio.sleep(min(self.poll_interval, remaining))
 
     def history(self, after: int = 0) -> Iterator[Entry]:
         while True:
-            found, _top, _head = self._read(after)
+            found, _top, _heads = self._read(after)
             yield from found
             if len(found) < 1000:
                 return

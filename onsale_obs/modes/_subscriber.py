@@ -44,6 +44,7 @@ from onsale_obs.modes._verify import (
     StoreView,
     count_signed,
     no_head_problem,
+    pick_head,
     revision_in_range,
     verify_store,
 )
@@ -133,6 +134,16 @@ class ModeSubscriber:
         self._reject_logged_at: float | None = None
         self._store_resets = 0
         self._head_checked_at = -math.inf
+        #: the last (head, heads) read and the head picked from them (``pick_head``)
+        self._picked: tuple[bytes | None, tuple[bytes, ...], bytes | None] = (None, (), None)
+        #: the highest revision above the chain skipped as signed by a key not trusted here
+        #: (0: none): a trusted state or head may commit to it later, and the chain is then
+        #: rebuilt through it (``verify_store``) rather than taken as gone or replayed
+        self._passed_above = 0
+        #: the last of those that follows the chain, link by link (what the next may follow)
+        self._passed_tip: tuple[int, str] | None = None
+        #: the next sync rebuilds the chain through such states (its rejections not recounted)
+        self._rebuilding = False
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -260,8 +271,10 @@ class ModeSubscriber:
     def _adopt(self, view: StoreView) -> None:
         """Take a verified store (first sync, or after it went back) as the base to follow."""
         self._head_bytes = view.head_bytes
+        rebuilding, self._rebuilding = self._rebuilding, False
+        cursor = view.cursor
         for reason, count in view.rejected.items():
-            if reason in self._rejected:
+            if reason in self._rejected and not rebuilding:
                 self._rejected[reason] += count
         if view.problem is not None:
             if view.problem != self._trouble:
@@ -278,23 +291,46 @@ class ModeSubscriber:
             self._trouble = None
             self._chain = view.chain.copy()
             self._head = view.head
+            tip = view.chain.tip_revision
+            if rebuilding:
+                # what was read above the rebuilt chain stays read (and counted); what came
+                # since is read next, link by link, as any new entry is
+                cursor = max(tip, self._cursor)
+                if self._passed_tip is not None and self._passed_tip[0] <= tip:
+                    self._passed_tip = None
+                if self._passed_above <= tip:
+                    self._passed_above = 0
+            else:
+                self._passed_above = view.cursor if view.cursor > tip else 0
+                self._passed_tip = None
             for state in sorted(view.chain.states.values(), key=lambda s: s.revision):
                 self._hold(state, live=False)
         self._synced = True
         self._needs_sync = False
         self._publish_view()
         # last: whoever sees the cursor move (``revision``) sees the states up to it served
-        self._cursor = view.cursor
+        self._cursor = cursor
+
+    def _pick(self, batch: Batch) -> bytes | None:
+        """The head to go by in ``batch``: the newest signed by a trusted key (cached)."""
+        head, heads, picked = self._picked
+        if batch.head is head and batch.heads is heads:
+            return picked
+        if batch.head != head or batch.heads != heads:
+            picked = pick_head(self._verifier, batch.head, batch.heads)
+        self._picked = (batch.head, batch.heads, picked)
+        return picked
 
     def _apply(self, batch: Batch) -> None:
         chain = self._chain
+        head_bytes = self._pick(batch)
         if chain is None:  # untrusted: only a new head can change that
             for entry in batch.entries:
                 self._cursor = max(self._cursor, entry.revision)
-            if batch.head != self._head_bytes:
+            if head_bytes != self._head_bytes:
                 self._needs_sync = True
             return
-        if batch.head is None and batch.entries and count_signed(batch.entries, self._verifier):
+        if head_bytes is None and batch.entries and count_signed(batch.entries, self._verifier):
             # signed states in a store with no head: what a fresh reader refuses too
             self._adopt(StoreView(Chain(), None, None, self._cursor, no_head_problem()))
             for entry in batch.entries:
@@ -305,8 +341,8 @@ class ModeSubscriber:
         # the head itself was put back. So such an entry is opened only if it claims to
         # follow the last state applied (then its signature and link decide); the rest are
         # skipped unread. The head is only parsed here; its signature is checked below.
-        hint = peek_head(batch.head)
-        limit = hint.revision if hint is not None else (0 if batch.head is None else math.inf)
+        hint = peek_head(head_bytes)
+        limit = hint.revision if hint is not None else (0 if head_bytes is None else math.inf)
         changed = False
         unlinked: list[tuple[str, int]] = []  # replays, unless the store went back under us
         cursor = self._cursor
@@ -315,16 +351,20 @@ class ModeSubscriber:
             if not revision_in_range(entry.revision):
                 self._reject("malformed", f"id {entry.revision} is out of range", entry.revision)
                 continue
-            if entry.revision > limit and claimed_link(entry.message) != (
-                chain.tip_revision,
-                chain.tip_digest,
-            ):
+            tip = (chain.tip_revision, chain.tip_digest)
+            # what it may follow: the chain, or a state signed by a key not trusted here
+            follows = (tip,) if self._passed_tip is None else (tip, self._passed_tip)
+            if entry.revision > limit and claimed_link(entry.message) not in follows:
                 self._reject("unvouched", "no signed head covers it", entry.revision)
                 continue
             try:
                 state = self._verifier.open_entry(entry)
             except RejectedMessage as exc:
                 self._reject(exc.reason, exc.detail, entry.revision)
+                if not self._verifier.trusts_signer(entry.message):
+                    self._passed_above = max(self._passed_above, entry.revision)
+                    if claimed_link(entry.message) in follows:
+                        self._passed_tip = (entry.revision, digest(entry.message))
                 continue
             broken = chain.link_error(state)
             if broken is not None:
@@ -336,8 +376,15 @@ class ModeSubscriber:
             self._publish_view()
         # moved once the batch is served: ``revision`` never runs ahead of what is served
         self._cursor = cursor
+        if chain.tip_revision >= self._passed_above:
+            self._passed_above, self._passed_tip = 0, None
+        elif unlinked:
+            # states that may follow one signed by a key not trusted here: the chain is
+            # rebuilt through it if a trusted state commits to it (``verify_store``)
+            self._rebuild()
+            return
         resets = self._store_resets
-        self._check_head(batch.head, hint, chain, idle=not batch.entries)
+        self._check_head(head_bytes, hint, chain, idle=not batch.entries)
         if self._store_resets == resets:
             for detail, revision in unlinked:
                 self._reject("replayed", detail, revision)
@@ -385,11 +432,20 @@ class ModeSubscriber:
                 self._head_bytes = head_bytes
             else:
                 self._head, self._head_bytes = head, head_bytes
+        elif self._passed_above:
+            # ahead of the chain through a state signed by a key not trusted here, which
+            # this head may commit to: rebuild the chain from the store (``verify_store``)
+            self._rebuild()
         elif self._cursor >= head.revision:
             # read past the head's revision without reaching it: vouched entries are gone
             self._went_back(
                 f"its log lost entries up to revision {head.revision} that its head vouches for"
             )
+
+    def _rebuild(self) -> None:
+        """Verify the store afresh on the next sync, its rejections already counted here."""
+        self._needs_sync = True
+        self._rebuilding = True
 
     def _went_back(self, why: str) -> None:
         self._store_resets += 1

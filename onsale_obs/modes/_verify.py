@@ -8,6 +8,13 @@ state and ``mode history`` all go through here, so they agree on what the store 
 - a head: the snapshot cache is believed only if its messages verify and digest to the
   head's ``states``; otherwise the history is rebuilt by walking the chain back from the
   head's tip. Entries above the head's revision were not written by a publisher.
+
+Publishers may sign with different keys (the operators', a surge detector's) and a reader may
+trust only some of them. Every key's last head is kept beside the store's head, and a reader
+takes the newest head signed by a key it trusts (``pick_head``). The chain may pass through
+states signed by a key the reader does not trust, when a trusted state or head commits to
+their bytes: they stay on the history (``Passed``) but are not applied, and are counted as
+``forged``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from onsale_obs.modes._backend import Entry, ModeBackend, Snapshot
-from onsale_obs.modes._chain import Chain, Head, digest
+from onsale_obs.modes._chain import Chain, Head, Passed, digest
 from onsale_obs.modes._model import GENESIS, MAX_REVISION, ModeState
-from onsale_obs.modes._signing import RejectedMessage, Verifier, claimed_link
+from onsale_obs.modes._signing import (
+    RejectedMessage,
+    Verifier,
+    claimed_kid,
+    claimed_link,
+    peek_head,
+    peek_payload,
+)
 
 
 @dataclass(frozen=True)
@@ -59,23 +73,47 @@ def count_signed(entries: Iterable[Entry], verifier: Verifier) -> int:
     return signed
 
 
+def pick_head(verifier: Verifier, head: bytes | None, heads: tuple[bytes, ...]) -> bytes | None:
+    """The head this reader goes by: the newest one signed by a key it trusts.
+
+    ``head`` is the store's (the last publisher's), ``heads`` each key's last one. Only what
+    they claim is read here (revision, then issue time); the caller verifies the one picked.
+    With no candidate naming a trusted key, ``head`` is returned, for the caller to reject.
+    """
+    if not heads or (len(heads) == 1 and heads[0] == head):
+        return head  # one publisher key: nothing to choose
+    best: tuple[int, float] | None = None
+    picked = head
+    for candidate in (head, *heads):
+        if candidate is None or not verifier.trusts_signer(candidate):
+            continue
+        claimed = peek_head(candidate)
+        if claimed is None:
+            continue
+        rank = (claimed.revision, claimed.issued)
+        if best is None or rank > best:
+            best, picked = rank, candidate
+    return picked
+
+
 def verify_store(
     backend: ModeBackend, verifier: Verifier, snapshot: Snapshot | None = None
 ) -> StoreView:
     """Verify a store's snapshot (read now unless given) against its head; see the docstring."""
     snap = snapshot if snapshot is not None else backend.snapshot()
-    if snap.head is None:
+    head_bytes = pick_head(verifier, snap.head, snap.heads)
+    if head_bytes is None:
         signed = count_signed(backend.history(), verifier) if snap.cursor or snap.latest else 0
         if not signed:  # a new store (junk written before the first publish changes nothing)
             return StoreView(Chain(), None, None, snap.cursor)
         return StoreView(Chain(), None, None, snap.cursor, no_head_problem())
     try:
-        head = verifier.open_head(snap.head)
+        head = verifier.open_head(head_bytes)
     except RejectedMessage as exc:
         return StoreView(
             Chain(),
             None,
-            snap.head,
+            head_bytes,
             snap.cursor,
             f"the store's head does not verify ({exc.reason}: {exc.detail})",
             {exc.reason: 1},
@@ -97,7 +135,7 @@ def verify_store(
         )
     if snap.cursor > head.revision:  # a head put back older than the log: follow the links
         extend_past_head(chain, backend.history(head.revision), verifier)
-    return StoreView(chain, head, snap.head, snap.cursor, None, rejected)
+    return StoreView(chain, head, head_bytes, snap.cursor, None, rejected)
 
 
 def extend_past_head(chain: Chain, entries: Iterable[Entry], verifier: Verifier) -> list[ModeState]:
@@ -169,28 +207,39 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
             by_revision[entry.revision] = entry
         else:
             entries_above.append(entry)
-            rejected["unvouched"] = rejected.get("unvouched", 0) + 1
-    back: list[tuple[ModeState, str]] = []
+            # above the head: signed by a key not trusted here (another publisher's, or
+            # claimed by a forger), or else not vouched for by any head
+            claimed = claimed_kid(entry.message)
+            above = (
+                "forged" if claimed and not verifier.trusts_signer(entry.message) else "unvouched"
+            )
+            rejected[above] = rejected.get(above, 0) + 1
+    back: list[tuple[ModeState | Passed, str]] = []
     revision, want = head.revision, head.tip
     legacy_below = 0  # the walk reached a state of 0.1 (no link): its era is taken as it was
     while revision > 0:
         found = by_revision.get(revision)
         if found is None or digest(found.message) != want:
             break
+        state: ModeState | Passed | None
         try:
             state = verifier.open_entry(found)
         except RejectedMessage:
-            break
+            # committed to by what follows it: passed through if another key signed it
+            state = passed_state(found, verifier)
+            if state is None:
+                break
+            rejected["forged"] = rejected.get("forged", 0) + 1
         back.append((state, want))
         if state.prev_digest is None:
             legacy_below, revision = revision, 0
             break
         revision, want = state.prev_revision, state.prev_digest
     on_chain = {s.revision for s, _ in back}
-    prefix: list[tuple[ModeState, str]] = []
+    prefix: list[tuple[ModeState | Passed, str]] = []
     gaps: list[tuple[int, int]] = []
     if legacy_below:
-        prefix = legacy_era(by_revision, verifier, below=legacy_below)
+        prefix = [*legacy_era(by_revision, verifier, below=legacy_below)]
         on_chain.update(s.revision for s, _ in prefix)
     elif revision > 0:
         # broken: below the gap nothing tells this history from another branch of the same
@@ -219,7 +268,51 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
             chain = None
         elif tail is not None:
             extend_past_head(chain, entries_above, verifier)
-    return LogWalk([s for s, _ in ordered] + past, chain, gaps, rejected)
+    applied = [s for s, _ in ordered if isinstance(s, ModeState)]
+    return LogWalk(applied + past, chain, gaps, rejected)
+
+
+def untrusted_successor(
+    backend: ModeBackend, chain: Chain, verifier: Verifier
+) -> tuple[int, str] | None:
+    """The first entry above ``chain`` that follows it but names a key ``verifier`` lacks.
+
+    Returned as (revision, key id). A publisher that built past it would leave it off the
+    history for every reader that trusts that key, so it refuses instead (``Broadcaster``).
+    """
+    tip = (chain.tip_revision, chain.tip_digest)
+    for entry in backend.history(chain.tip_revision):
+        if claimed_link(entry.message) != tip:
+            continue
+        if not verifier.trusts_signer(entry.message):
+            return entry.revision, claimed_kid(entry.message) or "?"
+        try:
+            verifier.open_entry(entry)
+        except RejectedMessage:
+            continue
+        tip = (entry.revision, digest(entry.message))
+    return None
+
+
+def passed_state(entry: Entry, verifier: Verifier) -> Passed | None:
+    """``entry`` as a state to pass through, if a key this reader does not hold signed it.
+
+    Only for an entry whose bytes a trusted state or head commits to. A message naming a key
+    the reader does trust, but not verifying, is never passed: that is a forgery. Its scope,
+    revision and link are read from the committed payload and must be where the log has it.
+    """
+    if verifier.trusts_signer(entry.message):
+        return None
+    payload = peek_payload(entry.message)
+    if not isinstance(payload, dict):
+        return None
+    scope, revision = payload.get("scope"), payload.get("revision")
+    if scope != entry.scope or revision != entry.revision or isinstance(revision, bool):
+        return None
+    link = claimed_link(entry.message)
+    if link is None:
+        return None
+    return Passed(entry.scope, entry.revision, link[0], link[1])
 
 
 def legacy_era(
@@ -261,7 +354,7 @@ def forward_chain(
     return chain, states
 
 
-def chain_of(ordered: Iterable[tuple[ModeState, str]]) -> Chain:
+def chain_of(ordered: Iterable[tuple[ModeState | Passed, str]]) -> Chain:
     """The chain object of a history already checked link by link (oldest first)."""
     chain = Chain()
     for state, message_digest in ordered:
