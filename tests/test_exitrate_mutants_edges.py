@@ -316,3 +316,85 @@ def test_a_capacity_prior_does_not_count_as_measured_for_lifting_a_ceiling() -> 
     assert (cut.action, cut.rate) == ("decrease", 736), cut.reason
     answers = _served(controller, [(0, 1000), (1000, cut.rate)], 1050, 1015, 1555)
     assert max(a.rate for a in answers) == pytest.approx(950)
+
+
+# -- readings that do and do not measure the capacity --------------------------------------
+
+#: At its maximum rate the controller holds, so readings come from one known rate.
+AT_TOP = replace(CONFIG, max_rate=1000)
+
+
+def test_readings_while_the_queue_was_empty_do_not_measure_the_capacity() -> None:
+    """Measured at 2,000/min (1,000/min, half busy). The queue runs empty at t=300: the room
+    admitted less than its rate, so a reading 15 s later measures nothing; one exactly
+    the horizon (lag 30 s + signal lag 30 s + window 10 s) after the empty queue does."""
+    controller = ExitRateController(AT_TOP)
+    settle(controller, 1000, 300)
+    assert controller.capacity_estimate == 2000
+    controller.recommend(healthy(300, 1000, queue_length=0))
+    after = controller.recommend(healthy(315, 1000, utilisation=0.4))
+    assert after.capacity_estimate == 2000
+    later = controller.recommend(healthy(370, 1000, utilisation=0.4, observed_at=270))
+    assert later.capacity_estimate == pytest.approx(2000 + 0.3 * (2500 - 2000))
+
+
+def test_any_clock_measures_the_same() -> None:
+    """The same readings from t=0 and from t=10,000: the same capacity and rates."""
+    answers = []
+    for start in (0, 10_000):
+        controller = ExitRateController(CONFIG)
+        rate, t, rec = 1000.0, float(start), None
+        while t < start + 300:
+            rec = controller.recommend(healthy(t, rate))
+            rate, t = rec.rate, t + 15
+        assert rec is not None
+        answers.append((rec.rate, rec.capacity_estimate))
+    assert answers[0][1] is not None
+    assert answers[1] == answers[0]
+
+
+def test_a_reading_at_exactly_saturation_does_not_measure_the_capacity() -> None:
+    """Measured at 2,000/min; readings at exactly 95% busy (saturated: only an upper bound)
+    for two minutes leave the estimate where it was."""
+    controller = ExitRateController(AT_TOP)
+    settle(controller, 1000, 300)
+    t = 300
+    while t < 420:
+        rec = controller.recommend(healthy(t, 1000, utilisation=0.95))
+        assert rec.capacity_estimate == 2000, (t, rec.reason)
+        t += 15
+
+
+def _partly_known(last_observed: float, config: ExitRateConfig = CONFIG) -> Recommendation:
+    """Nine level readings (half busy at 1,000/min from t=0), their data 100 s old at first
+    (before the room opened) and the last one's ending at ``last_observed``."""
+    controller = ExitRateController(config)
+    rec = None
+    for t in range(0, 120, 15):
+        rec = controller.recommend(healthy(t, 1000, observed_at=t - 100))
+    rec = controller.recommend(healthy(120, 1000, observed_at=last_observed))
+    return rec
+
+
+def test_a_reading_mostly_before_the_first_admissions_reached_checkout_measures_nothing() -> None:
+    """Under a 30 s lag, a reading whose data ends 32 s after the room opened reflects a
+    fifth of its window's admissions: too little known (under half), no estimate."""
+    assert _partly_known(32).capacity_estimate is None
+
+
+def test_a_reading_half_known_measures_the_capacity() -> None:
+    """A lag of almost exactly 30 s (spread 0.001): the reading ending 35 s after opening
+    has exactly half its window after the first admissions reached checkout (the known
+    share's limit, inclusive): it measures 500/min known over 50% busy."""
+    config = replace(CONFIG, admission_lag_spread=0.001)
+    assert _partly_known(35, config).capacity_estimate == pytest.approx(1000)
+
+
+def test_a_room_under_one_user_a_minute_measures_its_capacity() -> None:
+    """A tiny room (minimum 0.1/min) at 0.6/min, 30% busy: the capacity is 2/min, and the
+    rate steps toward its target share."""
+    controller = ExitRateController(replace(CONFIG, min_rate=0.1, safe_rate=0.1))
+    rate = settle(controller, 0.6, 135, utilisation=0.3)
+    rec = controller.recommend(healthy(135, rate, utilisation=0.3))
+    assert rec.capacity_estimate == pytest.approx(2)
+    assert rec.action == "increase", rec.reason
