@@ -7,7 +7,9 @@ mutation run (docs/mutation.md) in ``_fit_lag``, ``_remember``, ``_rate_at``, ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from statistics import NormalDist
 from typing import Any, cast
 
 import pytest
@@ -434,3 +436,95 @@ def test_rates_are_remembered_for_45_minutes_and_the_utilisation_window(
     )
     rec = _cut_after(config, changes, at)
     assert rec.reason == reason
+
+
+# -- fitting the lag --------------------------------------------------------------------------
+
+
+def _backend_utilisation(
+    t: float, rates: list[tuple[float, float]], capacity: float, lag: tuple[float, float]
+) -> float:
+    """What a backend of ``capacity`` reports at ``t`` (data 30 s old, a 10 s window) when the
+    users admitted at ``rates`` (time, users/min from then on) reach checkout after a
+    log-normal ``lag`` (median, spread)."""
+
+    def reached(after: float) -> float:
+        if after <= 0:
+            return 0.0
+        return NormalDist().cdf(math.log(after / lag[0]) / lag[1])
+
+    busy = 0.0
+    for k in range(5):
+        at = t - 30 - 10 * (k + 0.5) / 5
+        for i, (since, rate) in enumerate(rates):
+            until = rates[i + 1][0] if i + 1 < len(rates) else t
+            busy += rate * max(0.0, reached(at - since) - reached(at - until)) / 5
+    return busy / capacity
+
+
+def _fitted_lags(
+    outside: dict[int, float],
+    until: int,
+    capacity: float = 1500,
+    scale: float = 1.0,
+    **config: Any,
+) -> dict[int, tuple[float, float]]:
+    """The lag in use after each reading (every 15 s) of a room whose users reach checkout
+    after 80 s / 0.9: the rate set from outside at the times of ``outside``, the
+    controller's answers applied in between (rates and capacity times ``scale``)."""
+    controller = ExitRateController(
+        replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, **config)
+    )
+    rates: list[tuple[float, float]] = []
+    rate, lags = outside[0] * scale, {}
+    for t in range(0, until + 1, 15):
+        rate = outside[t] * scale if t in outside else rate
+        if not rates or rates[-1][1] != rate:
+            rates.append((t, rate))
+        u = _backend_utilisation(t, rates, capacity * scale, (80, 0.9))
+        rate = controller.recommend(healthy(t, rate, utilisation=u)).rate
+        if rates[-1][1] != rate:
+            rates.append((t, rate))
+        lags[t] = controller.admission_lag
+    return lags
+
+
+def test_the_lag_is_fitted_on_the_sixth_reading_and_then_once_a_minute() -> None:
+    """A room opened at 1,000/min: the first fit needs six measurable readings (the sixth
+    is at 135 s) and finds the true lag; later fits come a minute apart, so the lag only
+    ever changes at 135 s plus whole minutes."""
+    lags = _fitted_lags({0: 1000}, 1200, max_rate=1000)
+    assert lags[120] == (30, 0.5)  # the configured lag until then
+    assert lags[135] == (80, 0.9)
+    changes = [t for t in lags if t > 0 and lags[t] != lags[t - 15]]
+    assert changes[0] == 135
+    assert all((t - 135) % 60 == 0 for t in changes), changes
+
+
+def test_a_flat_rate_is_refitted_only_while_the_opening_is_in_the_span() -> None:
+    """While the room's opening (a step from nothing) is within 900 s before the readings
+    fitted, flat readings are refitted; the longest lag that fits about as well wins (the
+    safe side), 240 s / 0.5 by 1,035 s. Once the opening is out of the span the rate has
+    not moved, every lag explains the readings, and the lag is left alone."""
+    lags = _fitted_lags({0: 1000}, 1500, max_rate=1000)
+    assert lags[1020] == (160, 0.5)
+    assert all(lags[t] == (240, 0.5) for t in range(1035, 1501, 15))
+
+
+def test_a_step_of_the_rate_refits_the_lag_to_the_truth() -> None:
+    """Long after the opening the lag has drifted to a long one (flat readings fit anything);
+    a step down from 1,000 to 500/min at 1,200 s is informative again: the fit a minute later
+    recovers the true 80 s / 0.9. Back up at 1,000/min, the lags that tie go to the one with
+    the longest 90th percentile (80 s / 1.3: 424 s, over 120 s / 0.5: 228 s)."""
+    lags = _fitted_lags({0: 1000, 1200: 500}, 1800, max_rate=1000)
+    assert lags[1245] == (240, 0.5)
+    assert lags[1260] == (80, 0.9)
+    assert lags[1740] == (80, 1.3)
+    assert lags[1800] == (80, 1.3)
+
+
+def test_the_lag_is_fitted_for_a_room_let_out_under_one_user_a_minute() -> None:
+    """The same opening at a thousandth of the scale (1/min against 1.5/min): the fit does
+    not depend on the rates being over 1/min."""
+    lags = _fitted_lags({0: 1000}, 135, scale=0.001, max_rate=1, min_rate=0.1, safe_rate=0.5)
+    assert lags[135] == (80, 0.9)
