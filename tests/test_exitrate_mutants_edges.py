@@ -5,12 +5,14 @@ boundaries of the shares and intervals, each pinned by a test."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from statistics import NormalDist
 
 import pytest
 
 from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
-from tests.test_exitrate_controller import CONFIG, healthy, settle
+from tests.test_exitrate_controller import CONFIG, _rising, healthy, settle
 
 BLIND = "short burn rate, long burn rate unknown"
 
@@ -398,3 +400,105 @@ def test_a_room_under_one_user_a_minute_measures_its_capacity() -> None:
     rec = controller.recommend(healthy(135, rate, utilisation=0.3))
     assert rec.capacity_estimate == pytest.approx(2)
     assert rec.action == "increase", rec.reason
+
+
+# -- the lag fit and the early estimate ----------------------------------------------------
+
+LEARNING = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5)
+
+
+def _first_step(
+    median: float, spread: float, start: float, noise: float = 0.0
+) -> tuple[Recommendation, list[Recommendation]]:
+    """Readings rising from the opening under a ``median``/``spread`` lag toward a capacity of
+    4,000/min (each ``noise`` above or below in turn), until the first increase."""
+    controller = ExitRateController(LEARNING)
+    rate, t, k, answers = start, 0.0, 0, []
+    while t < 900:
+        u = _rising(t, rate, 4000, median, spread) * (1 + noise * (-1) ** k)
+        rec = controller.recommend(healthy(t, rate, utilisation=u))
+        answers.append(rec)
+        if rec.action == "increase":
+            return rec, answers
+        rate, t, k = rec.rate, t + 15, k + 1
+    raise AssertionError(answers[-1].reason)
+
+
+def test_an_early_step_waits_until_the_last_readings_are_half_known() -> None:
+    """Under a 160 s lag from 2,000/min the lag is fitted at 195 s, but the oldest of the
+    last four readings then reflects under half of its admissions: the early step waits
+    until they all reflect at least half (not before 240 s), then steps on the last four
+    readings alone, without waiting for them to settle."""
+    step, answers = _first_step(160, 0.5, 2000)
+    assert all(a.action == "hold" for a in answers if a.time < 240)
+    assert step.time <= 255
+    assert step.rate == pytest.approx(0.92 * 4000)
+    assert "utilisation still rising, the readings so far put the capacity at ~4,000/min" in (
+        step.reason
+    )
+
+
+def test_an_early_step_takes_the_lowest_capacity_of_the_lags_that_fit_almost_as_well() -> None:
+    """Noisy readings (2% either way) under a 240 s / 1.3 lag from 3,000/min: at 330 s the
+    best lag alone would put the capacity at ~3,900 (+20%), but lags that fit almost as well
+    put it lower; the step waits until even the lowest allows 10% (570 s)."""
+    step, answers = _first_step(240, 1.3, 3000, noise=0.02)
+    assert all(a.action == "hold" for a in answers if a.time <= 555)
+    assert step.rate < 3400
+    assert "the readings so far put the capacity at ~3,589/min" in step.reason
+
+
+def test_readings_fifteen_minutes_apart_all_count_toward_the_lag_fit() -> None:
+    """Six readings 3 minutes apart, the first exactly ``_FIT_SPAN`` (15 minutes) before the
+    last: enough to fit the lag (the configured 30 s / 0.6 gives way to a fitted one) and to
+    step on the early estimate."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.6))
+    controller.recommend(healthy(-100, 1000, utilisation=None))
+    rec = None
+    for t in range(0, 901, 180):
+        rec = controller.recommend(healthy(t, 1000, observed_at=t))
+    assert rec is not None
+    assert controller.admission_lag != (30, 0.6)
+    assert rec.action == "increase", rec.reason
+
+
+def test_an_early_step_after_a_fit_no_lag_could_score() -> None:
+    """The first reading's data ends before the room opened, so no candidate lag explains
+    every reading and the fit keeps the configured one; the last four readings, rising as
+    that lag says, still give an early estimate (4,000/min) and a step."""
+    controller = ExitRateController(LEARNING)
+    controller.recommend(healthy(0, 1000, utilisation=0.3, observed_at=-100))
+    rec = None
+    for t in (60, 75, 90, 105, 120):
+        end = t - 10
+        known = sum(_share(end - 10 * (k + 0.5) / 5, 30, 0.5) for k in range(5)) / 5
+        rec = controller.recommend(healthy(t, 1000, utilisation=0.25 * known, observed_at=end))
+    assert rec is not None
+    assert rec.action == "increase", rec.reason
+    assert "the readings so far put the capacity at ~4,000/min (lag ~30s)" in rec.reason
+
+
+def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None:
+    """An early estimate (~2,000/min) is not a cut's upper bound: the first settled reading
+    that measures more raises it (smoothed), it is not kept as a ceiling on the estimate."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.6))
+    controller.recommend(healthy(-100, 1000, utilisation=None))
+    rec = None
+    for t in range(0, 901, 180):
+        rec = controller.recommend(healthy(t, 1000, observed_at=t))
+    assert rec is not None
+    assert rec.action == "increase"
+    early = rec.capacity_estimate
+    assert early == pytest.approx(2000)
+    rate, estimates = rec.rate, []
+    for t in range(915, 990, 15):
+        rec = controller.recommend(healthy(t, rate))
+        rate = rec.rate
+        estimates.append(rec.capacity_estimate)
+    assert estimates[-1] is not None
+    assert estimates[-1] > early * 1.01
+
+
+def _share(lag: float, median: float, spread: float) -> float:
+    """Share of users admitted at the opening who reached checkout ``lag`` seconds later."""
+    return NormalDist().cdf(math.log(lag / median) / spread) if lag > 0 else 0.0
