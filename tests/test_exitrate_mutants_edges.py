@@ -489,6 +489,7 @@ def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None
     assert rec is not None
     assert rec.action == "increase"
     early = rec.capacity_estimate
+    assert early is not None
     assert early == pytest.approx(2000)
     rate, estimates = rec.rate, []
     for t in range(915, 990, 15):
