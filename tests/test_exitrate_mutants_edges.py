@@ -503,3 +503,41 @@ def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None
 def _share(lag: float, median: float, spread: float) -> float:
     """Share of users admitted at the opening who reached checkout ``lag`` seconds later."""
     return NormalDist().cdf(math.log(lag / median) / spread) if lag > 0 else 0.0
+
+
+# -- when a grown capacity lifts a ceiling -------------------------------------------------
+
+
+def test_a_capacity_exactly_ten_percent_over_the_one_at_the_cut_keeps_the_ceiling() -> None:
+    """A latency cut at 1,000/min leaves a ceiling at 950 and the first measurement after it
+    (1,000) as the capacity believed at the cut. With every reading taken at face value
+    (smoothing 1.0) the next one measures exactly 1,100: 10% more is not *more* than 10%,
+    the ceiling stays, and probes stop at 950 on a backend of 1,099."""
+    controller = ExitRateController(replace(CONFIG, capacity_smoothing=1.0))
+    cut = controller.recommend(healthy(0, 1000, latency_p95=1.5))
+    assert (cut.rate, cut.capacity_estimate) == (900, 1000)
+    for t in range(15, 75, 15):  # the operator sets 550/min
+        controller.recommend(healthy(t, 550))
+    measured = controller.recommend(healthy(75, 550))  # reflects the 900/min: 1,800 > bound
+    assert measured.capacity_estimate == 1000
+    grown = controller.recommend(healthy(90, measured.rate))  # reflects 550/min at 0.5
+    assert grown.capacity_estimate == 1100
+    answers = _served(controller, [(0, 900), (15, 550), (75, measured.rate)], 1099, 105, 500)
+    assert max(a.rate for a in answers) == pytest.approx(950)
+
+
+def test_a_reading_exactly_nine_tenths_known_sets_what_a_ceiling_is_lifted_from() -> None:
+    """A lag of almost exactly 30 s: after a latency cut at 1,000/min (ceiling 950), the first
+    measurement comes from a reading whose window is exactly 90% after the first admissions
+    reached checkout (inclusive: well known). It fixes the capacity believed at the cut
+    (1,000); the next one, 30% more, lifts the ceiling, and probes climb past 950."""
+    controller = ExitRateController(replace(CONFIG, admission_lag_spread=0.001))
+    controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=0.81))
+    for t, end in ((15, -45), (30, 0), (45, 15)):  # data from before the first admissions
+        controller.recommend(healthy(t, 900, utilisation=0.81, observed_at=end))
+    first = controller.recommend(healthy(60, 900, utilisation=0.81, observed_at=39))
+    assert first.capacity_estimate == pytest.approx(1000)
+    grown = controller.recommend(healthy(75, 900, utilisation=0.45, observed_at=45))
+    assert grown.capacity_estimate == pytest.approx(1300)
+    answers = _served(controller, [(0, 900)], 1300, 90, 500)
+    assert max(a.rate for a in answers) > 1100
