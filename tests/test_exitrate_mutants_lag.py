@@ -467,21 +467,23 @@ def _fitted_lags(
     until: int,
     capacity: float = 1500,
     scale: float = 1.0,
+    every: int = 15,
+    truth: tuple[float, float] = (80, 0.9),
     **config: Any,
 ) -> dict[int, tuple[float, float]]:
-    """The lag in use after each reading (every 15 s) of a room whose users reach checkout
-    after 80 s / 0.9: the rate set from outside at the times of ``outside``, the
+    """The lag in use after each reading (every ``every`` seconds) of a room whose users reach checkout
+    after ``truth`` (80 s / 0.9 unless given): the rate set from outside at the times of ``outside``, the
     controller's answers applied in between (rates and capacity times ``scale``)."""
     controller = ExitRateController(
         replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, **config)
     )
     rates: list[tuple[float, float]] = []
     rate, lags = outside[0] * scale, {}
-    for t in range(0, until + 1, 15):
+    for t in range(0, until + 1, every):
         rate = outside[t] * scale if t in outside else rate
         if not rates or rates[-1][1] != rate:
             rates.append((t, rate))
-        u = _backend_utilisation(t, rates, capacity * scale, (80, 0.9))
+        u = _backend_utilisation(t, rates, capacity * scale, truth)
         rate = controller.recommend(healthy(t, rate, utilisation=u)).rate
         if rates[-1][1] != rate:
             rates.append((t, rate))
@@ -528,3 +530,32 @@ def test_the_lag_is_fitted_for_a_room_let_out_under_one_user_a_minute() -> None:
     not depend on the rates being over 1/min."""
     lags = _fitted_lags({0: 1000}, 135, scale=0.001, max_rate=1, min_rate=0.1, safe_rate=0.5)
     assert lags[135] == (80, 0.9)
+
+
+def test_the_opening_exactly_at_the_start_of_the_span_is_still_in_it() -> None:
+    """Users reaching checkout after 30 s / 0.5: at 1,095 s the oldest reading fitted has
+    data up to 900 s, so the span starts exactly at the opening (0 s): still informative,
+    refitted (160 s to 240 s / 0.5, the longer of the lags that fit flat readings)."""
+    lags = _fitted_lags({0: 1000}, 1095, truth=(30, 0.5), max_rate=1000)
+    assert lags[1080] == (160, 0.5)
+    assert lags[1095] == (240, 0.5)
+
+
+def test_a_step_of_exactly_fifteen_percent_is_informative() -> None:
+    """1,150 to 1,000/min at 1,200 s, long after the opening: a change of exactly 15% (the
+    least that counts) refits the lag a minute later, to the true 80 s / 0.9."""
+    lags = _fitted_lags({0: 1150, 1200: 1000}, 1260, max_rate=1150)
+    assert lags[1245] == (240, 0.5)
+    assert lags[1260] == (80, 0.9)
+
+
+def test_a_step_stays_informative_for_900_s_before_the_oldest_reading_fitted() -> None:
+    """The rate back at 1,000/min: at 1,320 s (the controller's own step up) or at 1,305 s
+    (set from outside). At 2,400 s the oldest reading fitted has data up to 2,205 s, so the
+    span starts at 1,305 s: the step at 1,320 s is inside it and refits the lag; the step at
+    1,305 s is its very start, with the rate flat since (no refit: the lag stays)."""
+    inside = _fitted_lags({0: 1000, 1200: 500}, 2400, max_rate=1000)
+    assert inside[2385] == (300, 0.5)
+    assert inside[2400] == (120, 1.3)
+    at_start = _fitted_lags({0: 1000, 1200: 500, 1305: 1000}, 2400, max_rate=1000)
+    assert at_start[2400] == at_start[2385] == (300, 0.5)
