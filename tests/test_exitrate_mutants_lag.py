@@ -559,3 +559,23 @@ def test_a_step_stays_informative_for_900_s_before_the_oldest_reading_fitted() -
     assert inside[2400] == (120, 1.3)
     at_start = _fitted_lags({0: 1000, 1200: 500, 1305: 1000}, 2400, max_rate=1000)
     assert at_start[2400] == at_start[2385] == (300, 0.5)
+
+
+def test_a_capacity_halved_mid_rise_waits_for_every_plausible_lag_to_agree() -> None:
+    """A rise at 1,000/min (80 s / 0.9 lag) on a backend that halves from 4,000 to 2,000/min
+    at 150 s: readings jump, and lags from 80 s / 0.9 to 300 s / 1.3 fit them within twice the
+    best fit. The controller steps only once the readings agree under all of those (at
+    330 s), straight to the target share of the new capacity; an estimate under the best
+    lags alone would have stepped a minute earlier on a capacity that was not there yet."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rates: list[tuple[float, float]] = [(0, 1000.0)]
+    answers = {}
+    for t in range(0, 331, 15):
+        u = _backend_utilisation(t, rates, 4000 if t < 150 else 2000, (80, 0.9))
+        answers[t] = controller.recommend(healthy(t, rates[-1][1], utilisation=u))
+        if answers[t].rate != rates[-1][1]:
+            rates.append((t, answers[t].rate))
+    assert all(answers[t].action == "hold" for t in range(0, 330, 15))
+    assert answers[330].action == "increase"
+    assert answers[330].rate == pytest.approx(1840)
+    assert "the readings so far put the capacity at ~2,000/min (lag ~1m20s)" in answers[330].reason
