@@ -579,3 +579,25 @@ def test_a_capacity_halved_mid_rise_waits_for_every_plausible_lag_to_agree() -> 
     assert answers[330].action == "increase"
     assert answers[330].rate == pytest.approx(1840)
     assert "the readings so far put the capacity at ~2,000/min (lag ~1m20s)" in answers[330].reason
+
+
+def test_a_lag_that_reads_no_admissions_behind_a_reading_drops_out_of_the_fit_alone() -> None:
+    """A reading whose data ends a microsecond into the first admissions: under a median
+    of 160 s or more (spread 0.5) not one of them has reached checkout yet (nothing seen), so
+    those lags cannot explain it and are left out; the others are still compared, and the
+    fit moves off the configured 30 s."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, utilisation_window=0))
+    controller.recommend(healthy(0, 1000, utilisation=None, observed_at=None))
+    controller.recommend(healthy(10, 1000, utilisation=0.5, observed_at=0.1 + 1e-6))
+    for t in (20, 30, 40, 50, 60):
+        controller.recommend(healthy(t, 1000, utilisation=0.5, observed_at=t - 5))
+    assert controller.admission_lag == (10, 1.3)
+
+
+def test_a_reading_exactly_ninety_percent_known_is_attributed() -> None:
+    """Admissions from 0 s, a 10 s / 0.6 lag: a reading whose data ends at 22.08... s has
+    exactly 90% of its checkouts from known admissions (the least a cut needs): the cut is
+    relative to the 900/min it reflects."""
+    config = replace(INSTANT, admission_lag=10, admission_lag_spread=0.6)
+    rec = _cut_after(config, [(0, 1000)], 30, observed_at=22.080398578407607)
+    assert rec.reason == "latency p95 1.5s > 1s (readings reflect 900/min): -19%"
