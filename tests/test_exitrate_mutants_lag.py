@@ -601,3 +601,25 @@ def test_a_reading_exactly_ninety_percent_known_is_attributed() -> None:
     config = replace(INSTANT, admission_lag=10, admission_lag_spread=0.6)
     rec = _cut_after(config, [(0, 1000)], 30, observed_at=22.080398578407607)
     assert rec.reason == "latency p95 1.5s > 1s (readings reflect 900/min): -19%"
+
+
+def test_a_rate_set_from_outside_and_brought_inside_at_once_still_counts_for_the_fit() -> None:
+    """Readings every 30 s, p95 in its hold band (no probing), users reaching checkout after
+    120 s / 0.9. At 1,500 s the waiting room sets 2,000/min and the controller brings it down
+    to its maximum, 1,000/min, in the same call. At 2,760 s the span fitted starts exactly
+    then (data from 2,400 s less 900 s): both rates of that instant are in it, so the rate
+    moved and the lag is refitted (to 300 s / 0.5)."""
+    config = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, max_rate=1000)
+    controller = ExitRateController(config)
+    rates: list[tuple[float, float]] = [(0, 500.0)]
+    lags = {}
+    for t in range(0, 2761, 30):
+        current = 2000.0 if t == 1500 else rates[-1][1]
+        u = _backend_utilisation(t, rates, 1500, (120, 0.9))
+        rate = controller.recommend(healthy(t, current, utilisation=u, latency_p95=0.9)).rate
+        if rate != rates[-1][1]:
+            rates.append((t, rate))
+        lags[t] = controller.admission_lag
+    assert rates[-1] == (1500, 1000)
+    assert lags[2730] == (240, 0.5)
+    assert lags[2760] == (300, 0.5)
