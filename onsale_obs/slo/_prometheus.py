@@ -21,16 +21,28 @@ This is exact when every reset shows as a drop. A series that vanishes with its 
 reappears at or above its old value hides its reset from any Prometheus-based tool.
 
 On-sale windows come from the request (the broadcaster's history) or, without them, from the
-``onsale_mode{scope}`` gauge: every run of 1s is a window, widened by one query step each side.
+``onsale_mode{scope}`` gauge: every run of 1s (``max by (scope) (onsale_mode) >= 1`` at every
+query step) is a window, widened by one query step each side. The gauge is read in two passes,
+so the cost grows with on-sale time, not with scopes x window: a coarse one
+(``max_over_time`` over buckets of hours, each sample read once, no per-step evaluation) names
+the scopes on sale in each bucket, then only those scopes are evaluated step by step, bucket by
+bucket. A point at ``t`` is on when a sample at most the server's lookback delta before it is
+(5 minutes by default), so each bucket's ``max_over_time`` also looks an hour before it: exact
+for any lookback delta up to an hour.
+
+Raw on-sale samples are fetched a day at a time (many overlapping on-sales merge into one range
+of weeks), each series carried over from one day to the next, so memory follows the on-sale
+samples kept, not the size of one answer.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Final
 
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
@@ -58,6 +70,13 @@ _MAX_POINTS: Final = 10_000
 _OUTSIDE_RATIO: Final = 0.01
 _OUTSIDE_SLACK: Final = 5.0
 _BAD_SCOPE: Final = f"{MODE_GAUGE} series with an invalid scope"
+#: the coarse pass over onsale_mode: one bucket per point (a multiple of the query step)
+_BUCKET: Final = 6 * 3600.0
+#: the longest lookback delta (Prometheus' ``--query.lookback-delta``, 5 minutes by default)
+#: for which the coarse pass still finds every point that is on
+_MAX_LOOKBACK: Final = 3600.0
+#: raw on-sale samples are fetched this many seconds at a time
+_RAW_PIECE: Final = 86_400.0
 
 
 @dataclass(slots=True)
@@ -65,12 +84,12 @@ class _Deltas:
     """One raw series: its increments by time, summed for any ``(c, d]``."""
 
     labels: Mapping[str, str]
-    times: list[float]
-    increments: list[float]
-    cumulative: list[float] = field(default_factory=list)
+    times: Sequence[float]
+    increments: Sequence[float]
+    cumulative: Sequence[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.cumulative = list(accumulate(self.increments))
+        self.cumulative = array("d", accumulate(self.increments))
 
     def between(self, start: float, end: float) -> float:
         """The increase over ``(start, end]``."""
@@ -86,52 +105,94 @@ class _Deltas:
 
 
 @dataclass(slots=True)
+class _Growing:
+    """One counter's resets-aware increments after ``start``, fed its samples in time order.
+
+    Samples at or before the last one seen are skipped (consecutive fetches overlap at their
+    edges), and so are NaN samples (never written by a counter). Increments are kept in
+    arrays of doubles: millions of them fit in tens of MB.
+    """
+
+    labels: Mapping[str, str]
+    start: float
+    previous: float | None = None
+    last: float = -math.inf
+    times: array[float] = field(default_factory=lambda: array("d"))
+    increments: array[float] = field(default_factory=lambda: array("d"))
+
+    def extend(self, points: Iterable[tuple[float, float]]) -> None:
+        start, previous, last = self.start, self.previous, self.last
+        times, increments = self.times, self.increments
+        for t, v in points:
+            if t <= last or math.isnan(v):
+                continue
+            last = t
+            if previous is None:
+                increment = v if t > start else 0.0  # no baseline: created inside, from 0
+            else:
+                increment = v - previous if v >= previous else v
+            previous = v
+            if t > start and increment:
+                times.append(t)
+                increments.append(increment)
+        self.previous, self.last = previous, last
+
+    def deltas(self) -> _Deltas:
+        return _Deltas(self.labels, self.times, self.increments)
+
+
+@dataclass(slots=True)
+class _SeriesSet:
+    """The raw series of one query, and those of each event (a window reads its own only)."""
+
+    series: list[_Deltas] = field(default_factory=list)
+    by_event: dict[str, list[_Deltas]] = field(default_factory=dict)
+
+    def add(self, deltas: _Deltas) -> None:
+        self.series.append(deltas)
+        event = deltas.labels.get("event")
+        if event is not None:
+            self.by_event.setdefault(event, []).append(deltas)
+
+    def of(self, event: str | None) -> list[_Deltas]:
+        """Every series, or (``event`` given) those labelled with that event."""
+        return self.series if event is None else self.by_event.get(event, [])
+
+
+@dataclass(slots=True)
 class _Raw:
     """The on-sale series of one merged on-sale range ``(start, end]``, as deltas."""
 
     start: float
     end: float
-    requests: list[_Deltas] = field(default_factory=list)
-    buckets: list[_Deltas] = field(default_factory=list)
+    requests: _SeriesSet = field(default_factory=_SeriesSet)
+    buckets: _SeriesSet = field(default_factory=_SeriesSet)
     #: by (SLO name, "good" | "total")
-    custom: dict[tuple[str, str], list[_Deltas]] = field(default_factory=dict)
+    custom: dict[tuple[str, str], _SeriesSet] = field(default_factory=dict)
 
 
 def _counted(
-    deltas: Iterable[_Deltas], start: float, end: float, event: str | None
+    deltas: Iterable[_Deltas], start: float, end: float
 ) -> Iterator[tuple[_Deltas, float]]:
-    """The series (of ``event``, if given) that grew in ``(start, end]``, with how much."""
+    """The series that grew in ``(start, end]``, with how much."""
     for d in deltas:
-        if event is None or d.labels.get("event") == event:
-            n = d.between(start, end)
-            if n:
-                yield d, n
+        n = d.between(start, end)
+        if n:
+            yield d, n
 
 
 def raw_deltas(
     points: Iterable[tuple[float, float]], start: float
 ) -> tuple[list[float], list[float]]:
-    """Resets-aware increments of one counter's samples for ``(start, ...]``.
+    """Resets-aware increments of one counter's samples (in time order) for ``(start, ...]``.
 
     Returns parallel lists ``(times, increments)``; increments at or before ``start`` only
     serve as the baseline and are left out. NaN samples (never written by a counter) are
     skipped.
     """
-    times: list[float] = []
-    increments: list[float] = []
-    previous: float | None = None
-    for t, v in points:
-        if math.isnan(v):
-            continue
-        if previous is None:
-            increment = v if t > start else 0.0  # no baseline: created inside, from 0
-        else:
-            increment = v - previous if v >= previous else v
-        previous = v
-        if t > start and increment:
-            times.append(t)
-            increments.append(increment)
-    return times, increments
+    growing = _Growing({}, start)
+    growing.extend(points)
+    return list(growing.times), list(growing.increments)
 
 
 def windows_from_gauge(
@@ -155,6 +216,15 @@ def windows_from_gauge(
         if run:
             windows.append(_window(scope, run, step, end))
     return sorted(windows, key=lambda w: (w.start, w.scope))
+
+
+def _extend_runs(runs: list[list[float]], times: list[float], step: float) -> None:
+    """Add the sorted points ``times`` to ``runs`` (``[first, last]`` of consecutive points)."""
+    for t in times:
+        if runs and t - runs[-1][1] <= step * 1.5:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
 
 
 def _window(scope: str, run: list[float], step: float, end: float) -> OnSaleWindow:
@@ -323,7 +393,7 @@ class _Collection:
         self.total = len(spans) * per_span
         windows = self._windows(spans)
         intervals = merge_with_grace(windows, request.grace, request.at)
-        self.total += len(intervals) * (1 + bool(request.thresholds) + 2 * len(request.custom))
+        self.total += sum(len(_pieces(a, b)) for a, b in intervals) * per_span
         aggregates = {s.name: Aggregate() for s in request.spans}
         for span in spans:
             aggregates[span.name] = self._span(span)
@@ -357,25 +427,52 @@ class _Collection:
             return []
         step = self.source.mode_step or min(60.0, max(15.0, math.ceil((at - start) / 2000)))
         start = at - math.ceil((at - start) / step) * step  # the last point falls on ``at``
-        chunk = step * (_MAX_POINTS - 1)
-        chunks = [(t, min(t + chunk, at)) for t in _frange(start, at, chunk + step)]
-        self.total += len(chunks)
-        points: dict[str, list[tuple[float, float]]] = {}
-        for lo, hi in chunks:
-            # only the points where a scope was on sale come back: the answer (and the
+        bucket = step * max(1, math.ceil(_BUCKET / step))
+        hits = self._buckets_on_sale(start, at, step, bucket)
+        self.total += len(hits)
+        runs: dict[str, list[list[float]]] = {}
+        for end in sorted(hits):
+            # only the scopes on sale in this bucket, only at its points: the answer (and the
             # memory) grows with on-sale time, not with scopes x window
-            query = f"max by (scope) ({MODE_GAUGE}) >= 1"
-            for series in self.client.query_range(query, lo, hi, step):
+            lo = max(start, end - bucket + step)
+            query = f"{MODE_GAUGE}{{scope=~{_alternatives(hits[end])}}} >= 1"
+            on: dict[str, set[float]] = {}
+            for series in self.client.query_range(query, lo, end, step):
                 scope = self._scope(series.labels.get("scope", ""))
-                if scope is not None:
-                    points.setdefault(scope, []).extend(series.points)
+                if scope is not None:  # several series of a scope: on when any is (max by)
+                    on.setdefault(scope, set()).update(t for t, _ in series.points)
+            for scope, times in on.items():
+                _extend_runs(runs.setdefault(scope, []), sorted(times), step)
             self._tick()
-        if not points:
+        if not runs:
             self.warnings.append(
                 f"no {MODE_GAUGE} series found, so no on-sale windows are known; on-sale counts "
                 "are 0 unless the windows are given (--backend with the mode history)."
             )
-        return windows_from_gauge(points.items(), step, at)
+        windows = [_window(scope, run, step, at) for scope, found in runs.items() for run in found]
+        return sorted(windows, key=lambda w: (w.start, w.scope))
+
+    def _buckets_on_sale(
+        self, start: float, at: float, step: float, bucket: float
+    ) -> dict[float, set[str]]:
+        """The scope label values on sale in each bucket ``(end - bucket, end]``, by ``end``.
+
+        One coarse pass: each point's ``max_over_time`` reads the bucket's samples and an
+        hour before it (a point is on from a sample up to the lookback delta before it).
+        """
+        first = at - math.floor((at - start) / bucket) * bucket  # the first bucket's end
+        chunk = bucket * (_MAX_POINTS - 1)
+        chunks = [(t, min(t + chunk, at)) for t in _frange(first, at, chunk + bucket)]
+        self.total += len(chunks)
+        reach = _duration(bucket + _MAX_LOOKBACK)
+        query = f"max by (scope) (max_over_time({MODE_GAUGE}[{reach}])) >= 1"
+        hits: dict[float, set[str]] = {}
+        for lo, hi in chunks:
+            for series in self.client.query_range(query, lo, hi, bucket):
+                for end, _ in series.points:
+                    hits.setdefault(end, set()).add(series.labels.get("scope", ""))
+            self._tick()
+        return hits
 
     def _scope(self, text: str) -> str | None:
         try:
@@ -460,34 +557,47 @@ class _Collection:
 
     def _raw(self, start: float, end: float) -> _Raw:
         """Resets-aware deltas of every on-sale series the request needs in ``(start, end]``."""
-        length = _duration(end - start + self.source.lookback)
         onsale = 'mode="onsale"'
         raw = _Raw(start, end)
-        raw.requests = self._fetch(f"{self._selector(REQUESTS, onsale)}[{length}]", raw)
+        fetches = [(self._selector(REQUESTS, onsale), raw.requests)]
         if self.request.thresholds:
             variants = {txt for t in self.request.thresholds for txt in (repr(t), f"{t:g}")}
             le = "le=~" + _alternatives(self.le_texts | variants)
-            raw.buckets = self._fetch(f"{self._selector(BUCKETS, onsale, le)}[{length}]", raw)
+            fetches.append((self._selector(BUCKETS, onsale, le), raw.buckets))
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):
-                raw.custom[(name, kind)] = self._fetch(f"{selector}[{length}]", raw)
+                fetches.append((selector, raw.custom.setdefault((name, kind), _SeriesSet())))
+        for selector, into in fetches:
+            growing: dict[tuple[tuple[str, str], ...], _Growing] = {}
+            for lo, hi in _pieces(start, end):
+                # the first piece reaches back for each series' baseline; the others overlap
+                # the piece before by a second (a sample on the edge is skipped once seen)
+                reach = hi - lo + (self.source.lookback if lo == start else 1.0)
+                self._fetch(f"{selector}[{_duration(reach)}]", hi, start, growing)
+            for key in sorted(growing):  # in label order, as Prometheus answers
+                if growing[key].times:
+                    into.add(growing[key].deltas())
         return raw
 
-    def _fetch(self, query: str, raw: _Raw) -> list[_Deltas]:
-        """The on-sale series of one range-selector query, as deltas after the range start."""
-        start, end = raw.start, raw.end
-        out = []
-        for series in self.client.query_matrix(query, end):
+    def _fetch(
+        self,
+        query: str,
+        at: float,
+        start: float,
+        growing: dict[tuple[tuple[str, str], ...], _Growing],
+    ) -> None:
+        """Feed the on-sale series of one range-selector query to their deltas."""
+        for series in self.client.query_matrix(query, at):
             if series.labels.get("mode") != "onsale":
                 continue  # a custom SLI's selector may match normal series too
             for _, value in series.points:
                 if not (math.isfinite(value) and value >= 0):
                     raise self._garbage(value, query)
-            times, increments = raw_deltas(sorted(series.points), start)
-            if times:
-                out.append(_Deltas(series.labels, times, increments))
+            key = tuple(sorted(series.labels.items()))
+            if key not in growing:
+                growing[key] = _Growing(series.labels, start)
+            growing[key].extend(sorted(series.points))
         self._tick()
-        return out
 
     def _exact(
         self, raws: list[_Raw], start: float, end: float, event: str | None = None
@@ -498,10 +608,10 @@ class _Collection:
             lo, hi = max(raw.start, start), min(raw.end, end)
             if hi <= lo:
                 continue
-            for d, n in _counted(raw.requests, lo, hi, event):
+            for d, n in _counted(raw.requests.of(event), lo, hi):
                 key = (*_route(d.labels), "onsale", d.labels.get("code", ""))
                 agg.requests[key] = agg.requests.get(key, 0.0) + n
-            for d, n in _counted(raw.buckets, lo, hi, event):
+            for d, n in _counted(raw.buckets.of(event), lo, hi):
                 le = _le_value(d.labels.get("le", ""))
                 threshold = None if le is None else _match_threshold(le, self.request.thresholds)
                 if threshold is not None:
@@ -509,7 +619,7 @@ class _Collection:
                     agg.latency[lkey] = agg.latency.get(lkey, 0.0) + n
             for (name, kind), deltas in raw.custom.items():
                 ckey = (name, kind, "onsale")
-                total = sum(n for _, n in _counted(deltas, lo, hi, event))
+                total = sum(n for _, n in _counted(deltas.of(event), lo, hi))
                 agg.custom[ckey] = agg.custom.get(ckey, 0.0) + total
         return agg
 
@@ -519,7 +629,7 @@ class _Collection:
         counts = OnSaleCounts(window, self._exact(raws, start, end, event))
         for raw in raws:
             lo, hi = max(raw.start, start), min(raw.end, end)
-            for d, _ in _counted(raw.requests, lo, hi, event):
+            for d, _ in _counted(raw.requests.of(event), lo, hi):
                 _add_minutes(counts.minutes.setdefault(_route(d.labels), {}), d, lo, hi)
         return counts
 
@@ -552,6 +662,13 @@ def _route(labels: Mapping[str, str]) -> RouteKey:
 def _frange(start: float, stop: float, step: float) -> list[float]:
     count = max(1, math.ceil((stop - start) / step))
     return [start + i * step for i in range(count) if start + i * step <= stop]
+
+
+def _pieces(start: float, end: float) -> list[tuple[float, float]]:
+    """``(start, end]`` cut into consecutive ranges of at most ``_RAW_PIECE`` seconds."""
+    count = max(1, math.ceil((end - start) / _RAW_PIECE))
+    bounds = [start + (end - start) * k / count for k in range(count)] + [end]
+    return list(pairwise(bounds))
 
 
 def _replace_onsale(agg: Aggregate, exact: Aggregate) -> None:
