@@ -541,3 +541,20 @@ def test_a_reading_exactly_nine_tenths_known_sets_what_a_ceiling_is_lifted_from(
     assert grown.capacity_estimate == pytest.approx(1300)
     answers = _served(controller, [(0, 900)], 1300, 90, 500)
     assert max(a.rate for a in answers) > 1100
+
+
+def test_a_partly_known_reading_does_not_set_what_a_ceiling_is_lifted_from() -> None:
+    """The same with the first measurement on a reading only 70% known (partly known
+    readings read low): it updates the estimate but not the capacity believed at the cut;
+    the next, well-known reading sets that (1,300), so the ceiling stays and probes stop at
+    950."""
+    controller = ExitRateController(replace(CONFIG, admission_lag_spread=0.001))
+    controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=0.63))
+    for t, end in ((15, -45), (30, 0), (45, 15)):
+        controller.recommend(healthy(t, 900, utilisation=0.63, observed_at=end))
+    first = controller.recommend(healthy(60, 900, utilisation=0.63, observed_at=37))
+    assert first.capacity_estimate == pytest.approx(1000)
+    grown = controller.recommend(healthy(75, 900, utilisation=0.45, observed_at=45))
+    assert grown.capacity_estimate == pytest.approx(1300)
+    answers = _served(controller, [(0, 900)], 1300, 90, 500)
+    assert max(a.rate for a in answers) == pytest.approx(950)
