@@ -448,6 +448,24 @@ def test_an_early_step_takes_the_lowest_capacity_of_the_lags_that_fit_almost_as_
     assert "the readings so far put the capacity at ~3,589/min" in step.reason
 
 
+def test_a_room_under_one_user_a_minute_steps_early_like_any_other() -> None:
+    """The 160 s rise above scaled down 4,000 times (minimum 0.1/min, 0.5/min toward a
+    capacity of 1/min): the early step comes as soon, to the same share of the capacity;
+    a seen rate under one user a minute is still a rate."""
+    config = replace(LEARNING, min_rate=0.1, safe_rate=0.1)
+    controller = ExitRateController(config)
+    rate, t, step = 0.5, 0.0, None
+    while t < 600 and step is None:
+        u = _rising(t, rate, 1.0, 160, 0.5)
+        rec = controller.recommend(healthy(t, rate, utilisation=u))
+        step = rec if rec.action == "increase" else None
+        rate, t = rec.rate, t + 15
+    assert step is not None
+    assert step.time <= 255
+    assert step.rate == pytest.approx(0.92)
+    assert "utilisation still rising" in step.reason
+
+
 def test_readings_fifteen_minutes_apart_all_count_toward_the_lag_fit() -> None:
     """Six readings 3 minutes apart, the first exactly ``_FIT_SPAN`` (15 minutes) before the
     last: enough to fit the lag (the configured 30 s / 0.6 gives way to a fitted one) and to
