@@ -802,3 +802,20 @@ def test_the_lag_is_fitted_to_the_rise_after_the_room_opens(truth: tuple[float, 
         controller.recommend(healthy(t, 1000, utilisation=_rising(t, 1000, 1500, *truth)))
         t += 15
     assert controller.admission_lag == truth
+
+
+@pytest.mark.parametrize("start", [0.0, 1.0])
+def test_the_hold_at_a_ceiling_says_how_long_ago_it_broke_even_from_time_zero(start: float) -> None:
+    """A cut at t=0 (a simulation's clock) held at its ceiling 8m45s later says so, not '0ms'."""
+    controller = ExitRateController(CONFIG)
+    rates = [(-1000.0, 1000.0)]
+    rec = controller.recommend(healthy(start, 1000, latency_p95=1.5))  # latency broke at 1,000/min
+    rates.append((start, rec.rate))
+    t = start + 15
+    while t < start + 540:  # a backend of 1,100/min: busy by the rate 65 s earlier
+        behind = [r for at, r in rates if at <= t - 65][-1]
+        rec = controller.recommend(healthy(t, rates[-1][1], utilisation=behind / 1100))
+        rates.append((t, rec.rate))
+        t += 15
+    assert rec.action == "hold", rec.reason
+    assert rec.reason.endswith("just under where latency or errors broke 8m45s ago"), rec.reason

@@ -729,11 +729,12 @@ class ExitRateController:
         top = c.max_rate if self._ceiling is None else min(c.max_rate, self._ceiling)
         if base >= top or _same(base, top):
             if top < c.max_rate:
+                since = 0.0 if self._ceiling_at is None else now - self._ceiling_at
                 return (
                     base,
                     "hold",
                     f"at {fmt.rate(top)}, just under where latency or errors broke "
-                    f"{fmt.seconds(now - (self._ceiling_at or now))} ago",
+                    f"{fmt.seconds(since)} ago",
                 )
             return base, "hold", f"at the maximum {fmt.rate(c.max_rate)}"
         rate = min(top, base * (1 + step))
