@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import json
 import math
 import os
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +63,7 @@ import yaml
 
 from onsale_obs.testing_prometheus import PrometheusServer, backfill
 
+ROOT = Path(__file__).resolve().parent.parent
 DAY = 86_400
 HOUR = 3_600
 ROUTES_PER_SERVICE = 5
@@ -192,9 +195,14 @@ def _onsale_increment(i: int, event: int, route_index: int, code: str) -> int:
     return 1 if (i * 7 + event + route_index) % 23 == 0 else 0
 
 
-def write_openmetrics(plan: Plan, out: TextIO) -> None:
-    """Stream every series, each in time order, family by family; count the truth meanwhile."""
-    stamps = [f"{t}\n" for t in plan.grid()]
+def write_openmetrics(plan: Plan, out: TextIO | None) -> None:
+    """Stream every series, each in time order, family by family; count the truth meanwhile.
+
+    ``out`` None only counts the truth (a TSDB kept from an earlier run holds the data).
+    """
+    writing = out is not None
+    out = out or _Discard()
+    stamps = [f"{t}\n" for t in plan.grid()] if writing else []
     first = plan.first
     on_by_scope: dict[int, list[OnSale]] = {}
     for o in plan.onsales:
@@ -208,6 +216,9 @@ def write_openmetrics(plan: Plan, out: TextIO) -> None:
         )
         off, on = f"{name} 0 ", f"{name} 1 "
         cursor = 0
+        plan.samples += len(plan.grid())
+        if not writing:
+            continue
         for o in sorted(on_by_scope.get(scope, []), key=lambda o: o.begin):
             a, b = (o.begin - first) // plan.step, (o.end - first) // plan.step
             if a > cursor:
@@ -216,7 +227,6 @@ def write_openmetrics(plan: Plan, out: TextIO) -> None:
             cursor = b
         if cursor < len(stamps):
             out.write(off + off.join(stamps[cursor:]))
-        plan.samples += len(stamps)
     out.write("# HELP onsale_requests Requests.\n# TYPE onsale_requests counter\n")
     window_start = plan.window_start
     for service, route in plan.routes():
@@ -228,8 +238,10 @@ def write_openmetrics(plan: Plan, out: TextIO) -> None:
                 total += n
                 if t > window_start:
                     counted += n
-                lines.append(f"{name}{total} {t}\n")
+                if writing:
+                    lines.append(f"{name}{total} {t}\n")
             out.write("".join(lines))
+            plan.samples += len(plan.grid()) - len(lines)
             plan.samples += len(lines)
             _add_truth(plan.truth, (service, route, "normal"), code, counted)
     for event in range(plan.scopes):
@@ -252,12 +264,17 @@ def write_openmetrics(plan: Plan, out: TextIO) -> None:
                             total += n
                             if t > window_start:
                                 counted += n
-                        lines.append(f"{name}{total} {t}\n")
+                        lines.append(f"{name}{total} {t}\n" if writing else "")
                     _add_truth(plan.truth, (service, route, "onsale"), code, counted)
                     _add_truth(plan.truth_onsales, (event, o.begin, service, route), code, counted)
                 out.write("".join(lines))
                 plan.samples += len(lines)
     out.write("# EOF\n")
+
+
+class _Discard(io.StringIO):
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _add_truth(table: dict[Any, list[int]], key: Any, code: str, n: int) -> None:
@@ -367,10 +384,19 @@ def measured(argv: list[str], prometheus_pid: int) -> tuple[Run, str]:
 
 
 def run_ours(
-    url: str, spec: Path, plan: Plan, out: Path, pid: int, timeout: float
+    url: str,
+    spec: Path,
+    plan: Plan,
+    out: Path,
+    pid: int,
+    timeout: float,
+    package: Path | None = None,
 ) -> tuple[Run, dict[str, Any]]:
+    """``onsale-obs slo report`` (of the package under ``package``, if given) in a fresh process."""
     at = datetime.fromtimestamp(plan.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    argv = [sys.executable, "-c", "from onsale_obs.cli import main; main()", "slo", "report"]
+    path = "" if package is None else f"import sys; sys.path.insert(0, {str(package)!r}); "
+    code = f"{path}from onsale_obs.cli import main; main()"
+    argv = [sys.executable, "-c", code, "slo", "report"]
     argv += ["--spec", str(spec), "--prometheus", url, "--at", at, "--timeout", f"{timeout:g}"]
     argv += ["--format", "json", "-o", str(out)]
     run, stderr = measured(argv, pid)
@@ -482,6 +508,14 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile the report in process, print the top N functions")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--tsdb", type=Path, help="keep the backfilled TSDB here, and reuse it when it holds the "
+        "same data (default: a temporary folder, deleted afterwards)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--before", metavar="GIT_REF", help="also run slo report of this git ref (its onsale_obs "
+        "package, extracted with git archive) in every round",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.scopes, args.days, args.slos, args.rounds = 100, 3, 15, 1
@@ -494,66 +528,100 @@ def main() -> None:
     plan = make_plan(args)
     with tempfile.TemporaryDirectory(prefix="onsale-obs-prom-scale-") as tmp:
         folder = Path(tmp)
-        data = folder / "data.om"
-        say(
-            f"writing {args.scopes} scopes x {args.days} d every {args.step} s, {len(plan.onsales)} on-sales"
-        )
-        started = time.perf_counter()
-        with data.open("w", buffering=1 << 20) as out:
-            write_openmetrics(plan, out)
-        size = data.stat().st_size
-        say(
-            f"{plan.samples:,} samples ({size / 1e9:.2f} GB) in {time.perf_counter() - started:.0f} s; backfilling"
-        )
-        started = time.perf_counter()
-        tsdb = folder / "tsdb"
-        backfill(data, tsdb, timeout=6 * 3600)
-        data.unlink()
-        backfill_s = time.perf_counter() - started
-        say(f"backfilled in {backfill_s:.0f} s")
+        tsdb = args.tsdb or folder / "tsdb"
+        size, backfill_s = build(plan, tsdb, folder, say)
         spec = folder / "slo.yaml"
         write_spec(plan, spec)
+        before = None
+        if args.before:
+            before = folder / "before"
+            before.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.before, "onsale_obs"], cwd=ROOT, capture_output=True,
+                check=True,
+            ).stdout  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
         server = PrometheusServer(tsdb_path=tsdb, extra_args=("--query.timeout=10m",))
-        figures: dict[str, Any] = {}
+        runs: dict[str, list[Run]] = {"ours": [], "slo_generator": [], "before": []}
+        reports: dict[str, Any] = {}
         with server as prom:
             assert prom.process is not None
             pid = prom.process.pid
             configs = write_slo_generator(plan, folder / "slo-generator", prom.url)
-            # warm the page cache and the TSDB's indexes once for both tools
+            out = folder / "report.json"
+            # warm the page cache and the TSDB's indexes once for every tool
             say("warming up")
-            run_ours(prom.url, spec, plan, folder / "ours.json", pid, args.timeout)
-            ours_runs: list[Run] = []
-            theirs_runs: list[Run] = []
+            run_ours(prom.url, spec, plan, out, pid, args.timeout)
+            who_all = ["ours", "slo_generator"] + (["before"] if before else [])
             for k in range(args.rounds):
-                order = ("ours", "theirs") if k % 2 == 0 else ("theirs", "ours")
+                order = who_all if k % 2 == 0 else who_all[::-1]
                 for who in order:
-                    if who == "ours":
-                        run, report = run_ours(
-                            prom.url, spec, plan, folder / "ours.json", pid, args.timeout
+                    if who == "slo_generator":
+                        run, reports[who] = run_theirs(
+                            prom.url, folder / "slo-generator", plan, out, pid
                         )
-                        ours_runs.append(run)
                     else:
-                        run, theirs_report = run_theirs(
-                            prom.url, folder / "slo-generator", plan, folder / "theirs.json", pid
+                        package = before if who == "before" else None
+                        run, reports[who] = run_ours(
+                            prom.url, spec, plan, out, pid, args.timeout, package
                         )
-                        theirs_runs.append(run)
+                    runs[who].append(run)
                     say(f"round {k + 1}: {who}: {run}")
-            exact = check_ours(plan, report)
-            theirs_exact = check_theirs(plan, theirs_report)
             if args.profile:
                 profile_in_process(prom.url, spec, plan, args.profile, args.timeout)
-        shutil.rmtree(tsdb, ignore_errors=True)
-    figures = {
+    figures: dict[str, Any] = {
         "scopes": args.scopes, "slos": args.slos, "days": args.days, "step_s": args.step,
         "onsales": len(plan.onsales), "samples": plan.samples, "openmetrics_gb": size / 1e9,
         "backfill_s": backfill_s, "slo_generator_configs": configs, "rounds": args.rounds,
         "load_average": os.getloadavg()[0],
-        "ours": {**_median(ours_runs), "runs": [r.__dict__ for r in ours_runs], **exact},
-        "slo_generator": {**_median(theirs_runs), "runs": [r.__dict__ for r in theirs_runs], **theirs_exact},
+        "ours": {**_median(runs["ours"]), "runs": [r.__dict__ for r in runs["ours"]],
+                 **check_ours(plan, reports["ours"])},
+        "slo_generator": {**_median(runs["slo_generator"]),
+                          "runs": [r.__dict__ for r in runs["slo_generator"]],
+                          **check_theirs(plan, reports["slo_generator"])},
     }  # fmt: skip
+    if before:
+        figures["before"] = {
+            "ref": args.before,
+            **_median(runs["before"]),
+            "runs": [r.__dict__ for r in runs["before"]],
+            **check_ours(plan, reports["before"]),
+        }
     _print(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def build(plan: Plan, tsdb: Path, folder: Path, say: Callable[[str], None]) -> tuple[int, float]:
+    """Backfill the plan's data into ``tsdb`` (or reuse it if it holds this very plan).
+
+    Returns the OpenMetrics size in bytes and the seconds the backfill took (0, 0 if reused).
+    """
+    key = json.dumps({k: getattr(plan, k) for k in ("scopes", "slos", "days", "step",
+                      "onsales_per_scope", "seed", "at")})  # fmt: skip
+    stamp = tsdb / "onsale-obs-plan.json"
+    if stamp.exists() and stamp.read_text() == key:
+        say(f"reusing the TSDB in {tsdb}; counting the truth")
+        write_openmetrics(plan, None)
+        return 0, 0.0
+    if tsdb.exists():
+        shutil.rmtree(tsdb)
+    data = folder / "data.om"
+    say(f"writing {plan.scopes} scopes x {plan.days} d every {plan.step} s, "
+        f"{len(plan.onsales)} on-sales")  # fmt: skip
+    started = time.perf_counter()
+    with data.open("w", buffering=1 << 20) as out:
+        write_openmetrics(plan, out)
+    size = data.stat().st_size
+    say(f"{plan.samples:,} samples ({size / 1e9:.2f} GB) in "
+        f"{time.perf_counter() - started:.0f} s; backfilling")  # fmt: skip
+    started = time.perf_counter()
+    backfill(data, tsdb, timeout=6 * 3600)
+    data.unlink()
+    stamp.write_text(key)
+    took = time.perf_counter() - started
+    say(f"backfilled in {took:.0f} s")
+    return size, took
 
 
 def _median(runs: list[Run]) -> dict[str, float]:
@@ -571,7 +639,12 @@ def _print(f: dict[str, Any]) -> None:
     )
     print("| tool | wall, s | CPU, s | peak RSS, MB | Prometheus CPU, s | queries |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, r in (("onsale-obs slo report --prometheus", ours), ("slo-generator 2.6.0", theirs)):
+    rows = [("onsale-obs slo report --prometheus", ours), ("slo-generator 2.6.0", theirs)]
+    if "before" in f:
+        rows.append(
+            (f"onsale-obs slo report --prometheus, before ({f['before']['ref']})", f["before"])
+        )
+    for name, r in rows:
         print(
             f"| {name} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_rss_mb']:.0f} | "
             f"{r['prometheus_cpu_s']:.2f} | {r['queries']:.0f} |"
@@ -586,6 +659,12 @@ def _print(f: dict[str, Any]) -> None:
         f"({ours['window_rows_planted']:,} planted); normal time {ours['normal_max_abs_diff']:g}. "
         f"slo-generator: on-sale {theirs['onsale_max_abs_diff']:g}, normal {theirs['normal_max_abs_diff']:g}"
     )
+    if "before" in f:
+        b = f["before"]
+        print(
+            f"before: on-sale {b['onsale_max_abs_diff']:g}, per window {b['window_max_abs_diff']:g} "
+            f"over {b['window_rows']:,} rows, normal {b['normal_max_abs_diff']:g}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo._data import CountRequest, Span
 from onsale_obs.slo._prom_client import PrometheusClient
-from onsale_obs.slo._prometheus import PrometheusSource, windows_from_gauge
+from onsale_obs.slo._prometheus import PrometheusSource, raw_deltas, windows_from_gauge
 from onsale_obs.testing import find_binary
 from onsale_obs.testing_prometheus import PrometheusServer, backfill
 
@@ -147,3 +147,10 @@ def test_raw_samples_fetched_a_day_at_a_time_count_exactly(
     onsale = sum(n for k, n in got.spans[span.name].requests.items() if k[3] == "onsale")
     assert onsale == truth
     assert sum(sum(m.values()) for m in counts.minutes.values()) == truth
+
+
+def test_raw_deltas_leave_out_what_came_before_the_start() -> None:
+    """Samples at or before the start are only the baseline; a reset there counts nothing."""
+    points = [(-30.0, 5.0), (-15.0, 7.0), (0.0, 1.0), (15.0, 4.0), (30.0, 4.0), (45.0, 6.0)]
+    assert raw_deltas(points, 0.0) == ([15.0, 45.0], [3.0, 2.0])
+    assert raw_deltas(points, -20.0) == ([-15.0, 0.0, 15.0, 45.0], [2.0, 1.0, 3.0, 2.0])

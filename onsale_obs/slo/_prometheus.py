@@ -41,8 +41,10 @@ import math
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import accumulate, pairwise
+from itertools import accumulate, compress, pairwise
+from operator import itemgetter
 from typing import Final
 
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
@@ -58,7 +60,7 @@ from onsale_obs.slo._data import (
     RouteKey,
     Span,
 )
-from onsale_obs.slo._prom_client import PrometheusClient
+from onsale_obs.slo._prom_client import PrometheusClient, Series
 
 REQUESTS: Final = "onsale_requests_total"
 BUCKETS: Final = "onsale_request_duration_seconds_bucket"
@@ -120,7 +122,29 @@ class _Growing:
     times: array[float] = field(default_factory=lambda: array("d"))
     increments: array[float] = field(default_factory=lambda: array("d"))
 
-    def extend(self, points: Iterable[tuple[float, float]]) -> None:
+    def extend(self, points: Sequence[tuple[float, float]]) -> None:
+        """Feed samples in time order (list comprehensions: millions go by in a report)."""
+        lo = bisect_right(points, self.last, key=itemgetter(0))
+        times = [t for t, _ in points[lo:]]
+        values = [v for _, v in points[lo:]]
+        if not values:
+            return
+        total = sum(values)
+        if total != total:  # a NaN (or inf - inf): sample by sample, skipping NaNs
+            self._extend_one_by_one(zip(times, values, strict=True))
+            return
+        start, previous = self.start, self.previous
+        if previous is None:
+            first = values[0] if times[0] > start else 0.0  # no baseline: created inside, from 0
+        else:
+            first = values[0] - previous if values[0] >= previous else values[0]
+        increments = [first] + [v - p if v >= p else v for p, v in pairwise(values)]
+        after = bisect_right(times, start)
+        self.times.extend(compress(times[after:], increments[after:]))
+        self.increments.extend(i for i in increments[after:] if i)
+        self.previous, self.last = values[-1], times[-1]
+
+    def _extend_one_by_one(self, points: Iterable[tuple[float, float]]) -> None:
         start, previous, last = self.start, self.previous, self.last
         times, increments = self.times, self.increments
         for t, v in points:
@@ -128,7 +152,7 @@ class _Growing:
                 continue
             last = t
             if previous is None:
-                increment = v if t > start else 0.0  # no baseline: created inside, from 0
+                increment = v if t > start else 0.0
             else:
                 increment = v - previous if v >= previous else v
             previous = v
@@ -171,6 +195,10 @@ class _Raw:
     custom: dict[tuple[str, str], _SeriesSet] = field(default_factory=dict)
 
 
+#: one query's series being fed, by their sorted labels
+_Growth = dict[tuple[tuple[str, str], ...], _Growing]
+
+
 def _counted(
     deltas: Iterable[_Deltas], start: float, end: float
 ) -> Iterator[tuple[_Deltas, float]]:
@@ -191,7 +219,7 @@ def raw_deltas(
     skipped.
     """
     growing = _Growing({}, start)
-    growing.extend(points)
+    growing.extend(sorted(points))
     return list(growing.times), list(growing.increments)
 
 
@@ -398,7 +426,7 @@ class _Collection:
         for span in spans:
             aggregates[span.name] = self._span(span)
         self._warn_thresholds()
-        raws = [self._raw(a, b) for a, b in intervals]
+        raws = self._raws(intervals)
         estimated = self._onsale_total(aggregates, spans)
         for span in spans:
             _replace_onsale(aggregates[span.name], self._exact(raws, span.start, span.end))
@@ -555,48 +583,74 @@ class _Collection:
 
     # ---- raw on-sale samples -----------------------------------------------------------
 
-    def _raw(self, start: float, end: float) -> _Raw:
-        """Resets-aware deltas of every on-sale series the request needs in ``(start, end]``."""
+    def _raws(self, intervals: list[tuple[float, float]]) -> list[_Raw]:
+        """Resets-aware deltas of every on-sale series the request needs in each interval."""
+        raws: list[_Raw] = []
+        jobs: list[tuple[str, float, float, _Growth]] = []
+        done: list[tuple[_Growth, _SeriesSet]] = []
+        for start, end in intervals:
+            raw = _Raw(start, end)
+            raws.append(raw)
+            for selector, into in self._raw_selectors(raw):
+                growth: _Growth = {}
+                done.append((growth, into))
+                for lo, hi in _pieces(start, end):
+                    # the first piece reaches back for each series' baseline; the others
+                    # overlap the piece before by a second (a sample seen once is skipped)
+                    reach = hi - lo + (self.source.lookback if lo == start else 1.0)
+                    jobs.append((f"{selector}[{_duration(reach)}]", hi, start, growth))
+        answers = self._prefetched([(query, at) for query, at, _, _ in jobs])
+        for (query, _, start, growth), series in zip(jobs, answers, strict=True):
+            self._feed(query, series, start, growth)
+        for growth, into in done:
+            for key in sorted(growth):  # in label order, as Prometheus answers
+                if growth[key].times:
+                    into.add(growth[key].deltas())
+        return raws
+
+    def _raw_selectors(self, raw: _Raw) -> list[tuple[str, _SeriesSet]]:
         onsale = 'mode="onsale"'
-        raw = _Raw(start, end)
-        fetches = [(self._selector(REQUESTS, onsale), raw.requests)]
+        selectors = [(self._selector(REQUESTS, onsale), raw.requests)]
         if self.request.thresholds:
             variants = {txt for t in self.request.thresholds for txt in (repr(t), f"{t:g}")}
             le = "le=~" + _alternatives(self.le_texts | variants)
-            fetches.append((self._selector(BUCKETS, onsale, le), raw.buckets))
+            selectors.append((self._selector(BUCKETS, onsale, le), raw.buckets))
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):
-                fetches.append((selector, raw.custom.setdefault((name, kind), _SeriesSet())))
-        for selector, into in fetches:
-            growing: dict[tuple[tuple[str, str], ...], _Growing] = {}
-            for lo, hi in _pieces(start, end):
-                # the first piece reaches back for each series' baseline; the others overlap
-                # the piece before by a second (a sample on the edge is skipped once seen)
-                reach = hi - lo + (self.source.lookback if lo == start else 1.0)
-                self._fetch(f"{selector}[{_duration(reach)}]", hi, start, growing)
-            for key in sorted(growing):  # in label order, as Prometheus answers
-                if growing[key].times:
-                    into.add(growing[key].deltas())
-        return raw
+                selectors.append((selector, raw.custom.setdefault((name, kind), _SeriesSet())))
+        return selectors
 
-    def _fetch(
-        self,
-        query: str,
-        at: float,
-        start: float,
-        growing: dict[tuple[tuple[str, str], ...], _Growing],
-    ) -> None:
-        """Feed the on-sale series of one range-selector query to their deltas."""
-        for series in self.client.query_matrix(query, at):
+    def _prefetched(self, queries: list[tuple[str, float]]) -> Iterator[list[Series]]:
+        """The answers to range-selector queries, in order, each asked while the one before
+        is being read (Prometheus encodes one answer while this process decodes another)."""
+        if len(queries) < 2:
+            yield from (self.client.query_matrix(query, at) for query, at in queries)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onsale-prom") as pool:
+            pending = pool.submit(self.client.query_matrix, *queries[0])
+            try:
+                for following in [*queries[1:], None]:
+                    answer = pending.result()
+                    if following is not None:
+                        pending = pool.submit(self.client.query_matrix, *following)
+                    yield answer
+            finally:
+                pending.cancel()
+
+    def _feed(self, query: str, answer: list[Series], start: float, growth: _Growth) -> None:
+        """Feed the on-sale series of one range-selector answer to their deltas."""
+        for series in answer:
             if series.labels.get("mode") != "onsale":
                 continue  # a custom SLI's selector may match normal series too
-            for _, value in series.points:
-                if not (math.isfinite(value) and value >= 0):
-                    raise self._garbage(value, query)
+            values = [v for _, v in series.points]
+            if values and not (min(values) >= 0 and math.isfinite(sum(values))):
+                for value in values:  # NaN, infinite or negative: say which
+                    if not (math.isfinite(value) and value >= 0):
+                        raise self._garbage(value, query)
             key = tuple(sorted(series.labels.items()))
-            if key not in growing:
-                growing[key] = _Growing(series.labels, start)
-            growing[key].extend(sorted(series.points))
+            if key not in growth:
+                growth[key] = _Growing(series.labels, start)
+            growth[key].extend(sorted(series.points))
         self._tick()
 
     def _exact(
