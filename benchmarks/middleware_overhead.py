@@ -26,8 +26,13 @@ instructions; ``inside`` and ``hop`` shapes <= 1.5x ``edge``. Timing is printed,
 ``--instructions`` counts CPU instructions with valgrind's callgrind: one process per stack
 (two at a time, ``--jobs``), which serves 200 requests to warm up, sets what start-up left
 aside from the garbage collector (see ``worker``), and then serves ``--requests`` (default
-2,000) between two callgrind dumps, so start-up is excluded exactly. The figure is the same on
-a busy machine, which timing on 2 noisy cores is not. Without it, the default times: many short
+2,000) between two callgrind dumps, so start-up is excluded exactly. Only the thread serving
+the requests is counted: the batch span processor's export thread wakes on wall-clock time
+(every 5 s, or when 512 spans wait), which callgrind stretches by how busy the machine is, so
+its share moved a stack's figure by up to 7k instructions per request between runs of the same
+code; it exports the same spans with and without the tagging. With ``--all-threads`` every
+thread is counted, as before. The figure is the same on a busy machine, which timing on 2
+noisy cores is not. Without it, the default times: many short
 rounds interleave the stacks so machine noise hits all of them; each stack's cost over its
 baseline is the median over rounds of the difference of their mean per-request CPU time.
 ``--floors`` adds reference layers over each OTel set-up (printed, not judged): one that only
@@ -344,7 +349,7 @@ def timed(args: argparse.Namespace) -> dict[str, float]:
     return {name: out[name] * 1e6 for name in names}
 
 
-def _callgrind_requests(name: str, count: int, access_log: bool) -> int:
+def _callgrind_requests(name: str, count: int, access_log: bool, all_threads: bool = False) -> int:
     """Instructions a worker spends serving ``count`` requests, under callgrind.
 
     The worker calls ``os.getppid()`` just before and just after the requests, and callgrind
@@ -356,6 +361,7 @@ def _callgrind_requests(name: str, count: int, access_log: bool) -> int:
             "valgrind",
             "--tool=callgrind",
             "--dump-before=getppid",
+            f"--separate-threads={'no' if all_threads else 'yes'}",
             f"--callgrind-out-file={out}",
             sys.executable,
             __file__,
@@ -371,7 +377,8 @@ def _callgrind_requests(name: str, count: int, access_log: bool) -> int:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=1800, check=False, env=env
         )
-        dump = Path(f"{out}.2")
+        # with threads apart, the serving (main) thread's dumps end in -01
+        dump = Path(f"{out}.2" if all_threads else f"{out}.2-01")
         if done.returncode != 0 or not dump.exists():
             raise RuntimeError(f"callgrind run of {name} failed: {done.stderr[-2000:]}")
         for line in dump.read_text().splitlines():
@@ -388,7 +395,8 @@ def instructions(args: argparse.Namespace) -> dict[str, float]:
 
     def one(name: str) -> float:
         per_request: float = (
-            _callgrind_requests(name, args.requests, args.access_log) / args.requests
+            _callgrind_requests(name, args.requests, args.access_log, args.all_threads)
+            / args.requests
         )
         print(f"callgrind: {name}: {per_request:,.0f}", file=sys.stderr)
         return per_request
@@ -441,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure reference layers over each OTel set-up: one that only awaits the "
         "app, one that also wraps send to read the status, and the processor added beside",
+    )
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="count every thread's instructions, the span processor's export thread included "
+        "(--instructions; by default only the thread serving the requests)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="write the figures to this file")

@@ -14,6 +14,8 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat, starmap
+from operator import itemgetter
 from typing import Final
 
 from prometheus_client import CollectorRegistry
@@ -40,6 +42,12 @@ _CODES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
 BATCH: Final = 128
 #: (route, method, mode, event) of a series.
 Labels = tuple[str, str, str, str]
+
+
+#: Index in a series' per-class counts of each status from 100 to 599 (any other: 5xx, 4).
+_CODE_INDEX: Final[dict[int, int]] = {status: status // 100 - 1 for status in range(100, 600)}
+#: The event id of a queued request.
+_EVENT: Final = itemgetter(4)
 
 
 def status_class(status: int) -> str:
@@ -143,25 +151,22 @@ class RequestMetrics(Collector):
     def _count_locked(self) -> None:
         """Count the queued requests (``_lock`` held): one tight loop over warm series."""
         pending = self._pending
-        popleft = pending.popleft
+        # popleft what is queued now, in C: requests queued meanwhile by other threads wait
+        batch = list(starmap(pending.popleft, repeat((), len(pending))))
         series_of = self._series
-        events: list[str | None] = []
-        seen = events.append
-        while pending:
-            labels, status, seconds, trace_id, event = popleft()
-            seen(event)
+        code_of = _CODE_INDEX.get
+        for labels, status, seconds, trace_id, _ in batch:
             series = series_of.get(labels)
             if series is None:
                 series = self._new_series(*labels)
             index = bisect_left(series.bounds, seconds)
             series.buckets[index] += 1
-            code = status // 100 - 1
-            series.codes[code if 0 <= code <= 4 else 4] += 1
+            series.codes[code_of(status, 4)] += 1
             series.total += seconds
             if trace_id is not None:
                 series.exemplars[index] = (trace_id, seconds)
-        if events and self.heavy_hitters is not None:
-            self.heavy_hitters.add_events(events)
+        if batch and self.heavy_hitters is not None:
+            self.heavy_hitters.add_events(map(_EVENT, batch))
 
     def _new_series(self, route: str, method: str, mode: str, event: str) -> _Series:
         """The series of these labels, caps applied (called with ``_lock`` held)."""
