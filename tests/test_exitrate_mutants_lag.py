@@ -623,3 +623,18 @@ def test_a_rate_set_from_outside_and_brought_inside_at_once_still_counts_for_the
     assert rates[-1] == (1500, 1000)
     assert lags[2730] == (240, 0.5)
     assert lags[2760] == (300, 0.5)
+
+
+def test_a_lag_scoring_exactly_at_the_tie_bound_ties() -> None:
+    """The opening of the sixth-reading test, with the readings at 120 s and 135 s tuned to
+    the last bit (found by bisection) so that 240 s / 1.3 fits exactly 5% (plus 1e-6) worse
+    than the best lag: that is still a tie ("within"), and as the longest lag among the ties
+    it is the one used. (Exact to the float: a different libm could move the bound.)"""
+    controller = ExitRateController(
+        replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, max_rate=1000)
+    )
+    tuned = {120: 0.3510597255135718, 135: 0.4349522035100882}
+    for t in range(0, 136, 15):
+        u = tuned.get(t, _backend_utilisation(t, [(0, 1000)], 1500, (80, 0.9)))
+        controller.recommend(healthy(t, 1000, utilisation=u))
+    assert controller.admission_lag == (240, 1.3)
