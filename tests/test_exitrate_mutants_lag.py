@@ -638,3 +638,21 @@ def test_a_lag_scoring_exactly_at_the_tie_bound_ties() -> None:
         u = tuned.get(t, _backend_utilisation(t, [(0, 1000)], 1500, (80, 0.9)))
         controller.recommend(healthy(t, 1000, utilisation=u))
     assert controller.admission_lag == (240, 1.3)
+
+
+def test_a_lag_scoring_exactly_twice_the_best_fit_is_still_plausible() -> None:
+    """A rise at 2,000/min (80 s / 0.9 lag, 4,000/min) read with a few percent of noise, the
+    readings at 135 s and 150 s tuned to the last bit so that the fit at 150 s scores
+    240 s / 1.3 exactly at twice the best fit plus 1e-6: it is still a plausible lag, the
+    early estimate must hold under it too, and under it the readings put the capacity lower:
+    no early step at 165 s (without it the controller would step to ~3,440/min). (Exact to
+    the float: a different libm could move the bound.)"""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    tuned = {135: 0.30780998307127677, 150: 0.3510602399737829}
+    answers = {}
+    for t in range(0, 166, 15):
+        noise = 0.03 * (1, -0.5, 0.2)[(t // 15) % 3]
+        u = tuned.get(t, _rising(t, 2000, 4000, 80, 0.9) * (1 + noise))
+        answers[t] = controller.recommend(healthy(t, 2000, utilisation=u))
+    assert answers[165].action == "hold"
+    assert answers[165].reason == "capacity not known yet: readings do not reflect the rate"
