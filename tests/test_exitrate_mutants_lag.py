@@ -113,8 +113,9 @@ def test_without_a_data_time_a_reading_ends_signal_lag_less_half_its_window_ago(
 
 
 def test_a_stale_reading_reflects_the_rates_when_its_data_was_taken() -> None:
-    """A stale reading (data 200 s old) at 96% of a measured 1,000/min cuts back to the
-    target; the rate it reflects is the one 200 s ago (500/min), not the current one."""
+    """A stale reading (data up to 320 s, 180 s old) at 960/min, 96% of a measured
+    1,000/min, cuts back to the target; the rate it reflects is the one behind its data
+    (500/min, before the change at 300 s), not the current one."""
     controller = ExitRateController(CONFIG)
     rate = 500.0
     for t in range(0, 300, 15):
@@ -313,8 +314,9 @@ def test_at_the_capacity_priors_target_within_min_increase_the_blind_ramp_holds(
         (1000.0, 1000.0000001, True),  # a ten-billionth apart: float noise
         (0.5, 0.5 + 8e-10, True),  # under 1/min the tolerance is absolute (a billionth)
         (1.5, 1.5 + 1.8e-9, False),  # over 1/min it is relative: 1.8e-9 is a change at 1.5
-        # exactly a billionth of the larger rate apart: still the same (inclusive), whichever
-        # of the two is the larger
+        # exactly a billionth of the larger rate apart: still the same (inclusive); and apart
+        # by more than a billionth of the smaller rate but not of the larger one: the same,
+        # whichever of the two (current or last) is the larger
         (953.67431640625, 953.6743154525757, True),
         (25070.999974929, 25071.0, True),
         (39216.000039216, 39216.0, True),
