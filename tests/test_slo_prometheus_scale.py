@@ -7,11 +7,15 @@ of ``max by (scope) (onsale_mode) >= 1`` at every step, the counts against the p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
+from onsale_obs.exceptions import PrometheusUnavailableError
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo._data import CountRequest, Span
 from onsale_obs.slo._prom_client import PrometheusClient
@@ -154,3 +158,32 @@ def test_raw_deltas_leave_out_what_came_before_the_start() -> None:
     points = [(-30.0, 5.0), (-15.0, 7.0), (0.0, 1.0), (15.0, 4.0), (30.0, 4.0), (45.0, 6.0)]
     assert raw_deltas(points, 0.0) == ([15.0, 45.0], [3.0, 2.0])
     assert raw_deltas(points, -20.0) == ([-15.0, 0.0, 15.0, 45.0], [2.0, 1.0, 3.0, 2.0])
+
+
+def _matrix_client(result: object) -> PrometheusClient:
+    body = orjson.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+    headers = {"content-type": "application/json"}
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=body, headers=headers))
+    return PrometheusClient("http://prom.example", transport=transport, retries=0)
+
+
+def test_matrices_decode_to_the_same_floats_whichever_way_they_are_read() -> None:
+    """The fast decoder and the checking one agree, NaN and +Inf included."""
+    values = [[AT, "1"], [AT + 15.5, "2.5"], [AT + 30, "NaN"]]
+    fast = _matrix_client([{"metric": {"k": "v"}, "values": values}]).query_matrix("x[1m]", AT)
+    slow = _matrix_client(
+        [{"metric": {"k": "v"}, "values": [*values, [AT + 45, "+Inf"]]}]
+    ).query_matrix("x[1m]", AT)
+    assert fast[0].labels == slow[0].labels == {"k": "v"}
+    assert fast[0].points[:2] == slow[0].points[:2] == ((AT, 1.0), (AT + 15.5, 2.5))
+    assert math.isnan(fast[0].points[2][1])
+    assert math.isnan(slow[0].points[2][1])
+    assert slow[0].points[3] == (AT + 45, math.inf)
+
+
+@pytest.mark.parametrize("value", ["many", None, [1, 2]])
+def test_a_matrix_value_that_is_no_number_is_the_servers_fault(value: object) -> None:
+    """A value the fast decoder refuses is looked at again, and reported, not raised raw."""
+    client = _matrix_client([{"metric": {}, "values": [[AT, value]]}])
+    with pytest.raises(PrometheusUnavailableError, match="Prometheus API"):
+        client.query_range("x", AT, AT, 60)
