@@ -819,3 +819,23 @@ def test_the_hold_at_a_ceiling_says_how_long_ago_it_broke_even_from_time_zero(st
         t += 15
     assert rec.action == "hold", rec.reason
     assert rec.reason.endswith("just under where latency or errors broke 8m45s ago"), rec.reason
+
+
+def test_a_clock_that_steps_back_is_read_as_not_moving() -> None:
+    """A wall clock stepped back (NTP) between calls: the controller treats the call as made
+    at the previous time, so which rate a later reading reflects is as if time had stood still
+    (calls at 0, 100 and 50 s give what calls at 0, 100 and 100 s give)."""
+
+    def run(times: list[float]) -> list[Recommendation]:
+        config = replace(CONFIG, admission_lag=0.0, signal_lag=0.0)
+        controller = ExitRateController(config)
+        out = [
+            controller.recommend(healthy(t, r))
+            for t, r in zip(times, (600, 1200, 1800), strict=True)
+        ]
+        out.append(controller.recommend(healthy(100.5, 1800, latency_p95=1.5, observed_at=100.5)))
+        return out
+
+    stepped_back, stood_still = run([0.0, 100.0, 50.0]), run([0.0, 100.0, 100.0])
+    assert stepped_back[2].time == 100.0
+    assert [(r.rate, r.reason) for r in stepped_back] == [(r.rate, r.reason) for r in stood_still]

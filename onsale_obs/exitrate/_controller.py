@@ -193,11 +193,14 @@ class ExitRateController:
         """The exit rate to apply now, with the reason.
 
         Raises ``BadInputError`` when ``signals.time`` is not a finite number: without a
-        clock no lag can be judged.
+        clock no lag can be judged. A time before the previous call's (a wall clock stepped
+        back) is taken as that time: the clock is read as not moving until it catches up.
         """
         now = signals.time
         if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
             raise BadInputError(f"expected a finite number of seconds, got {now!r}.", field="time")
+        if self._last_time is not None and now < self._last_time:
+            now = self._last_time
         base = usable(signals.current_rate)
         prefix = ""
         if base is None:
