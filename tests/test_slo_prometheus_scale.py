@@ -187,3 +187,35 @@ def test_a_matrix_value_that_is_no_number_is_the_servers_fault(value: object) ->
     client = _matrix_client([{"metric": {}, "values": [[AT, value]]}])
     with pytest.raises(PrometheusUnavailableError, match="Prometheus API"):
         client.query_range("x", AT, AT, 60)
+
+
+@pytest.mark.parametrize(
+    ("url", "compress", "asked"),
+    [
+        ("http://127.0.0.1:9090", None, "identity"),
+        ("http://localhost:9090/prometheus", None, "identity"),
+        ("http://[::1]:9090", None, "identity"),
+        ("http://prom.example:9090", None, "gzip"),
+        ("http://10.0.0.7:9090", None, "gzip"),
+        ("http://127.0.0.1:9090", True, "gzip"),
+        ("http://prom.example:9090", False, "identity"),
+    ],
+)
+def test_answers_are_gzipped_only_from_off_this_machine(
+    url: str, compress: bool | None, asked: str
+) -> None:
+    """A server on loopback sends plain JSON (faster than gzipping it); others gzip."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding", ""))
+        body = orjson.dumps({"status": "success", "data": {"resultType": "vector", "result": []}})
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    transport = httpx.MockTransport(handler)
+    with PrometheusClient(url, transport=transport, compress=compress) as client:
+        client.query("x", AT)
+    [header] = seen
+    assert asked in header
+    if asked == "identity":
+        assert header == "identity"

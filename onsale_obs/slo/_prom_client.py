@@ -9,6 +9,7 @@ the query itself.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ class PrometheusClient:
     is how many times a failed attempt is repeated; ``transport`` lets tests plug in
     ``httpx.MockTransport``. Every answer's ``warnings`` are kept in :attr:`warnings`.
     Messages name the server by :attr:`shown_url`, the URL with its credentials masked.
+
+    ``compress`` asks for gzip answers; by default only from a server off this machine: raw
+    samples run to hundreds of MB of JSON, which a Prometheus on loopback sends several times
+    faster than it gzips them (0.08 s against 0.36 s for a day of on-sale samples, 4.6 MB).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class PrometheusClient:
         transport: httpx.BaseTransport | None = None,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        compress: bool | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")) or not _hostname(url):
             raise BadInputError(
@@ -82,6 +88,8 @@ class PrometheusClient:
         self.warnings: list[str] = []
         self._sleep = sleep
         self._headers = dict(headers or {})
+        if not (compress if compress is not None else not _on_loopback(url)):
+            self._headers.setdefault("Accept-Encoding", "identity")
         self._transport = transport
         self._http: httpx.Client | None = None
 
@@ -301,6 +309,16 @@ def _hostname(url: str) -> str | None:
         return urlsplit(url).hostname
     except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
         return None
+
+
+def _on_loopback(url: str) -> bool:
+    host = _hostname(url) or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
 
 
 def _ts(seconds: float) -> str:
