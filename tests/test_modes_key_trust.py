@@ -7,21 +7,27 @@ them; revoking the detector's key never needs the store re-signed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from onsale_obs.cli import app
 from onsale_obs.exceptions import StoreIntegrityError
 from onsale_obs.modes import (
     Broadcaster,
     MemoryBackend,
     ModeBackend,
     ModeSubscriber,
+    Signer,
     SqliteBackend,
+    Verifier,
     current_states,
+    generate_key_pair,
 )
 from onsale_obs.modes._model import ModeState
 from onsale_obs.modes._redis import RedisBackend
@@ -319,3 +325,59 @@ def test_every_reader_holds_only_states_signed_by_a_key_it_trusts(
                     if kid in signed_by[name]:
                         expected[state.scope] = state
                 assert view.chain.states == expected
+
+
+def test_revoking_the_detector_key_on_the_command_line(tmp_path: Path) -> None:
+    """'mode set' without the detector's key refuses (exit 3, naming the key and the way out);
+    'mode repair --yes' with the operators' key alone re-publishes without the detector's
+    states; 'mode set' and 'mode get' then work with the operators' key alone."""
+    ops = generate_key_pair(tmp_path / "ops", name="ops")
+    auto = generate_key_pair(tmp_path / "auto", name="auto")
+    url = f"sqlite:///{tmp_path / 'modes.db'}"
+    runner = CliRunner()
+    both = f"{ops.verify_key},{auto.verify_key}"
+    sign = ["--backend", url, "--signing-key", str(ops.signing_key)]
+    assert (
+        runner.invoke(app, ["mode", "set", "onsale", "--scope", "event:presale", *sign]).exit_code
+        == 0
+    )
+    detector = Broadcaster(
+        SqliteBackend(url.removeprefix("sqlite:///")),
+        Signer.from_file(auto.signing_key),
+        verifier=Verifier.from_files([ops.verify_key]),
+    )
+    detector.set("event:final", "onsale", source="auto", reason="surge")
+    refused = runner.invoke(app, ["mode", "set", "onsale", "--scope", "event:x", *sign])
+    assert refused.exit_code == 3
+    assert auto.kid in refused.stderr
+    assert "--verify-key" in refused.stderr
+    assert "mode repair" in refused.stderr
+    # trusting both keys, an operator builds on the detector's state (it is then committed:
+    # an operators-only publisher can build on top of it, without applying it)
+    trusting = runner.invoke(
+        app, ["mode", "set", "normal", "--scope", "event:other", *sign, "--verify-key", both]
+    )
+    assert trusting.exit_code == 0, trusting.output
+    assert runner.invoke(app, ["mode", "set", "normal", "--scope", "event:y", *sign]).exit_code == 0
+    detector.set("event:final", "normal", source="auto", reason="surge over")
+    detector.backend.close()
+    assert runner.invoke(app, ["mode", "set", "onsale", "--scope", "event:x", *sign]).exit_code == 3
+    repaired = runner.invoke(app, ["mode", "repair", "--yes", *sign, "--format", "json"])
+    assert repaired.exit_code == 0, repaired.output
+    assert {s["scope"] for s in json.loads(repaired.stdout)["scopes"]} == {
+        "event:presale",
+        "event:other",
+        "event:y",
+    }
+    assert runner.invoke(app, ["mode", "set", "onsale", "--scope", "event:x", *sign]).exit_code == 0
+    got = runner.invoke(
+        app,
+        ["mode", "get", "--backend", url, "--verify-key", str(ops.verify_key), "--format", "json"],
+    )
+    assert got.exit_code == 0, got.output
+    assert {s["scope"] for s in json.loads(got.stdout)["scopes"]} == {
+        "event:presale",
+        "event:other",
+        "event:y",
+        "event:x",
+    }

@@ -480,13 +480,17 @@ def repair(
     to write to it. This command shows what the log still proves — the states a new head would
     vouch for — and with --yes signs them: a head over the log's unbroken signed history, or,
     when the history has a gap, a new chain that re-publishes each scope's latest state.
-    --empty starts over with no state (every scope normal). Without --yes nothing is written.
+    It also revokes a publisher's key: run with the keys you still trust (--verify-key), and
+    the states signed by the others are left out of the new chain. --empty starts over with
+    no state (every scope normal). Without --yes nothing is written.
 
     Examples:
 
         onsale-obs mode repair                # show the plan
 
         onsale-obs mode repair --yes
+
+        onsale-obs mode repair --yes --verify-key ops.pub   # revoke the surge detector's key
     """
     from onsale_obs.modes import Broadcaster
 
