@@ -595,15 +595,18 @@ def main() -> None:
 def build(plan: Plan, tsdb: Path, folder: Path, say: Callable[[str], None]) -> tuple[int, float]:
     """Backfill the plan's data into ``tsdb`` (or reuse it if it holds this very plan).
 
-    Returns the OpenMetrics size in bytes and the seconds the backfill took (0, 0 if reused).
+    Returns the OpenMetrics size in bytes and the seconds the backfill took (when it was made).
     """
     key = json.dumps({k: getattr(plan, k) for k in ("scopes", "slos", "days", "step",
                       "onsales_per_scope", "seed", "at")})  # fmt: skip
     stamp = tsdb / "onsale-obs-plan.json"
-    if stamp.exists() and stamp.read_text() == key:
-        say(f"reusing the TSDB in {tsdb}; counting the truth")
+    kept = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if kept.get("plan") == key:
+        say(
+            f"reusing the TSDB in {tsdb} (backfilled in {kept['backfill_s']:.0f} s); counting the truth"
+        )
         write_openmetrics(plan, None)
-        return 0, 0.0
+        return int(kept["size"]), float(kept["backfill_s"])
     if tsdb.exists():
         shutil.rmtree(tsdb)
     data = folder / "data.om"
@@ -618,8 +621,8 @@ def build(plan: Plan, tsdb: Path, folder: Path, say: Callable[[str], None]) -> t
     started = time.perf_counter()
     backfill(data, tsdb, timeout=6 * 3600)
     data.unlink()
-    stamp.write_text(key)
     took = time.perf_counter() - started
+    stamp.write_text(json.dumps({"plan": key, "size": size, "backfill_s": took}))
     say(f"backfilled in {took:.0f} s")
     return size, took
 
