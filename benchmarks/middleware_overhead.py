@@ -29,7 +29,7 @@ aside from the garbage collector (see ``worker``), and then serves ``--requests`
 2,000) between two callgrind dumps, so start-up is excluded exactly. Only the thread serving
 the requests is counted: the batch span processor's export thread wakes on wall-clock time
 (every 5 s, or when 512 spans wait), which callgrind stretches by how busy the machine is, so
-its share moved a stack's figure by up to 7k instructions per request between runs of the same
+its share moved a stack's figure by 6.6k instructions per request between two runs of the same
 code; it exports the same spans with and without the tagging. With ``--all-threads`` every
 thread is counted, as before. The figure is the same on a busy machine, which timing on 2
 noisy cores is not. Without it, the default times: many short
