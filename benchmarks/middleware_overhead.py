@@ -31,8 +31,9 @@ the requests is counted: the batch span processor's export thread wakes on wall-
 (every 5 s, or when 512 spans wait), which callgrind stretches by how busy the machine is, so
 its share moved a stack's figure by 6.6k instructions per request between two runs of the same
 code; it exports the same spans with and without the tagging. With ``--all-threads`` every
-thread is counted, as before. The figure is the same on a busy machine, which timing on 2
-noisy cores is not. Without it, the default times: many short
+thread is counted, as before. The figure does not depend on how busy the machine is, which
+timing on 2 noisy cores does; runs of the same code still differ by up to about 3k
+instructions per request at 500 requests. Without it, the default times: many short
 rounds interleave the stacks so machine noise hits all of them; each stack's cost over its
 baseline is the median over rounds of the difference of their mean per-request CPU time.
 ``--floors`` adds reference layers over each OTel set-up (printed, not judged): one that only
