@@ -77,6 +77,8 @@ _BUCKET: Final = 6 * 3600.0
 #: the longest lookback delta (Prometheus' ``--query.lookback-delta``, 5 minutes by default)
 #: for which the coarse pass still finds every point that is on
 _MAX_LOOKBACK: Final = 3600.0
+#: the coarse pass asks for this many seconds of buckets at a time
+_COARSE_CHUNK: Final = 7 * 86_400.0
 #: raw on-sale samples are fetched this many seconds at a time
 _RAW_PIECE: Final = 86_400.0
 
@@ -500,7 +502,8 @@ class _Collection:
         hour before it (a point is on from a sample up to the lookback delta before it).
         """
         first = at - math.floor((at - start) / bucket) * bucket  # the first bucket's end
-        chunk = bucket * (_MAX_POINTS - 1)
+        # a week per query: each reads a week of every scope's samples, well within a timeout
+        chunk = bucket * min(_MAX_POINTS - 1, max(1, math.ceil(_COARSE_CHUNK / bucket) - 1))
         chunks = [(t, min(t + chunk, at)) for t in _frange(first, at, chunk + bucket)]
         self.total += len(chunks)
         reach = _duration(bucket + _MAX_LOOKBACK)
