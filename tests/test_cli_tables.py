@@ -40,11 +40,19 @@ def in_terminal(tmux: tuple[str, str], columns: int, command: list[str]) -> list
         f"{shlex.quote(binary)} -L {socket} wait-for -S {name}; sleep 600"
     )
     base = [binary, "-L", socket]
-    subprocess.run(
-        [*base, "-f", "/dev/null", "new-session", "-d", "-x", str(columns), "-y", "50", "-s",
-         name, "sh", "-c", script],
-        check=True,
-    )  # fmt: skip
+    for attempt in range(3):
+        # tmux's server now and then fails to start on a loaded machine ("server exited
+        # unexpectedly"): a harness hiccup, not the table under test, so start it again
+        started = subprocess.run(
+            [*base, "-f", "/dev/null", "new-session", "-d", "-x", str(columns), "-y", "50", "-s",
+             name, "sh", "-c", script],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if started.returncode == 0:
+            break
+        subprocess.run([*base, "kill-server"], capture_output=True, check=False)
+        if attempt == 2:
+            raise AssertionError(f"tmux would not start a session: {started.stderr.strip()}")
     subprocess.run([*base, "set-option", "-t", name, "history-limit", "20000"], check=True)
     subprocess.run([*base, "wait-for", name], check=True, timeout=300)
     shot = subprocess.run(
