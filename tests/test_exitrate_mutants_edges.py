@@ -466,16 +466,23 @@ def test_a_room_under_one_user_a_minute_steps_early_like_any_other() -> None:
     assert "utilisation still rising" in step.reason
 
 
-def test_readings_fifteen_minutes_apart_all_count_toward_the_lag_fit() -> None:
-    """Six readings 3 minutes apart, the first exactly ``_FIT_SPAN`` (15 minutes) before the
-    last: enough to fit the lag (the configured 30 s / 0.6 gives way to a fitted one) and to
-    step on the early estimate."""
+def _six_readings_over_the_fit_span() -> tuple[ExitRateController, Recommendation]:
+    """A learning controller after six readings 3 minutes apart, the first exactly
+    ``_FIT_SPAN`` (15 minutes) before the last, at 1,000/min and half busy: the last answer."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.6))
     controller.recommend(healthy(-100, 1000, utilisation=None))
     rec = None
     for t in range(0, 901, 180):
         rec = controller.recommend(healthy(t, 1000, observed_at=t))
     assert rec is not None
+    return controller, rec
+
+
+def test_readings_fifteen_minutes_apart_all_count_toward_the_lag_fit() -> None:
+    """Six readings 3 minutes apart, the first exactly ``_FIT_SPAN`` (15 minutes) before the
+    last: enough to fit the lag (the configured 30 s / 0.6 gives way to a fitted one) and to
+    step on the early estimate."""
+    controller, rec = _six_readings_over_the_fit_span()
     assert controller.admission_lag != (30, 0.6)
     assert rec.action == "increase", rec.reason
 
@@ -499,12 +506,7 @@ def test_an_early_step_after_a_fit_no_lag_could_score() -> None:
 def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None:
     """An early estimate (~2,000/min) is not a cut's upper bound: the first settled reading
     that measures more raises it (smoothed), it is not kept as a ceiling on the estimate."""
-    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.6))
-    controller.recommend(healthy(-100, 1000, utilisation=None))
-    rec = None
-    for t in range(0, 901, 180):
-        rec = controller.recommend(healthy(t, 1000, observed_at=t))
-    assert rec is not None
+    controller, rec = _six_readings_over_the_fit_span()
     assert rec.action == "increase"
     early = rec.capacity_estimate
     assert early is not None
