@@ -50,7 +50,7 @@ import orjson
 
 from onsale_obs.instrument._metrics import DEFAULT_BUCKETS, status_class
 from onsale_obs.modes._model import GLOBAL_SCOPE, OnSaleWindow
-from onsale_obs.slo._prometheus import merge_with_grace
+from onsale_obs.slo._prom_windows import merge_with_grace
 from tests.slo_oracle import Record
 
 AT: Final = 1_751_328_000.0  # 2025-07-01T00:00:00Z

@@ -28,12 +28,9 @@ from onsale_obs.slo import PromQLSLI, spec_from_data
 from onsale_obs.slo._data import INF, Aggregate, Collected, CountRequest, Span
 from onsale_obs.slo._plan import plan
 from onsale_obs.slo._prom_client import PrometheusClient
-from onsale_obs.slo._prometheus import (
-    PrometheusSource,
-    merge_with_grace,
-    raw_deltas,
-    windows_from_gauge,
-)
+from onsale_obs.slo._prom_deltas import raw_deltas
+from onsale_obs.slo._prom_windows import merge_with_grace, windows_from_gauge
+from onsale_obs.slo._prometheus import PrometheusSource
 from onsale_obs.testing import free_port
 from onsale_obs.testing_prometheus import PrometheusServer
 from tests.slo_oracle import oracle

@@ -19,7 +19,9 @@ from onsale_obs.exceptions import PrometheusUnavailableError
 from onsale_obs.modes._model import OnSaleWindow
 from onsale_obs.slo._data import CountRequest, Span
 from onsale_obs.slo._prom_client import PrometheusClient
-from onsale_obs.slo._prometheus import PrometheusSource, raw_deltas, windows_from_gauge
+from onsale_obs.slo._prom_deltas import raw_deltas
+from onsale_obs.slo._prom_windows import windows_from_gauge
+from onsale_obs.slo._prometheus import PrometheusSource
 from onsale_obs.testing import find_binary
 from onsale_obs.testing_prometheus import PrometheusServer, backfill
 

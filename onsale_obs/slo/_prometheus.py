@@ -33,18 +33,18 @@ for any lookback delta up to an hour.
 Raw on-sale samples are fetched a day at a time (many overlapping on-sales merge into one range
 of weeks), each series carried over from one day to the next, so memory follows the on-sale
 samples kept, not the size of one answer.
+
+The increments themselves are ``_prom_deltas.py``; windows from the gauge, ``_prom_windows.py``.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress, pairwise
-from operator import le, sub
+from itertools import chain, pairwise
+from operator import le
 from typing import Final
 
 from onsale_obs.exceptions import BadInputError, PrometheusUnavailableError
@@ -61,6 +61,20 @@ from onsale_obs.slo._data import (
     Span,
 )
 from onsale_obs.slo._prom_client import PrometheusClient, Series
+from onsale_obs.slo._prom_deltas import (
+    Growing,
+    Growth,
+    Raw,
+    SeriesSet,
+    add_minutes,
+    counted,
+)
+from onsale_obs.slo._prom_windows import (
+    count_range,
+    extend_runs,
+    merge_with_grace,
+    window_of,
+)
 
 REQUESTS: Final = "onsale_requests_total"
 BUCKETS: Final = "onsale_request_duration_seconds_bucket"
@@ -81,223 +95,6 @@ _MAX_LOOKBACK: Final = 3600.0
 _COARSE_CHUNK: Final = 7 * 86_400.0
 #: raw on-sale samples are fetched this many seconds at a time
 _RAW_PIECE: Final = 86_400.0
-
-
-@dataclass(slots=True)
-class _Deltas:
-    """One raw series: its increments by time, summed for any ``(c, d]``."""
-
-    labels: Mapping[str, str]
-    times: Sequence[float]
-    increments: Sequence[float]
-    cumulative: Sequence[float] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.cumulative = array("d", accumulate(self.increments))
-
-    def between(self, start: float, end: float) -> float:
-        """The increase over ``(start, end]``."""
-        lo, hi = bisect_right(self.times, start), bisect_right(self.times, end)
-        if hi <= lo:
-            return 0.0
-        return self.cumulative[hi - 1] - (self.cumulative[lo - 1] if lo else 0.0)
-
-    def in_range(self, start: float, end: float) -> Iterable[tuple[float, float]]:
-        """``(time, increment)`` of every increment in ``(start, end]``."""
-        lo, hi = bisect_right(self.times, start), bisect_right(self.times, end)
-        return zip(self.times[lo:hi], self.increments[lo:hi], strict=True)
-
-
-@dataclass(slots=True)
-class _Growing:
-    """One counter's resets-aware increments after ``start``, fed its samples in time order.
-
-    Samples at or before the last one seen are skipped (consecutive fetches overlap at their
-    edges), and so are NaN samples (never written by a counter). Increments are kept in
-    arrays of doubles: millions of them fit in tens of MB.
-    """
-
-    labels: Mapping[str, str]
-    start: float
-    previous: float | None = None
-    last: float = -math.inf
-    times: array[float] = field(default_factory=lambda: array("d"))
-    increments: array[float] = field(default_factory=lambda: array("d"))
-
-    def extend(self, points: Sequence[tuple[float, float]]) -> None:
-        """Feed samples in time order."""
-        flat = array("d", chain.from_iterable(points))
-        self.extend_arrays(flat[0::2], flat[1::2])
-
-    def extend_arrays(self, times: array[float], values: array[float]) -> None:
-        """Feed samples in time order, as parallel arrays: millions go by in a report, so the
-        work is done by ``map``, ``compress`` and ``filter`` (in C), not sample by sample."""
-        lo = bisect_right(times, self.last)
-        if lo:
-            times, values = times[lo:], values[lo:]
-        if not values:
-            return
-        total = sum(values)
-        if total != total:  # a NaN (or inf - inf): sample by sample, skipping NaNs
-            self._extend_one_by_one(zip(times, values, strict=True))
-            return
-        start, previous = self.start, self.previous
-        if previous is None:
-            first = values[0] if times[0] > start else 0.0  # no baseline: created inside, from 0
-        else:
-            first = values[0] - previous if values[0] >= previous else values[0]
-        increments = array("d", [first])
-        increments.extend(map(sub, values[1:], values[:-1]))
-        if len(increments) > 1 and min(increments[1:]) < 0:  # a reset: a drop counts the new value
-            increments[1:] = array(
-                "d", [d if d >= 0 else v for d, v in zip(increments[1:], values[1:], strict=True)]
-            )
-        after = bisect_right(times, start)
-        self.times.extend(compress(times[after:], increments[after:]))
-        self.increments.extend(filter(None, increments[after:]))
-        self.previous, self.last = values[-1], times[-1]
-
-    def _extend_one_by_one(self, points: Iterable[tuple[float, float]]) -> None:
-        start, previous, last = self.start, self.previous, self.last
-        times, increments = self.times, self.increments
-        for t, v in points:
-            if t <= last or math.isnan(v):
-                continue
-            last = t
-            if previous is None:
-                increment = v if t > start else 0.0
-            else:
-                increment = v - previous if v >= previous else v
-            previous = v
-            if t > start and increment:
-                times.append(t)
-                increments.append(increment)
-        self.previous, self.last = previous, last
-
-    def deltas(self) -> _Deltas:
-        return _Deltas(self.labels, self.times, self.increments)
-
-
-@dataclass(slots=True)
-class _SeriesSet:
-    """The raw series of one query, and those of each event (a window reads its own only)."""
-
-    series: list[_Deltas] = field(default_factory=list)
-    by_event: dict[str, list[_Deltas]] = field(default_factory=dict)
-
-    def add(self, deltas: _Deltas) -> None:
-        self.series.append(deltas)
-        event = deltas.labels.get("event")
-        if event is not None:
-            self.by_event.setdefault(event, []).append(deltas)
-
-    def of(self, event: str | None) -> list[_Deltas]:
-        """Every series, or (``event`` given) those labelled with that event."""
-        return self.series if event is None else self.by_event.get(event, [])
-
-
-@dataclass(slots=True)
-class _Raw:
-    """The on-sale series of one merged on-sale range ``(start, end]``, as deltas."""
-
-    start: float
-    end: float
-    requests: _SeriesSet = field(default_factory=_SeriesSet)
-    buckets: _SeriesSet = field(default_factory=_SeriesSet)
-    #: by (SLO name, "good" | "total")
-    custom: dict[tuple[str, str], _SeriesSet] = field(default_factory=dict)
-
-
-#: one query's series being fed, by their sorted labels
-_Growth = dict[tuple[tuple[str, str], ...], _Growing]
-
-
-def _counted(
-    deltas: Iterable[_Deltas], start: float, end: float
-) -> Iterator[tuple[_Deltas, float]]:
-    """The series that grew in ``(start, end]``, with how much."""
-    for d in deltas:
-        n = d.between(start, end)
-        if n:
-            yield d, n
-
-
-def raw_deltas(
-    points: Iterable[tuple[float, float]], start: float
-) -> tuple[list[float], list[float]]:
-    """Resets-aware increments of one counter's samples (in time order) for ``(start, ...]``.
-
-    Returns parallel lists ``(times, increments)``; increments at or before ``start`` only
-    serve as the baseline and are left out. NaN samples (never written by a counter) are
-    skipped.
-    """
-    growing = _Growing({}, start)
-    growing.extend(sorted(points))
-    return list(growing.times), list(growing.increments)
-
-
-def windows_from_gauge(
-    series: Iterable[tuple[str, list[tuple[float, float]]]], step: float, end: float
-) -> list[OnSaleWindow]:
-    """On-sale windows from ``max by (scope) (onsale_mode)`` sampled every ``step`` seconds.
-
-    A run of 1s (consecutive points) is a window from one step before its first point to one
-    step after its last; a run that reaches ``end`` is still open (``end`` None).
-    """
-    windows = []
-    for scope, points in series:
-        run: list[float] = []
-        for t, v in sorted(points):
-            if v >= 1 and run and t - run[-1] <= step * 1.5:
-                run.append(t)
-                continue
-            if run:
-                windows.append(_window(scope, run, step, end))
-            run = [t] if v >= 1 else []
-        if run:
-            windows.append(_window(scope, run, step, end))
-    return sorted(windows, key=lambda w: (w.start, w.scope))
-
-
-def _extend_runs(runs: list[list[float]], times: list[float], step: float) -> None:
-    """Add the sorted points ``times`` to ``runs`` (``[first, last]`` of consecutive points)."""
-    for t in times:
-        if runs and t - runs[-1][1] <= step * 1.5:
-            runs[-1][1] = t
-        else:
-            runs.append([t, t])
-
-
-def _window(scope: str, run: list[float], step: float, end: float) -> OnSaleWindow:
-    still_on = run[-1] >= end - step / 2
-    return OnSaleWindow(
-        scope=scope,
-        start=run[0] - step,
-        end=None if still_on else min(run[-1] + step, end),
-        source="auto",
-        reason="found in onsale_mode",
-    )
-
-
-def merge_with_grace(
-    windows: Iterable[OnSaleWindow], grace: float, at: float
-) -> list[tuple[float, float]]:
-    """The union of the windows' counting ranges ``(start, min(end + grace, at)]``, sorted."""
-    ranges = sorted(_count_range(w, grace, at) for w in windows)
-    merged: list[tuple[float, float]] = []
-    for start, end in ranges:
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _count_range(w: OnSaleWindow, grace: float, at: float) -> tuple[float, float]:
-    end = at if w.end is None else min(w.end + grace, at)
-    return w.start, end
 
 
 def _alternatives(values: Iterable[str]) -> str:
@@ -483,14 +280,16 @@ class _Collection:
                 if scope is not None:  # several series of a scope: on when any is (max by)
                     on.setdefault(scope, set()).update(t for t, _ in series.points)
             for scope, times in on.items():
-                _extend_runs(runs.setdefault(scope, []), sorted(times), step)
+                extend_runs(runs.setdefault(scope, []), sorted(times), step)
             self._tick()
         if not runs:
             self.warnings.append(
                 f"no {MODE_GAUGE} series found, so no on-sale windows are known; on-sale counts "
                 "are 0 unless the windows are given (--backend with the mode history)."
             )
-        windows = [_window(scope, run, step, at) for scope, found in runs.items() for run in found]
+        windows = [
+            window_of(scope, run, step, at) for scope, found in runs.items() for run in found
+        ]
         return sorted(windows, key=lambda w: (w.start, w.scope))
 
     def _buckets_on_sale(
@@ -597,16 +396,16 @@ class _Collection:
 
     # ---- raw on-sale samples -----------------------------------------------------------
 
-    def _raws(self, intervals: list[tuple[float, float]]) -> list[_Raw]:
+    def _raws(self, intervals: list[tuple[float, float]]) -> list[Raw]:
         """Resets-aware deltas of every on-sale series the request needs in each interval."""
-        raws: list[_Raw] = []
-        jobs: list[tuple[str, float, float, _Growth]] = []
-        done: list[tuple[_Growth, _SeriesSet]] = []
+        raws: list[Raw] = []
+        jobs: list[tuple[str, float, float, Growth]] = []
+        done: list[tuple[Growth, SeriesSet]] = []
         for start, end in intervals:
-            raw = _Raw(start, end)
+            raw = Raw(start, end)
             raws.append(raw)
             for selector, into in self._raw_selectors(raw):
-                growth: _Growth = {}
+                growth: Growth = {}
                 done.append((growth, into))
                 for lo, hi in _pieces(start, end):
                     # the first piece reaches back for each series' baseline; the others
@@ -622,7 +421,7 @@ class _Collection:
                     into.add(growth[key].deltas())
         return raws
 
-    def _raw_selectors(self, raw: _Raw) -> list[tuple[str, _SeriesSet]]:
+    def _raw_selectors(self, raw: Raw) -> list[tuple[str, SeriesSet]]:
         onsale = 'mode="onsale"'
         selectors = [(self._selector(REQUESTS, onsale), raw.requests)]
         if self.request.thresholds:
@@ -631,7 +430,7 @@ class _Collection:
             selectors.append((self._selector(BUCKETS, onsale, le), raw.buckets))
         for name, sli in self.request.custom:
             for kind, selector in (("good", sli.good), ("total", sli.total)):
-                selectors.append((selector, raw.custom.setdefault((name, kind), _SeriesSet())))
+                selectors.append((selector, raw.custom.setdefault((name, kind), SeriesSet())))
         return selectors
 
     def _prefetched(self, queries: list[tuple[str, float]]) -> Iterator[list[Series]]:
@@ -651,7 +450,7 @@ class _Collection:
             finally:
                 pending.cancel()
 
-    def _feed(self, query: str, answer: list[Series], start: float, growth: _Growth) -> None:
+    def _feed(self, query: str, answer: list[Series], start: float, growth: Growth) -> None:
         """Feed the on-sale series of one range-selector answer to their deltas."""
         for series in answer:
             if series.labels.get("mode") != "onsale":
@@ -668,12 +467,12 @@ class _Collection:
                 values = array("d", (v for _, v in ordered))
             key = tuple(sorted(series.labels.items()))
             if key not in growth:
-                growth[key] = _Growing(series.labels, start)
+                growth[key] = Growing(series.labels, start)
             growth[key].extend_arrays(times, values)
         self._tick()
 
     def _exact(
-        self, raws: list[_Raw], start: float, end: float, event: str | None = None
+        self, raws: list[Raw], start: float, end: float, event: str | None = None
     ) -> Aggregate:
         """Exact on-sale counts in ``(start, end]`` (of one event's series, if given)."""
         agg = Aggregate()
@@ -681,10 +480,10 @@ class _Collection:
             lo, hi = max(raw.start, start), min(raw.end, end)
             if hi <= lo:
                 continue
-            for d, n in _counted(raw.requests.of(event), lo, hi):
+            for d, n in counted(raw.requests.of(event), lo, hi):
                 key = (*_route(d.labels), "onsale", d.labels.get("code", ""))
                 agg.requests[key] = agg.requests.get(key, 0.0) + n
-            for d, n in _counted(raw.buckets.of(event), lo, hi):
+            for d, n in counted(raw.buckets.of(event), lo, hi):
                 le = _le_value(d.labels.get("le", ""))
                 threshold = None if le is None else _match_threshold(le, self.request.thresholds)
                 if threshold is not None:
@@ -692,18 +491,18 @@ class _Collection:
                     agg.latency[lkey] = agg.latency.get(lkey, 0.0) + n
             for (name, kind), deltas in raw.custom.items():
                 ckey = (name, kind, "onsale")
-                total = sum(n for _, n in _counted(deltas.of(event), lo, hi))
+                total = sum(n for _, n in counted(deltas.of(event), lo, hi))
                 agg.custom[ckey] = agg.custom.get(ckey, 0.0) + total
         return agg
 
-    def _window_counts(self, window: OnSaleWindow, raws: list[_Raw]) -> OnSaleCounts:
-        start, end = _count_range(window, self.request.grace, self.request.at)
+    def _window_counts(self, window: OnSaleWindow, raws: list[Raw]) -> OnSaleCounts:
+        start, end = count_range(window, self.request.grace, self.request.at)
         event = None if window.scope == GLOBAL_SCOPE else window.event
         counts = OnSaleCounts(window, self._exact(raws, start, end, event))
         for raw in raws:
             lo, hi = max(raw.start, start), min(raw.end, end)
-            for d, _ in _counted(raw.requests.of(event), lo, hi):
-                _add_minutes(counts.minutes.setdefault(_route(d.labels), {}), d, lo, hi)
+            for d, _ in counted(raw.requests.of(event), lo, hi):
+                add_minutes(counts.minutes.setdefault(_route(d.labels), {}), d, lo, hi)
         return counts
 
     # ---- the check against increase() --------------------------------------------------
@@ -750,9 +549,3 @@ def _replace_onsale(agg: Aggregate, exact: Aggregate) -> None:
     agg.latency = {k: v for k, v in agg.latency.items() if k[3] != "onsale"}
     agg.custom = {k: v for k, v in agg.custom.items() if k[2] != "onsale"}
     agg.add(exact)
-
-
-def _add_minutes(minutes: dict[int, float], d: _Deltas, start: float, end: float) -> None:
-    for t, increment in d.in_range(start, end):
-        minute = int(t // 60) * 60
-        minutes[minute] = minutes.get(minute, 0.0) + increment
