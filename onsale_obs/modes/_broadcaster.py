@@ -70,18 +70,17 @@ class Broadcaster:
                 "it can verify.",
                 url=redact_url(self.backend.url),
             )
-        if view.cursor > view.chain.tip_revision:
-            found = untrusted_successor(self.backend, view.chain, self._verifier())
-            if found is not None:
-                raise StoreIntegrityError(
-                    f"revision {found[0]} follows the store's history but is signed by key "
-                    f"{found[1]!r}, which this publisher does not trust; building past it "
-                    "would drop it for every reader that does. Nothing was published. Give "
-                    "this publisher that key's verify key (--verify-key or "
-                    "ONSALE_OBS_VERIFY_KEY) to build on it; to revoke that key instead, "
-                    "'onsale-obs mode repair' re-publishes the history without its states.",
-                    url=redact_url(self.backend.url),
-                )
+        found = untrusted_successor(self.backend, view, self._verifier())
+        if found is not None:
+            raise StoreIntegrityError(
+                f"revision {found[0]} follows the store's history but is signed by key "
+                f"{found[1]!r}, which this publisher does not trust; building past it "
+                "would drop it for every reader that does. Nothing was published. Give "
+                "this publisher that key's verify key (--verify-key or "
+                "ONSALE_OBS_VERIFY_KEY) to build on it; to revoke that key instead, "
+                "'onsale-obs mode repair' re-publishes the history without its states.",
+                url=redact_url(self.backend.url),
+            )
         return view.chain, view.head, view.head_bytes == stored_head
 
     def _promise(self, previous: Head | None) -> float | None:

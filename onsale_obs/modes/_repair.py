@@ -66,9 +66,7 @@ def plan_repair(backend: ModeBackend, verifier: Verifier, *, empty: bool = False
             [],
         )
     view = verify_store(backend, verifier, snap)
-    blocked = None
-    if view.problem is None and snap.cursor > view.chain.tip_revision:
-        blocked = untrusted_successor(backend, view.chain, verifier)
+    blocked = untrusted_successor(backend, view, verifier)
     if blocked is not None:
         states = sorted(view.chain.states.values(), key=lambda s: s.revision)
         return RepairPlan(

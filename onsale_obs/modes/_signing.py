@@ -139,7 +139,11 @@ class Verifier:
 
     def trusts_signer(self, message: bytes) -> bool:
         """True when ``message`` names a key this verifier holds (its signature is not checked)."""
-        return claimed_kid(message) in self._keys
+        return self.trusts_key(claimed_kid(message))
+
+    def trusts_key(self, kid: str | None) -> bool:
+        """True when ``kid`` is the id of a key this verifier holds."""
+        return kid in self._keys
 
     def open(self, message: bytes) -> ModeState:
         """Verify and decode one message, raising ``RejectedMessage`` with a reason if it fails."""

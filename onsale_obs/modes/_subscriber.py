@@ -314,11 +314,9 @@ class ModeSubscriber:
     def _pick(self, batch: Batch) -> bytes | None:
         """The head to go by in ``batch``: the newest signed by a trusted key (cached)."""
         head, heads, picked = self._picked
-        if batch.head is head and batch.heads is heads:
-            return picked
         if batch.head != head or batch.heads != heads:
             picked = pick_head(self._verifier, batch.head, batch.heads)
-        self._picked = (batch.head, batch.heads, picked)
+            self._picked = (batch.head, batch.heads, picked)
         return picked
 
     def _apply(self, batch: Batch) -> None:
@@ -351,10 +349,7 @@ class ModeSubscriber:
             if not revision_in_range(entry.revision):
                 self._reject("malformed", f"id {entry.revision} is out of range", entry.revision)
                 continue
-            tip = (chain.tip_revision, chain.tip_digest)
-            # what it may follow: the chain, or a state signed by a key not trusted here
-            follows = (tip,) if self._passed_tip is None else (tip, self._passed_tip)
-            if entry.revision > limit and claimed_link(entry.message) not in follows:
+            if entry.revision > limit and not self._follows(chain, entry.message):
                 self._reject("unvouched", "no signed head covers it", entry.revision)
                 continue
             try:
@@ -363,7 +358,7 @@ class ModeSubscriber:
                 self._reject(exc.reason, exc.detail, entry.revision)
                 if not self._verifier.trusts_signer(entry.message):
                     self._passed_above = max(self._passed_above, entry.revision)
-                    if claimed_link(entry.message) in follows:
+                    if self._follows(chain, entry.message):
                         self._passed_tip = (entry.revision, digest(entry.message))
                 continue
             broken = chain.link_error(state)
@@ -441,6 +436,14 @@ class ModeSubscriber:
             self._went_back(
                 f"its log lost entries up to revision {head.revision} that its head vouches for"
             )
+
+    def _follows(self, chain: Chain, message: bytes) -> bool:
+        """Does ``message`` claim to follow the chain, or the last state skipped above it as
+        signed by a key not trusted here? (Its signature is not checked.)"""
+        link = claimed_link(message)
+        return link is not None and (
+            link == (chain.tip_revision, chain.tip_digest) or link == self._passed_tip
+        )
 
     def _rebuild(self) -> None:
         """Verify the store afresh on the next sync, its rejections already counted here."""

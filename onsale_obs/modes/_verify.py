@@ -209,10 +209,8 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
             entries_above.append(entry)
             # above the head: signed by a key not trusted here (another publisher's, or
             # claimed by a forger), or else not vouched for by any head
-            claimed = claimed_kid(entry.message)
-            above = (
-                "forged" if claimed and not verifier.trusts_signer(entry.message) else "unvouched"
-            )
+            kid = claimed_kid(entry.message)
+            above = "forged" if kid and not verifier.trusts_key(kid) else "unvouched"
             rejected[above] = rejected.get(above, 0) + 1
     back: list[tuple[ModeState | Passed, str]] = []
     revision, want = head.revision, head.tip
@@ -273,13 +271,17 @@ def chain_from_log(entries: Iterable[Entry], head: Head, verifier: Verifier) -> 
 
 
 def untrusted_successor(
-    backend: ModeBackend, chain: Chain, verifier: Verifier
+    backend: ModeBackend, view: StoreView, verifier: Verifier
 ) -> tuple[int, str] | None:
-    """The first entry above ``chain`` that follows it but names a key ``verifier`` lacks.
+    """The first entry above a trusted view's chain that follows it but names a key
+    ``verifier`` lacks (None too for a view that is not trusted, or has nothing above).
 
     Returned as (revision, key id). A publisher that built past it would leave it off the
     history for every reader that trusts that key, so it refuses instead (``Broadcaster``).
     """
+    chain = view.chain
+    if view.problem is not None or view.cursor <= chain.tip_revision:
+        return None  # the usual case: nothing to read
     tip = (chain.tip_revision, chain.tip_digest)
     for entry in backend.history(chain.tip_revision):
         if claimed_link(entry.message) != tip:
