@@ -636,9 +636,11 @@ def test_a_rate_still_above_what_a_shedding_backend_sustains_is_cut_again() -> N
     worse = controller.recommend(
         healthy(165, 600, burn_short=5000, burn_long=2000, latency_p95=5.0)
     )
-    # half of the 1,000/min behind the reading fails: it sustains 500, the target is 460
+    # half of the 1,000/min behind the reading fails: it sustains 500; the first cut was a
+    # capacity loss under a rate the estimate had room for, so the target is now 0.89: 445
+    assert "probes aim at 0.89 from now on" in first.reason
     assert worse.action == "decrease"
-    assert worse.rate == pytest.approx(1000 * 0.5 * 0.92)
+    assert worse.rate == pytest.approx(1000 * 0.5 * 0.89)
     assert "still above what the backend sustains, cut again" in worse.reason
     same = controller.recommend(
         healthy(180, worse.rate, burn_short=5000, burn_long=3000, latency_p95=5.0)

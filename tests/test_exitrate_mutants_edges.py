@@ -167,19 +167,21 @@ def test_five_percent_failing_is_a_measured_shed() -> None:
 def test_five_percent_failing_cuts_a_rate_raised_again_within_the_interval() -> None:
     """... and when the rate is raised back to 1,000/min from outside 15 s after a cut, 5%
     failing of the 1,000/min behind the reading says the backend sustains 950: its target
-    share (874) is more than 10% under 1,000, so it is cut again at once."""
+    share (0.89 since the first cut, a capacity loss: 845.5) is more than 10% under 1,000,
+    so it is cut again at once."""
     controller = _cut_after_two_minutes(BUDGET_512)
     rec = controller.recommend(healthy(135, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5))
     assert rec.action == "decrease", rec.reason
-    assert rec.rate == pytest.approx(874)
-    assert rec.reason.endswith("; still above what the backend sustains, cut again: -13%")
+    assert rec.rate == pytest.approx(845.5)
+    assert rec.reason.endswith("; still above what the backend sustains, cut again: -15%")
 
 
 def test_a_rate_exactly_ten_percent_over_what_is_sustained_is_not_cut_again() -> None:
     """Target utilisation 1.0, 10% failing of 1,000/min: the backend sustains 900, exactly
     10% (``_RECUT``) under the 1,000/min set again from outside: not *well* above it, so the
-    one cut per incident stands until the interval."""
-    config = replace(BUDGET_256, target_utilisation=1.0, saturation=1.0)
+    one cut per incident stands until the interval. (No loss margin: the first cut is a
+    capacity loss, which would otherwise take the target to 0.97.)"""
+    config = replace(BUDGET_256, target_utilisation=1.0, saturation=1.0, loss_margin=0.0)
     controller = _cut_after_two_minutes(config)
     rec = controller.recommend(healthy(135, 1000, burn_short=25.6, burn_long=25.6, latency_p95=1.5))
     assert (rec.action, rec.rate) == ("hold", 1000), rec.reason

@@ -69,6 +69,13 @@ class ExitRateConfig:
             the same reason. Default 0.05.
         ceiling_memory: seconds a ceiling holds. Default 600: long enough not to probe
             straight back into the knee, short enough to follow a capacity that wanders.
+        loss_margin: each capacity loss (latency or errors breaking at a rate the measured
+            estimate put under ``saturation``: the capacity fell, or the estimate was wrong)
+            lowers the utilisation probes and cuts aim for by this much, for the rest of the
+            on-sale. Default 0.03: a capacity that moved once may move again, and at 0.92 any
+            fall of more than 8% is an overload. 0 keeps ``target_utilisation``.
+        loss_floor: the losses never take the target below this (nor does it raise a
+            target configured under it). Default 0.84.
         max_increase: largest step up, taken only while the capacity estimate says the
             headroom is that large and the readings have settled after the last change.
             Default 1.0 (x2): a start at a fifth of the capacity is at the target in three
@@ -122,6 +129,8 @@ class ExitRateConfig:
     probe_max_burn_long: float = 6.0
     ceiling_margin: float = 0.05
     ceiling_memory: float = 600.0
+    loss_margin: float = 0.03
+    loss_floor: float = 0.84
     max_increase: float = 1.0
     min_increase: float = 0.02
     blind_increase: float = 0.1
@@ -176,7 +185,10 @@ class ExitRateConfig:
                 f"expected an objective between 0 and 1 (0.9999 for 99.99%), got {self.objective!r}.",
                 field="objective",
             )
-        for name in ("target_utilisation", "saturation", "latency_margin", "capacity_smoothing"):
+        if self.loss_margin >= 1:
+            raise BadInputError("expected a share from 0 up to 1 (exclusive).", field="loss_margin")
+        names = ("target_utilisation", "saturation", "latency_margin", "capacity_smoothing")
+        for name in (*names, "loss_floor"):
             if not 0 < getattr(self, name) <= 1:
                 raise BadInputError("expected a share in (0, 1].", field=name)
         if self.saturation < self.target_utilisation:

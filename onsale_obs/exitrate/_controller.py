@@ -72,6 +72,10 @@ _MAX_CUT_LAG = 180.0
 #: Decays are computed over at most this many seconds since the previous reading, so one
 #: late call after a long pause does not drop the rate in one go.
 _MAX_DECAY_SPAN = 300.0
+#: The first probe after a cut on errors steps up at most this much: the readings right
+#: after an overload under-read the load (users whose checkout failed and who gave up do
+#: not come back), so the capacity they suggest is high.
+_AFTER_SHED_STEP = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,9 @@ class ExitRateController:
        only after the cut interval, or at once on more severe evidence, or when the share
        a known rate sheds says the backend sustains well under the current rate); a
        latency or burn cut leaves a ceiling just under that rate for ``ceiling_memory``;
+       the first such cut of an incident at a rate the measured estimate put under
+       saturation is a capacity loss: the target drops by ``loss_margin`` for the rest of
+       the on-sale (down to ``loss_floor``);
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
@@ -130,7 +137,8 @@ class ExitRateController:
        that has no utilisation signal at all (then no further than the capacity prior).
        Readings still rising after a change do not hold when the fitted lag explains them:
        the lowest capacity they give under every lag that fits is an early estimate, and
-       the step aims at the target share of it.
+       the step aims at the target share of it. The first step after a cut on errors is
+       at most +25%: the readings right after an overload under-read the load.
 
     The capacity estimate is Little's law turned around: the exit rate behind a reading
     (past rates weighted by the admission-to-checkout lag, itself fitted to the
@@ -180,6 +188,10 @@ class ExitRateController:
         self._from_prior = False
         #: The capacity estimate is a cut's upper bound, not yet measured below it.
         self._bound_only = False
+        #: A cut on errors happened and no probe followed it yet.
+        self._after_shed = False
+        #: Capacity losses seen under a rate the estimate said had room.
+        self._losses = 0
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -409,6 +421,7 @@ class ExitRateController:
         if errors and latency_ok and not saturated:
             if self._fault_since is None:
                 self._fault_since = now
+                self._after_shed = False  # the errors were the fault's, not an overload's
                 # the rate before the burn rose: a cut on its first readings was the fault's
                 self._fault_rate = max(base, self._good_rate or base)
             assert r.burn_short is not None
@@ -496,7 +509,7 @@ class ExitRateController:
                 f"{fmt.seconds(c.short_window)}/{fmt.seconds(c.long_window)} "
                 f">= {fmt.times(c.burn_threshold)}"
             )
-            cut = min(seen * (1 - c.burn_backoff), seen * (1 - failing) * c.target_utilisation)
+            cut = min(seen * (1 - c.burn_backoff), seen * (1 - failing) * self._target())
             if failing >= c.burn_backoff:
                 text += f" ({fmt.share(failing)} failing: the backend sustains ~{fmt.rate(seen * (1 - failing))})"
             wants.append((cut, text, _BURN))
@@ -530,7 +543,7 @@ class ExitRateController:
         # (only when the rate behind the reading is known: the share failing is that rate's)
         measured = None
         if known is not None and failing >= _MEASURED_SHED:
-            sustained = known * (1 - failing) * c.target_utilisation
+            sustained = known * (1 - failing) * self._target()
             if sustained < base * (1 - _RECUT):
                 measured = max(c.min_rate, base * (1 - c.max_decrease), sustained)
         within = (
@@ -548,6 +561,17 @@ class ExitRateController:
             wanted = measured
             why += "; still above what the backend sustains, cut again"
         self._last_severity = severity
+        if severity == _BURN:
+            self._after_shed = True
+        # one loss per incident: a cut within the interval of the last (on more severe
+        # evidence) answers the same fall
+        fresh = since is None or since >= self._cut_interval()
+        if severity >= _LATENCY and fresh and self._had_room(base):
+            self._losses += 1
+            why += (
+                f"; the capacity fell under a rate it had room for: probes aim at "
+                f"{fmt.share(self._target())} from now on"
+            )
         known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
@@ -580,14 +604,14 @@ class ExitRateController:
         c = self.config
         if self._capacity is not None:
             at_base = base / self._capacity
-            wanted = c.target_utilisation * self._capacity
+            wanted = self._target() * self._capacity
             what = "capacity prior" if self._from_prior else "utilisation"
             room = r.utilisation is not None and r.utilisation < c.saturation
             if room and not self._from_prior and at_base < 1:
                 return None  # the reading has room and the estimate wobbles under saturation
         elif r.utilisation is not None:
             at_base = r.utilisation * base / seen
-            wanted = seen * min(0.95, c.target_utilisation / max(r.utilisation, 1e-9))
+            wanted = seen * min(0.95, self._target() / max(r.utilisation, 1e-9))
             what = "utilisation"
         else:
             return None
@@ -665,7 +689,7 @@ class ExitRateController:
             unknown = self._capacity is None or self._from_prior
             if unknown or not self._settled(self._data_end(now, r)):
                 early = self._early_capacity(now)
-                wanted = 0.0 if early is None else c.target_utilisation * early / base - 1
+                wanted = 0.0 if early is None else self._target() * early / base - 1
                 if early is None or wanted < _EARLY_MIN_STEP:
                     if unknown:
                         return (
@@ -694,7 +718,7 @@ class ExitRateController:
                 return self._step_up(now, base, r, step, why)
             assert self._capacity is not None
             at_base = base / self._capacity
-            floor = c.target_utilisation - c.utilisation_band
+            floor = self._target() - c.utilisation_band
             if at_base >= floor:
                 return (
                     base,
@@ -703,7 +727,7 @@ class ExitRateController:
                     f"{fmt.share(floor)}..{fmt.share(c.saturation)}",
                 )
             # multiplicative while the headroom is large, bounded by what was observed
-            wanted = c.target_utilisation / max(at_base, 1e-9) - 1
+            wanted = self._target() / max(at_base, 1e-9) - 1
             step = min(c.max_increase, max(c.min_increase, wanted))
             why = (
                 f"utilisation {fmt.share(at_base)} < {fmt.share(floor)} "
@@ -715,7 +739,7 @@ class ExitRateController:
             step = c.blind_increase
             why = "no utilisation signal"
             if self._capacity is not None:  # the prior bounds a blind ramp
-                room = c.target_utilisation * self._capacity / base - 1
+                room = self._target() * self._capacity / base - 1
                 if room <= c.min_increase:
                     return base, "hold", f"at the capacity prior's target {fmt.rate(base)}"
                 step = min(step, room)
@@ -740,6 +764,10 @@ class ExitRateController:
                     f"{fmt.seconds(since)} ago",
                 )
             return base, "hold", f"at the maximum {fmt.rate(c.max_rate)}"
+        if self._after_shed and step > _AFTER_SHED_STEP:
+            step = _AFTER_SHED_STEP
+            why += f", the first step after shedding at most {fmt.change(step)}"
+        self._after_shed = False
         rate = min(top, base * (1 + step))
         return (
             rate,
@@ -785,6 +813,21 @@ class ExitRateController:
     def _lag_p90(self) -> float:
         median, spread = self._lag
         return median * math.exp(1.2816 * spread)
+
+    def _target(self) -> float:
+        """The utilisation probes aim for: the configured one, less a margin per capacity
+        loss seen (never below the floor, nor above the configured target)."""
+        c = self.config
+        target = c.target_utilisation
+        return max(min(c.loss_floor, target), target - c.loss_margin * self._losses)
+
+    def _had_room(self, base: float) -> bool:
+        """Whether the measured capacity estimate put ``base`` under saturation (a break
+        there is a capacity loss, or an estimate that was wrong)."""
+        c = self.config
+        if self._capacity is None or self._from_prior or self._bound_only:
+            return False
+        return base <= c.saturation * self._capacity
 
     def _effect_lag(self) -> float:
         """Seconds after a change before its effect can be seen: admission + signal lag."""

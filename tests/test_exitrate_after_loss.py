@@ -1,0 +1,241 @@
+"""What a capacity loss leaves behind in the controller: a cautious first probe after an
+overload that shed, and more margin once the capacity has fallen under a rate it had room for.
+
+Both come from the families' tuning seeds: after a drop, the readings right after the
+overload under-read the load (users who failed and gave up do not come back), so the first
+probe went straight back into a second overload; and on a capacity that wanders, a probe to
+0.92 of the estimate is an overload after any fall of more than 8%.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
+from tests.test_exitrate_controller import CONFIG, healthy
+
+#: An overload: both burn windows over the threshold, p95 over its threshold, the backend
+#: saturated (a saturated reading measures no capacity).
+OVERLOAD = {"burn_short": 20.0, "burn_long": 20.0, "latency_p95": 1.5, "utilisation": 0.99}
+
+
+def _run(
+    controller: ExitRateController,
+    rates: list[tuple[float, float]],
+    capacity: float,
+    start: float,
+    until: float,
+    **changes: float,
+) -> list[Recommendation]:
+    """Readings every 15 s from ``start`` to ``until`` (exclusive), each answer applied, from
+    a backend of ``capacity`` users/min, busy by the rate the room had 65 s earlier (CONFIG:
+    readings 30 s old, users reach checkout 30 s after admission, a 10 s window)."""
+    answers = []
+    t = start
+    while t < until:
+        behind = [rate for at, rate in rates if at <= t - 65] or [rates[0][1]]
+        rec = controller.recommend(
+            healthy(t, rates[-1][1], utilisation=behind[-1] / capacity, **changes)
+        )
+        rates.append((t, rec.rate))
+        answers.append(rec)
+        t += 15
+    return answers
+
+
+def _increases(answers: list[Recommendation]) -> list[Recommendation]:
+    return [a for a in answers if a.action == "increase"]
+
+
+# -- the first probe after shedding --------------------------------------------------------
+
+
+def _cut_on_a_first_overload(config: ExitRateConfig = CONFIG) -> ExitRateController:
+    """The first reading is an overload at 1,000/min: -40% to 600, the capacity bounded by
+    the 1,000 where latency broke (no estimate before it, so no loss is counted)."""
+    controller = ExitRateController(config)
+    rec = controller.recommend(healthy(0, 1000, **OVERLOAD))
+    assert (rec.action, rec.rate, rec.capacity_estimate) == ("decrease", 600, 1000)
+    assert "from now on" not in rec.reason
+    return controller
+
+
+def test_the_first_probe_after_a_cut_on_errors_steps_up_at_most_a_quarter() -> None:
+    """The estimate (1,000) has room for +53% from 600, but the first probe after a cut on
+    errors is capped at +25% (750) and says so. The backend turns out to take 2,000: the
+    next probe is not capped, it doubles (the largest step)."""
+    controller = _cut_on_a_first_overload()
+    answers = _run(controller, [(-1000, 1000), (0, 600)], 2000, 15, 600)
+    ups = _increases(answers)
+    assert len(ups) >= 2, [a.reason for a in answers]
+    assert ups[0].rate == pytest.approx(750)
+    assert ups[0].reason.endswith(", the first step after shedding at most +25%: +25%")
+    assert ups[1].rate == pytest.approx(1500)
+    assert "after shedding" not in ups[1].reason
+
+
+def test_a_cut_on_latency_alone_leaves_the_first_probe_uncapped() -> None:
+    """No errors, only latency over its threshold: nothing was shed, so nothing under-reads
+    the load; the first probe from 900 on a backend of 2,000 steps by more than a quarter."""
+    controller = ExitRateController(CONFIG)
+    rec = controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=0.99))
+    assert (rec.action, rec.rate) == ("decrease", 900)
+    answers = _run(controller, [(-1000, 1000), (0, 900)], 2000, 15, 600)
+    ups = _increases(answers)
+    assert ups, [a.reason for a in answers]
+    assert ups[0].rate > 900 * 1.25 + 1, ups[0].reason
+    assert "after shedding" not in ups[0].reason
+
+
+def test_the_return_after_a_software_fault_is_not_capped() -> None:
+    """An overload cut (errors with latency) whose errors then go on with p95 fine and the
+    backend idle is a software fault: the burn was the fault's, so the ramp back toward the
+    rate before it is not the cautious first step after shedding."""
+    controller = ExitRateController(CONFIG)
+    for t in range(0, 120, 15):
+        controller.recommend(healthy(t, 1000, utilisation=0.5))
+    cut = controller.recommend(healthy(120, 1000, **OVERLOAD))
+    assert (cut.action, cut.rate) == ("decrease", 600)
+    answers = _run(
+        controller,
+        [(-1000, 1000), (120, 600)],
+        2000,
+        135,
+        400,
+        burn_short=20.0,
+        burn_long=20.0,
+    )
+    ups = _increases(answers)
+    assert ups, [a.reason for a in answers]
+    assert ups[0].reason.startswith("during a software fault"), ups[0].reason
+    # the ceiling 5% under where latency broke, not 600 x 1.25 = 750
+    assert ups[0].rate == pytest.approx(950)
+
+
+# -- more margin after a loss --------------------------------------------------------------
+
+
+def _held_at(capacity: float, config: ExitRateConfig = CONFIG) -> ExitRateController:
+    """Five minutes at 1,000/min on a backend of ``capacity``: the estimate measured."""
+    controller = ExitRateController(config)
+    answers = _run(controller, [(-1000, 1000)], capacity, 0, 300)
+    assert {a.rate for a in answers} == {1000}, [a.reason for a in answers]
+    assert answers[-1].capacity_estimate == pytest.approx(capacity)
+    return controller
+
+
+def test_a_loss_under_a_rate_with_room_lowers_the_target_and_says_so() -> None:
+    """Held at 1,000/min on a measured 1,100 (0.91: room under saturation), the backend
+    breaks: the capacity fell. Probes aim at 0.89 from then on: on the backend's new 800
+    the rate climbs to 0.89 x 800 = 712, not 0.92 x 800 = 736."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert cut.action == "decrease"
+    assert cut.reason.endswith(
+        "; the capacity fell under a rate it had room for: probes aim at 0.89 from now on: -40%"
+    )
+    answers = _run(controller, [(-1000, 1000), (300, cut.rate)], 800, 315, 1200)
+    assert max(a.rate for a in answers) == pytest.approx(0.89 * 800)
+
+
+def test_each_loss_takes_three_points_down_to_a_floor_of_084() -> None:
+    """Losses one after another: 0.89, 0.86, then the floor 0.84 (not 0.83)."""
+    controller = _held_at(1100)
+    targets = []
+    t, rate = 300.0, 1000.0
+    for _ in range(3):
+        cut = controller.recommend(healthy(t, rate, **OVERLOAD))
+        targets.append(cut.reason.split("probes aim at ")[1].split(" ")[0])
+        rates = [(t - 1000, rate), (t, cut.rate)]
+        # the backend takes the rate it broke at again: measured, held, until the next loss
+        _run(controller, rates, rate * 1.1, t + 15, t + 900)
+        t, rate = t + 900, rates[-1][1]
+    assert targets == ["0.89", "0.86", "0.84"]
+
+
+def test_a_break_above_saturation_of_the_estimate_is_not_a_loss() -> None:
+    """The rate pushed from outside to 1,200/min on a measured 1,100 (1.09: past
+    saturation): a break there is the overload the estimate predicted, not a capacity
+    that moved, and the target stays 0.92."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1200, **OVERLOAD))
+    assert cut.action == "decrease"
+    assert "from now on" not in cut.reason
+
+
+def test_a_target_configured_under_the_floor_is_never_raised_or_lowered() -> None:
+    """A team that aims at 0.8 already keeps more margin than the floor: a loss leaves it."""
+    config = replace(CONFIG, target_utilisation=0.8)
+    controller = _held_at(1100, config)
+    cut = controller.recommend(healthy(300, 820, **OVERLOAD))
+    assert "probes aim at 0.80 from now on" in cut.reason, cut.reason
+
+
+def test_one_incident_counts_one_loss() -> None:
+    """Held at 1,000/min on a measured 1,100, the rate is pushed to 1,150 from outside: by
+    the estimate that is saturation, cut to 0.92 of it (no loss: the estimate said there was
+    no room). Latency breaking 15 s later, under saturation of the estimate, is the same
+    incident (a cut within the interval, on more severe evidence): still no loss."""
+    controller = _held_at(1100)
+    first = controller.recommend(healthy(300, 1150, utilisation=0.9))
+    assert first.action == "decrease", first.reason
+    assert first.rate < 0.95 * 1100
+    again = controller.recommend(healthy(315, first.rate, latency_p95=1.5, utilisation=0.99))
+    assert again.action == "decrease", again.reason
+    assert "from now on" not in first.reason + again.reason
+
+
+def test_a_zero_loss_margin_keeps_the_configured_target() -> None:
+    """``loss_margin=0``: a team that wants its target kept gets it after a loss too."""
+    controller = _held_at(1100, replace(CONFIG, loss_margin=0.0))
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert "probes aim at 0.92 from now on" in cut.reason, cut.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("loss_margin", 1.0, "expected a share from 0 up to 1 (exclusive)."),
+        ("loss_margin", -0.1, "expected a finite number >= 0, got -0.1."),
+        ("loss_floor", 0.0, "expected a share in (0, 1]."),
+        ("loss_floor", 1.5, "expected a share in (0, 1]."),
+    ],
+)
+def test_a_bad_loss_setting_names_the_field(field: str, value: float, expected: str) -> None:
+    with pytest.raises(BadInputError) as caught:
+        ExitRateConfig(**{field: value})
+    assert caught.value.field == field
+    assert expected in str(caught.value)
+
+
+def test_latency_breaking_under_a_rate_with_room_is_a_loss_too() -> None:
+    """No errors yet, only latency over its threshold at 1,000/min on a measured 1,100: the
+    capacity fell as surely as when checkouts fail."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
+    assert cut.action == "decrease"
+    assert "probes aim at 0.89 from now on" in cut.reason, cut.reason
+
+
+def test_a_cuts_bound_is_not_a_measurement_that_had_room() -> None:
+    """Latency broke at 1,000/min before anything was measured: the capacity is only bounded
+    by 1,000. Latency breaking again at 900 after the cut interval, still with nothing
+    measured, says the bound was loose, not that a measured capacity fell."""
+    controller = ExitRateController(CONFIG)
+    first = controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=0.99))
+    assert (first.rate, first.capacity_estimate) == (900, 1000)
+    again = controller.recommend(healthy(150, 900, latency_p95=1.5, utilisation=0.99))
+    assert again.action == "decrease", again.reason
+    assert "from now on" not in first.reason + again.reason
+
+
+def test_a_capacity_prior_is_not_a_measurement_that_had_room() -> None:
+    """A prior of 1,100 from a past on-sale, an overload at 1,000 on the first reading: the
+    prior was wrong about today, which is not a capacity seen to fall."""
+    controller = ExitRateController(replace(CONFIG, capacity_prior=1100))
+    cut = controller.recommend(healthy(0, 1000, **OVERLOAD))
+    assert cut.action == "decrease"
+    assert "from now on" not in cut.reason
