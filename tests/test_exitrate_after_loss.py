@@ -239,3 +239,61 @@ def test_a_capacity_prior_is_not_a_measurement_that_had_room() -> None:
     cut = controller.recommend(healthy(0, 1000, **OVERLOAD))
     assert cut.action == "decrease"
     assert "from now on" not in cut.reason
+
+
+# -- at their edges (mutation survivors) ---------------------------------------------------
+
+
+def test_a_first_step_of_exactly_a_quarter_is_not_said_to_be_capped() -> None:
+    """``max_increase`` 0.25: the step is exactly the cap, so the cap did not bind and the
+    reason does not claim it; the reason keeps its whole text."""
+    controller = _cut_on_a_first_overload(replace(CONFIG, max_increase=0.25))
+    answers = _run(controller, [(-1000, 1000), (0, 600)], 2000, 15, 600)
+    ups = _increases(answers)
+    assert ups, [a.reason for a in answers]
+    assert ups[0].rate == pytest.approx(750)
+    assert ups[0].reason.startswith("healthy (burn 0x, p95 500ms), 50,000 waiting, "), ups[0]
+    assert "after shedding" not in ups[0].reason
+
+
+def test_the_capped_step_keeps_the_whole_reason() -> None:
+    controller = _cut_on_a_first_overload()
+    ups = _increases(_run(controller, [(-1000, 1000), (0, 600)], 2000, 15, 600))
+    assert ups[0].reason == (
+        "healthy (burn 0x, p95 500ms), 50,000 waiting, utilisation 0.60 < 0.90 "
+        "(capacity ~1,000/min), the first step after shedding at most +25%: +25%"
+    )
+
+
+def test_a_loss_keeps_the_whole_reason_of_the_cut() -> None:
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert cut.reason.startswith("burn 20x/20x over 1m/5m >= 14.4x, latency p95 1.5s > 1s")
+
+
+def test_a_break_at_exactly_saturation_of_the_estimate_had_room() -> None:
+    """``saturation`` 1.0: a rate exactly at the measured capacity is still under
+    saturation (inclusive), so latency breaking there is a loss. No utilisation in the
+    breaking reading, so the estimate is the one measured before it."""
+    controller = _held_at(1100, replace(CONFIG, saturation=1.0))
+    capacity = controller.capacity_estimate
+    assert capacity is not None
+    cut = controller.recommend(
+        healthy(300, capacity, burn_short=20.0, burn_long=20.0, latency_p95=1.5, utilisation=None)
+    )
+    assert cut.action == "decrease", cut.reason
+    assert "probes aim at 0.89 from now on" in cut.reason, cut.reason
+
+
+def test_a_break_exactly_one_cut_interval_after_a_loss_is_a_new_loss() -> None:
+    """A cut interval of 180 s after a loss, the capacity measured again in between (1,000):
+    a break exactly then is a new incident (inclusive), the second loss."""
+    controller = _held_at(1100, replace(CONFIG, decrease_interval=180))
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert "probes aim at 0.89" in cut.reason
+    rates = [(-1000, 1000.0), (300, cut.rate)]
+    _run(controller, rates, 1000, 315, 480)
+    assert controller.capacity_estimate == pytest.approx(1000)
+    again = controller.recommend(healthy(480, rates[-1][1], **OVERLOAD))
+    assert again.action == "decrease", again.reason
+    assert "probes aim at 0.86 from now on" in again.reason, again.reason
