@@ -10,40 +10,18 @@ probe went straight back into a second overload; and on a capacity that wanders,
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate import ExitRateConfig, ExitRateController, Recommendation
 from tests.test_exitrate_controller import CONFIG, healthy
+from tests.test_exitrate_mutants_edges import _served as _run
 
 #: An overload: both burn windows over the threshold, p95 over its threshold, the backend
 #: saturated (a saturated reading measures no capacity).
 OVERLOAD = {"burn_short": 20.0, "burn_long": 20.0, "latency_p95": 1.5, "utilisation": 0.99}
-
-
-def _run(
-    controller: ExitRateController,
-    rates: list[tuple[float, float]],
-    capacity: float,
-    start: float,
-    until: float,
-    **changes: float,
-) -> list[Recommendation]:
-    """Readings every 15 s from ``start`` to ``until`` (exclusive), each answer applied, from
-    a backend of ``capacity`` users/min, busy by the rate the room had 65 s earlier (CONFIG:
-    readings 30 s old, users reach checkout 30 s after admission, a 10 s window)."""
-    answers = []
-    t = start
-    while t < until:
-        behind = [rate for at, rate in rates if at <= t - 65] or [rates[0][1]]
-        rec = controller.recommend(
-            healthy(t, rates[-1][1], utilisation=behind[-1] / capacity, **changes)
-        )
-        rates.append((t, rec.rate))
-        answers.append(rec)
-        t += 15
-    return answers
 
 
 def _increases(answers: list[Recommendation]) -> list[Recommendation]:
@@ -205,8 +183,9 @@ def test_a_zero_loss_margin_keeps_the_configured_target() -> None:
     ],
 )
 def test_a_bad_loss_setting_names_the_field(field: str, value: float, expected: str) -> None:
+    settings: dict[str, Any] = {field: value}
     with pytest.raises(BadInputError) as caught:
-        ExitRateConfig(**{field: value})
+        ExitRateConfig(**settings)
     assert caught.value.field == field
     assert expected in str(caught.value)
 
@@ -291,7 +270,7 @@ def test_a_break_exactly_one_cut_interval_after_a_loss_is_a_new_loss() -> None:
     controller = _held_at(1100, replace(CONFIG, decrease_interval=180))
     cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
     assert "probes aim at 0.89" in cut.reason
-    rates = [(-1000, 1000.0), (300, cut.rate)]
+    rates: list[tuple[float, float]] = [(-1000, 1000), (300, cut.rate)]
     _run(controller, rates, 1000, 315, 480)
     assert controller.capacity_estimate == pytest.approx(1000)
     again = controller.recommend(healthy(480, rates[-1][1], **OVERLOAD))

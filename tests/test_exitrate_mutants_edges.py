@@ -252,16 +252,19 @@ def _served(
     capacity: float,
     start: float,
     until: float,
+    **changes: float,
 ) -> list[Recommendation]:
     """Readings every 15 s from ``start`` to ``until`` (exclusive), each answer applied, from
     a backend of ``capacity`` users/min: busy by the rate the room had 65 s earlier (CONFIG's
     30 s old readings of users admitted 30 s before). ``rates`` is the room's (time, rate)
-    history so far and grows with the answers."""
+    history so far and grows with the answers; ``changes`` go into every reading."""
     answers = []
     t = start
     while t < until:
         behind = [rate for at, rate in rates if at <= t - 65] or [rates[0][1]]
-        rec = controller.recommend(healthy(t, rates[-1][1], utilisation=behind[-1] / capacity))
+        rec = controller.recommend(
+            healthy(t, rates[-1][1], utilisation=behind[-1] / capacity, **changes)
+        )
         rates.append((t, rec.rate))
         answers.append(rec)
         t += 15
