@@ -145,11 +145,15 @@ def test_a_break_above_saturation_of_the_estimate_is_not_a_loss() -> None:
 
 
 def test_a_target_configured_under_the_floor_is_never_raised_or_lowered() -> None:
-    """A team that aims at 0.8 already keeps more margin than the floor: a loss leaves it."""
-    config = replace(CONFIG, target_utilisation=0.8)
-    controller = _held_at(1100, config)
+    """A team that aims at 0.8 already keeps more margin than the floor: a loss leaves the
+    target where it is (and the reason does not claim a change): on the backend's new 800
+    the rate climbs to 0.8 x 800 = 640."""
+    controller = _held_at(1100, replace(CONFIG, target_utilisation=0.8))
     cut = controller.recommend(healthy(300, 820, **OVERLOAD))
-    assert "probes aim at 0.80 from now on" in cut.reason, cut.reason
+    assert cut.action == "decrease"
+    assert "from now on" not in cut.reason, cut.reason
+    answers = _run(controller, [(-1000, 820), (300, cut.rate)], 800, 315, 1200)
+    assert max(a.rate for a in answers) == pytest.approx(0.8 * 800)
 
 
 def test_one_incident_counts_one_loss() -> None:
@@ -167,10 +171,13 @@ def test_one_incident_counts_one_loss() -> None:
 
 
 def test_a_zero_loss_margin_keeps_the_configured_target() -> None:
-    """``loss_margin=0``: a team that wants its target kept gets it after a loss too."""
+    """``loss_margin=0``: a team that wants its target kept gets it after a loss too: on
+    the backend's new 800 the rate climbs to 0.92 x 800 = 736."""
     controller = _held_at(1100, replace(CONFIG, loss_margin=0.0))
     cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
-    assert "probes aim at 0.92 from now on" in cut.reason, cut.reason
+    assert "from now on" not in cut.reason, cut.reason
+    answers = _run(controller, [(-1000, 1000), (300, cut.rate)], 800, 315, 1200)
+    assert max(a.rate for a in answers) == pytest.approx(0.92 * 800)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +187,7 @@ def test_a_zero_loss_margin_keeps_the_configured_target() -> None:
         ("loss_margin", -0.1, "expected a finite number >= 0, got -0.1."),
         ("loss_floor", 0.0, "expected a share in (0, 1]."),
         ("loss_floor", 1.5, "expected a share in (0, 1]."),
+        ("loss_floor", 0.02, "expected a floor above utilisation_band 0.02"),
     ],
 )
 def test_a_bad_loss_setting_names_the_field(field: str, value: float, expected: str) -> None:
@@ -276,3 +284,79 @@ def test_a_break_exactly_one_cut_interval_after_a_loss_is_a_new_loss() -> None:
     again = controller.recommend(healthy(480, rates[-1][1], **OVERLOAD))
     assert again.action == "decrease", again.reason
     assert "probes aim at 0.86 from now on" in again.reason, again.reason
+
+
+# -- a software fault is not a capacity loss -----------------------------------------------
+
+
+def test_a_loss_counted_on_a_faults_first_readings_is_taken_back() -> None:
+    """Held at 1,000/min on a measured 1,100. The first reading of a fault looks like an
+    overload (errors with latency over): cut, and counted a loss (0.89). The next readings
+    show errors with p95 fine on an idle backend: a software fault, so the loss was the
+    fault's. Once it clears the rate goes back to 1,000 and holds in the band of the
+    configured target (0.90..0.95), not of a lowered one (0.87..0.95)."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert "probes aim at 0.89 from now on" in cut.reason
+    rates: list[tuple[float, float]] = [(-1000, 1000), (300, cut.rate)]
+    during = _run(controller, rates, 1100, 315, 600, burn_short=20.0, burn_long=20.0)
+    assert any("software fault" in a.reason for a in during), [a.reason for a in during]
+    after = _run(controller, rates, 1100, 600, 1200)
+    assert after[0].rate == pytest.approx(1000), after[0].reason
+    assert after[-1].reason == "utilisation 0.91 in the hold band 0.90..0.95", after[-1].reason
+
+
+def test_a_fault_long_after_a_loss_leaves_the_loss() -> None:
+    """A real loss at 300 s (0.89 from then on) and, twenty minutes later, a software fault:
+    the fault takes back only a loss counted on its own first readings. After it clears, the
+    rate holds in the lowered band (0.87..0.95)."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert "probes aim at 0.89 from now on" in cut.reason
+    rates: list[tuple[float, float]] = [(-1000, 1000), (300, cut.rate)]
+    _run(controller, rates, 1000, 315, 1500)
+    during = _run(controller, rates, 1000, 1500, 1800, burn_short=20.0, burn_long=20.0)
+    assert any("software fault" in a.reason for a in during), [a.reason for a in during]
+    after = _run(controller, rates, 1000, 1800, 2400)
+    assert after[-1].reason.endswith("in the hold band 0.87..0.95"), after[-1].reason
+
+
+def test_latency_during_a_software_fault_is_not_a_loss() -> None:
+    """A fault recognised (errors, p95 fine, backend idle); then p95 breaks while it still
+    fails (the fault's retries load the backend): cut as an overload, but the capacity did
+    not fall: no loss."""
+    controller = _held_at(1100)
+    held = controller.recommend(healthy(300, 1000, burn_short=20.0, burn_long=20.0))
+    assert "software fault" in held.reason, held.reason
+    cut = controller.recommend(
+        healthy(315, 1000, burn_short=20.0, burn_long=20.0, latency_p95=1.5, utilisation=0.99)
+    )
+    assert cut.action == "decrease", cut.reason
+    assert "from now on" not in cut.reason
+
+
+# -- the cap and the shared-backend guard --------------------------------------------------
+
+
+def test_a_first_step_held_back_by_the_guard_leaves_the_cap_for_the_next() -> None:
+    """The first increase after a cut on errors is held back from outside (the shared-
+    backend guard turns it into a hold): the rate stays at 600, so the next increase is
+    still the first step after shedding, capped at +25%."""
+    controller = _cut_on_a_first_overload()
+    rates: list[tuple[float, float]] = [(-1000, 1000), (0, 600)]
+    vetoed = 0
+    applied: list[Recommendation] = []
+    t = 15.0
+    while t < 900 and not applied:
+        behind = [rate for at, rate in rates if at <= t - 65][-1]
+        rec = controller.recommend(healthy(t, rates[-1][1], utilisation=behind / 2000))
+        if rec.action == "increase" and not vetoed:
+            vetoed += 1  # the guard's hold: the room keeps its rate
+        elif rec.action == "increase":
+            applied.append(rec)
+            rates.append((t, rec.rate))
+        t += 15
+    assert vetoed == 1
+    assert applied, "no increase after the held one"
+    assert applied[0].rate == pytest.approx(750), applied[0].reason
+    assert "the first step after shedding at most +25%" in applied[0].reason

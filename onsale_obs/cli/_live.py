@@ -90,7 +90,7 @@ CapacityPriorOption = Annotated[
         min=1,
         help="What the checkout backend took at a past on-sale, as an exit rate (warm "
         "start): a start far above it is cut at once, and a ramp without utilisation stops "
-        "at 90% of it. Readings replace it as soon as they measure the capacity.",
+        "at the target utilisation (92%) of it. Readings replace it as soon as they measure the capacity.",
         show_default=False,
     ),
 ]

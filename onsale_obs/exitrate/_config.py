@@ -34,11 +34,11 @@ class ExitRateConfig:
             under ``probe_max_burn_short`` again.
         burn_backoff: the least cut on an overload's burn, as a share of the rate; more
             when the share failing says the backend sustains less (the cut then goes to
-            ``target_utilisation`` of what it sustains). Default 0.4 (-40%).
+            the target utilisation of what it sustains). Default 0.4 (-40%).
         latency_backoff: the cut when p95 latency is over its threshold without errors
             (a backlog building, nothing shed yet). Default 0.1; errors that follow cut at
             once to what the backend sustains.
-        saturation: cut back to ``target_utilisation`` when the current rate loads the
+        saturation: cut back to the target utilisation when the current rate loads the
             backend this much (by the capacity estimate, else the reading). Default 0.95.
         max_decrease: no single cut is larger. Default 0.7: a loss of 60% of the capacity
             at the target utilisation is answered in one cut.
@@ -49,11 +49,12 @@ class ExitRateConfig:
             again and again for one incident.
 
     Probing (slow):
-        target_utilisation: utilisation an increase aims for. Default 0.9: draining within
-            15% of the physical limit needs about 87% on average, ramps and incidents
-            included, and small tiers' latency knees sit just above 0.9.
+        target_utilisation: utilisation an increase (and a cut) aims for, until a capacity
+            loss lowers it (``loss_margin``). Default 0.92: draining within 15% of the
+            physical limit needs about 87% on average, ramps and incidents included, and
+            small tiers' latency knees sit just above 0.9.
         utilisation_band: hold while utilisation is within this below the target (up to
-            ``saturation``). Default 0.03.
+            ``saturation``). Default 0.02.
         latency_margin: increase only while p95 <= margin x threshold; between the two is
             the latency hold band. Default 0.8.
         probe_max_burn_short / probe_max_burn_long: increase only while the burn rates are
@@ -191,6 +192,12 @@ class ExitRateConfig:
         for name in (*names, "loss_floor"):
             if not 0 < getattr(self, name) <= 1:
                 raise BadInputError("expected a share in (0, 1].", field=name)
+        if self.loss_floor <= self.utilisation_band:
+            raise BadInputError(
+                f"expected a floor above utilisation_band {self.utilisation_band:g}: at or "
+                "under it no probe would ever start.",
+                field="loss_floor",
+            )
         if self.saturation < self.target_utilisation:
             raise BadInputError(
                 "saturation must be at or above target_utilisation.", field="saturation"

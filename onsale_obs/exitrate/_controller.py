@@ -188,10 +188,15 @@ class ExitRateController:
         self._from_prior = False
         #: The capacity estimate is a cut's upper bound, not yet measured below it.
         self._bound_only = False
-        #: A cut on errors happened and no probe followed it yet.
+        #: A cut on errors happened and the rate has not risen above where it cut to yet
+        #: (a step the shared-backend guard held back does not count) ...
         self._after_shed = False
-        #: Capacity losses seen under a rate the estimate said had room.
+        #: ... that rate (the lowest cut since).
+        self._shed_rate = 0.0
+        #: Capacity losses seen under a rate the estimate said had room, and when the last
+        #: was counted (a software fault recognised soon after takes it back).
         self._losses = 0
+        self._loss_at: float | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -222,6 +227,8 @@ class ExitRateController:
             # the first rate, or one changed from outside: let it show before probing
             self._last_change_at = now
             self._remember(now, base)
+        if self._after_shed and base > self._shed_rate and not _same(base, self._shed_rate):
+            self._after_shed = False  # a step above the cut's rate was taken
         reading = self._read(signals)
         if reading.missing:
             self._blind_since = now if self._blind_since is None else self._blind_since
@@ -243,6 +250,8 @@ class ExitRateController:
             self._remember(now, rate)
             if rate < base:
                 self._last_decrease_at = now
+                if self._after_shed:
+                    self._shed_rate = rate
         self._last_rate = rate
         self._last_time = now
         return Recommendation(
@@ -421,7 +430,12 @@ class ExitRateController:
         if errors and latency_ok and not saturated:
             if self._fault_since is None:
                 self._fault_since = now
-                self._after_shed = False  # the errors were the fault's, not an overload's
+                # the errors were the fault's, not an overload's: no cautious step after
+                # them, and a loss counted on its first readings was the fault's too
+                self._after_shed = False
+                if self._loss_at is not None and now - self._loss_at < self._cut_interval():
+                    self._losses -= 1
+                    self._loss_at = None
                 # the rate before the burn rose: a cut on its first readings was the fault's
                 self._fault_rate = max(base, self._good_rate or base)
             assert r.burn_short is not None
@@ -566,12 +580,16 @@ class ExitRateController:
         # one loss per incident: a cut within the interval of the last (on more severe
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
-        if severity >= _LATENCY and fresh and self._had_room(base):
+        faulty = self._fault_since is not None  # the fault's retries, not a smaller backend
+        if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
+            before = self._target()
             self._losses += 1
-            why += (
-                f"; the capacity fell under a rate it had room for: probes aim at "
-                f"{fmt.share(self._target())} from now on"
-            )
+            self._loss_at = now
+            if self._target() < before:
+                why += (
+                    f"; the capacity fell under a rate it had room for: probes aim at "
+                    f"{fmt.share(self._target())} from now on"
+                )
         known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
@@ -767,7 +785,6 @@ class ExitRateController:
         if self._after_shed and step > _AFTER_SHED_STEP:
             step = _AFTER_SHED_STEP
             why += f", the first step after shedding at most {fmt.change(step)}"
-        self._after_shed = False
         rate = min(top, base * (1 + step))
         return (
             rate,
