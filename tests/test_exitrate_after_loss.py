@@ -360,3 +360,44 @@ def test_a_first_step_held_back_by_the_guard_leaves_the_cap_for_the_next() -> No
     assert applied, "no increase after the held one"
     assert applied[0].rate == pytest.approx(750), applied[0].reason
     assert "the first step after shedding at most +25%" in applied[0].reason
+
+
+def test_a_rate_set_lower_from_outside_after_the_cut_keeps_the_cap() -> None:
+    """After the cut to 600 the room is set to 500 from outside (an operator): the rate did
+    not rise above where the cut left it, so the first step is still capped (+25%: 625)."""
+    controller = _cut_on_a_first_overload()
+    answers = _run(controller, [(-1000, 1000), (0, 600), (15, 500)], 2000, 15, 600)
+    ups = _increases(answers)
+    assert ups, [a.reason for a in answers]
+    assert ups[0].rate == pytest.approx(625), ups[0].reason
+    assert "the first step after shedding at most +25%" in ups[0].reason
+
+
+def test_a_fault_recognised_exactly_one_cut_interval_after_a_loss_leaves_it() -> None:
+    """A loss at 300 s; errors with latency over go on (the same incident, held); the fault
+    is recognised at 420 s, exactly the cut interval (120 s) later: the loss is older than
+    the fault's first readings could explain, so it stays (the band after it is 0.87..)."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert "probes aim at 0.89 from now on" in cut.reason
+    for t in range(315, 420, 15):
+        held = controller.recommend(healthy(t, cut.rate, **OVERLOAD))
+        assert held.action == "hold", held.reason
+    fault = controller.recommend(healthy(420, cut.rate, burn_short=20.0, burn_long=20.0))
+    assert "software fault" in fault.reason, fault.reason
+    rates: list[tuple[float, float]] = [(-1000, 1000), (300, cut.rate)]
+    _run(controller, rates, 1100, 435, 600, burn_short=20.0, burn_long=20.0)
+    after = _run(controller, rates, 1100, 600, 1200)
+    assert after[-1].reason.endswith("in the hold band 0.87..0.95"), after[-1].reason
+
+
+def test_a_second_fault_after_a_loss_was_taken_back_is_read_as_a_fault() -> None:
+    """The loss taken back by a first fault; once it cleared, a second fault later is read
+    as a fault again (nothing left to take back)."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    rates: list[tuple[float, float]] = [(-1000, 1000), (300, cut.rate)]
+    _run(controller, rates, 1100, 315, 600, burn_short=20.0, burn_long=20.0)
+    _run(controller, rates, 1100, 600, 1200)
+    again = _run(controller, rates, 1100, 1200, 1300, burn_short=20.0, burn_long=20.0)
+    assert "software fault" in again[0].reason, again[0].reason
