@@ -401,3 +401,20 @@ def test_a_second_fault_after_a_loss_was_taken_back_is_read_as_a_fault() -> None
     _run(controller, rates, 1100, 600, 1200)
     again = _run(controller, rates, 1100, 1200, 1300, burn_short=20.0, burn_long=20.0)
     assert "software fault" in again[0].reason, again[0].reason
+
+
+def test_the_cap_follows_later_cuts_down() -> None:
+    """After the cut on errors (600), three latency cuts take the rate to 437: the capped
+    first step (+25%, 547) is above where the *last* cut left it, though under the first
+    cut's 600, so the next step is not capped (x2 on a backend of 2,000)."""
+    controller = _cut_on_a_first_overload()
+    rates: list[tuple[float, float]] = [(-1000, 1000), (0, 600)]
+    for t in (150, 300, 450):
+        cut = controller.recommend(healthy(t, rates[-1][1], latency_p95=1.5, utilisation=0.99))
+        assert cut.action == "decrease", cut.reason
+        rates.append((t, cut.rate))
+    assert rates[-1][1] == pytest.approx(437.4)
+    ups = _increases(_run(controller, rates, 2000, 465, 1500))
+    assert ups[0].rate == pytest.approx(437.4 * 1.25), ups[0].reason
+    assert "after shedding" in ups[0].reason
+    assert ups[1].rate == pytest.approx(437.4 * 1.25 * 2), ups[1].reason

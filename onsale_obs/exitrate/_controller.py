@@ -188,11 +188,10 @@ class ExitRateController:
         self._from_prior = False
         #: The capacity estimate is a cut's upper bound, not yet measured below it.
         self._bound_only = False
-        #: A cut on errors happened and the rate has not risen above where it cut to yet
-        #: (a step the shared-backend guard held back does not count) ...
-        self._after_shed = False
-        #: ... that rate (the lowest cut since).
-        self._shed_rate = 0.0
+        #: Where a cut on errors left the rate (the lowest cut since), until the rate rises
+        #: above it (a step the shared-backend guard held back does not count); ``None``:
+        #: no cap on the next step.
+        self._shed_rate: float | None = None
         #: Capacity losses seen under a rate the estimate said had room, and when the last
         #: was counted (a software fault recognised soon after takes it back).
         self._losses = 0
@@ -227,8 +226,9 @@ class ExitRateController:
             # the first rate, or one changed from outside: let it show before probing
             self._last_change_at = now
             self._remember(now, base)
-        if self._after_shed and base > self._shed_rate and not _same(base, self._shed_rate):
-            self._after_shed = False  # a step above the cut's rate was taken
+        shed = self._shed_rate
+        if shed is not None and base > shed and not _same(base, shed):
+            self._shed_rate = None  # a step above the cut's rate was taken
         reading = self._read(signals)
         if reading.missing:
             self._blind_since = now if self._blind_since is None else self._blind_since
@@ -250,7 +250,7 @@ class ExitRateController:
             self._remember(now, rate)
             if rate < base:
                 self._last_decrease_at = now
-                if self._after_shed:
+                if self._shed_rate is not None:
                     self._shed_rate = rate
         self._last_rate = rate
         self._last_time = now
@@ -432,7 +432,7 @@ class ExitRateController:
                 self._fault_since = now
                 # the errors were the fault's, not an overload's: no cautious step after
                 # them, and a loss counted on its first readings was the fault's too
-                self._after_shed = False
+                self._shed_rate = None
                 if self._loss_at is not None and now - self._loss_at < self._cut_interval():
                     self._losses -= 1
                     self._loss_at = None
@@ -576,7 +576,7 @@ class ExitRateController:
             why += "; still above what the backend sustains, cut again"
         self._last_severity = severity
         if severity == _BURN:
-            self._after_shed = True
+            self._shed_rate = wanted  # recommend() keeps the rate it answers
         # one loss per incident: a cut within the interval of the last (on more severe
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
@@ -782,7 +782,7 @@ class ExitRateController:
                     f"{fmt.seconds(since)} ago",
                 )
             return base, "hold", f"at the maximum {fmt.rate(c.max_rate)}"
-        if self._after_shed and step > _AFTER_SHED_STEP:
+        if self._shed_rate is not None and step > _AFTER_SHED_STEP:
             step = _AFTER_SHED_STEP
             why += f", the first step after shedding at most {fmt.change(step)}"
         rate = min(top, base * (1 + step))
