@@ -188,6 +188,8 @@ def test_a_zero_loss_margin_keeps_the_configured_target() -> None:
         ("loss_floor", 0.0, "expected a share in (0, 1]."),
         ("loss_floor", 1.5, "expected a share in (0, 1]."),
         ("loss_floor", 0.02, "expected a floor above utilisation_band 0.02"),
+        ("loss_backoff", 1.0, "expected a share from 0 up to 1 (exclusive)."),
+        ("loss_backoff", -0.1, "expected a finite number >= 0, got -0.1."),
     ],
 )
 def test_a_bad_loss_setting_names_the_field(field: str, value: float, expected: str) -> None:
@@ -333,6 +335,80 @@ def test_latency_during_a_software_fault_is_not_a_loss() -> None:
     )
     assert cut.action == "decrease", cut.reason
     assert "from now on" not in cut.reason
+    assert cut.rate == pytest.approx(900), cut.reason  # latency's -10%, not a loss's -30%
+
+
+# -- the cut on a loss ---------------------------------------------------------------------
+
+
+def test_latency_breaking_under_a_rate_with_room_cuts_at_least_loss_backoff() -> None:
+    """Held at 1,000/min on a measured 1,100, latency breaks: the capacity fell, and the
+    users admitted before it keep arriving for a browse time. The cut is -30%
+    (``loss_backoff``), not latency's -10%, and the reason says why."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
+    assert cut.rate == pytest.approx(700), cut.reason
+    assert cut.reason == (
+        "latency p95 1.5s > 1s; the capacity fell under a rate it had room for, cut at "
+        "least -30% while the users already admitted arrive: probes aim at 0.89 from now "
+        "on: -30%"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "rate", "expected"),
+    [
+        (replace(CONFIG, loss_backoff=0.0), 1000.0, 900.0),  # off: latency's -10%
+        (replace(CONFIG, loss_backoff=0.1), 1000.0, 900.0),  # the same as latency's: no claim
+        (replace(CONFIG, loss_backoff=0.5), 1000.0, 500.0),
+        (replace(CONFIG, loss_backoff=0.9), 1000.0, 300.0),  # max_decrease 0.7 bounds it
+        (replace(CONFIG, loss_backoff=0.9, min_rate=400.0), 1000.0, 400.0),  # and min_rate
+    ],
+)
+def test_the_loss_cut_follows_loss_backoff_within_the_bounds(
+    config: ExitRateConfig, rate: float, expected: float
+) -> None:
+    controller = _held_at(1100, config)
+    cut = controller.recommend(healthy(300, rate, latency_p95=1.5, utilisation=0.99))
+    assert cut.action == "decrease"
+    assert cut.rate == pytest.approx(expected), cut.reason
+    assert ("cut at least" in cut.reason) == (expected < 900), cut.reason
+
+
+def test_a_deeper_cut_on_errors_is_kept() -> None:
+    """A loss shown by errors: the burn's -40% is already deeper than -30% and stays, and
+    the reason does not claim the loss's cut."""
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, **OVERLOAD))
+    assert cut.rate == pytest.approx(600)
+    assert "cut at least" not in cut.reason
+
+
+@pytest.mark.parametrize("prior", [None, 1100.0])
+def test_a_break_that_is_not_a_loss_is_cut_as_latency_alone(prior: float | None) -> None:
+    """Latency breaking on the first reading (nothing measured yet), or under a capacity
+    prior from a past on-sale: not a loss, so latency's -10%."""
+    controller = ExitRateController(replace(CONFIG, capacity_prior=prior))
+    cut = controller.recommend(healthy(0, 1000, latency_p95=1.5, utilisation=0.99))
+    assert cut.rate == pytest.approx(900), cut.reason
+
+
+def test_a_break_above_saturation_is_cut_as_latency_alone() -> None:
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1100, latency_p95=1.5, utilisation=0.99))
+    assert cut.action == "decrease"
+    assert "cut at least" not in cut.reason, cut.reason
+
+
+def test_the_second_cut_of_an_incident_is_not_deepened() -> None:
+    """The loss's cut, then latency again within the cut interval on more severe evidence
+    (errors): the burn decides that cut, the loss's floor is not applied twice."""
+    controller = _held_at(1100)
+    first = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
+    assert first.rate == pytest.approx(700)
+    again = controller.recommend(healthy(315, 700, **OVERLOAD))
+    assert again.action == "decrease", again.reason
+    assert "cut at least" not in again.reason
 
 
 # -- the cap and the shared-backend guard --------------------------------------------------

@@ -231,9 +231,10 @@ def test_an_empty_queue_keeps_readings_out_of_the_estimate_for_the_horizon() -> 
 def test_the_ceiling_left_by_a_cut_holds_for_exactly_ceiling_memory() -> None:
     """A backend measured at 3,000/min, a latency cut at 300 s from 2,760/min: probes stop at
     the ceiling just under it (2,622/min), still at exactly ``ceiling_memory`` (10 minutes)
-    after the cut; the ceiling is forgotten only after that. (No loss margin: the cut is a
-    capacity loss, and 0.89 of 3,000 would hold under the ceiling.)"""
-    controller = ExitRateController(replace(CONFIG, loss_margin=0.0))
+    after the cut; the ceiling is forgotten only after that. (No loss margin nor loss cut:
+    the cut is a capacity loss, 0.89 of 3,000 would hold under the ceiling, and a -30% cut
+    would take minutes more to climb back to it.)"""
+    controller = ExitRateController(replace(CONFIG, loss_margin=0.0, loss_backoff=0.0))
     rate = 1000.0
     answers = {}
     for t in range(0, 930, 15):

@@ -77,6 +77,11 @@ class ExitRateConfig:
             fall of more than 8% is an overload. 0 keeps ``target_utilisation``.
         loss_floor: the losses never take the target below this (nor does it raise a
             target configured under it). Default 0.84.
+        loss_backoff: the least cut on a capacity loss (see ``loss_margin``), as a share of
+            the rate, where latency alone would cut ``latency_backoff``. Default 0.3 (-30%):
+            the users admitted before the loss keep arriving for a browse time whatever the
+            room does, and the backlog they build at a rate over the smaller capacity must
+            drain before latency recovers. 0 cuts a loss as any other break.
         max_increase: largest step up, taken only while the capacity estimate says the
             headroom is that large and the readings have settled after the last change.
             Default 1.0 (x2): a start at a fifth of the capacity is at the target in three
@@ -132,6 +137,7 @@ class ExitRateConfig:
     ceiling_memory: float = 600.0
     loss_margin: float = 0.03
     loss_floor: float = 0.84
+    loss_backoff: float = 0.3
     max_increase: float = 1.0
     min_increase: float = 0.02
     blind_increase: float = 0.1
@@ -186,8 +192,9 @@ class ExitRateConfig:
                 f"expected an objective between 0 and 1 (0.9999 for 99.99%), got {self.objective!r}.",
                 field="objective",
             )
-        if self.loss_margin >= 1:
-            raise BadInputError("expected a share from 0 up to 1 (exclusive).", field="loss_margin")
+        for name in ("loss_margin", "loss_backoff"):
+            if getattr(self, name) >= 1:
+                raise BadInputError("expected a share from 0 up to 1 (exclusive).", field=name)
         names = ("target_utilisation", "saturation", "latency_margin", "capacity_smoothing")
         for name in (*names, "loss_floor"):
             if not 0 < getattr(self, name) <= 1:

@@ -585,11 +585,16 @@ class ExitRateController:
             before = self._target()
             self._losses += 1
             self._loss_at = now
+            why += "; the capacity fell under a rate it had room for"
+            # the users admitted before the loss keep arriving for a browse time: the cut
+            # must leave room for the backlog they build to drain (a -10% cut on latency
+            # left it growing until errors cut again, minutes later)
+            deeper = max(c.min_rate, base * (1 - c.max_decrease), seen * (1 - c.loss_backoff))
+            if deeper < wanted:
+                wanted = deeper
+                why += f", cut at least {fmt.change(-c.loss_backoff)} while the users already admitted arrive"
             if self._target() < before:
-                why += (
-                    f"; the capacity fell under a rate it had room for: probes aim at "
-                    f"{fmt.share(self._target())} from now on"
-                )
+                why += f": probes aim at {fmt.share(self._target())} from now on"
         known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
