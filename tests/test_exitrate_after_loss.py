@@ -9,6 +9,7 @@ probe went straight back into a second overload; and on a capacity that wanders,
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -409,6 +410,55 @@ def test_the_second_cut_of_an_incident_is_not_deepened() -> None:
     again = controller.recommend(healthy(315, 700, **OVERLOAD))
     assert again.action == "decrease", again.reason
     assert "cut at least" not in again.reason
+
+
+# -- another event failing on the same service ---------------------------------------------
+
+
+def test_latency_while_another_event_fails_is_not_a_loss() -> None:
+    """Events sharing checkout: another event's checkouts fail (the service's burn is at
+    the alert threshold, this event's own is clean) and their retries load the backend.
+    Latency breaking here is cut as latency (-10%), not as a capacity loss: no deeper cut,
+    the target stays 0.92."""
+    controller = _held_at(1100)
+    cut = controller.recommend(
+        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4)
+    )
+    assert cut.rate == pytest.approx(900), cut.reason
+    assert cut.reason == (
+        "latency p95 1.5s > 1s; another event on the service is failing: not counted as a "
+        "capacity loss: -10%"
+    )
+    # once the other event heals, the backend takes 1,300: the hold band is still 0.92's
+    answers = _run(controller, [(-1000, 1000), (300, 900)], 1300, 315, 2400)
+    assert answers[-1].reason.endswith("in the hold band 0.90..0.95"), answers[-1].reason
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"shared_burn": 14.3},  # the service under the threshold
+        {"shared_burn": math.nan},  # not known
+        {"shared_burn": math.inf},  # not a reading either
+        {"shared_burn": 20.0, "burn_short": 14.4, "burn_long": 14.4},  # its own at the threshold
+        {"shared_burn": 20.0, "burn_short": 20.0, "burn_long": 20.0},  # this event fails too
+    ],
+)
+def test_a_loss_is_a_loss_unless_only_other_events_fail(changes: dict[str, float]) -> None:
+    controller = _held_at(1100)
+    cut = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99, **changes))
+    assert "probes aim at 0.89 from now on" in cut.reason, cut.reason
+    assert "another event" not in cut.reason
+
+
+def test_a_break_with_no_room_while_another_fails_says_nothing_of_a_loss() -> None:
+    """Past saturation of the estimate the break is no loss anyway: nothing to explain."""
+    controller = _held_at(1100)
+    cut = controller.recommend(
+        healthy(300, 1100, latency_p95=1.5, utilisation=0.99, shared_burn=20.0)
+    )
+    assert cut.action == "decrease"
+    assert "another event" not in cut.reason, cut.reason
 
 
 # -- the cap and the shared-backend guard --------------------------------------------------

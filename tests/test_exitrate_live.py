@@ -180,6 +180,10 @@ def test_two_events_a_fault_in_one_only_its_rate_falls(live: Live) -> None:
     assert "software fault" in fault[EVENT].reason
     assert fault[EVENT].rate == first[EVENT].rate
     assert fault[OTHER].signals.burn_short == 0.0  # its own requests, not final's
+    shared = fault[OTHER].signals.shared_burn  # and the whole service's beside them
+    assert shared is not None
+    assert shared >= ExitRateConfig().burn_threshold
+    assert fault[EVENT].signals.shared_burn == shared
     assert fault[OTHER].action == "hold", fault[OTHER].reason
     assert "another event on the shared checkout service burns" in fault[OTHER].reason
     live.record(ok=10, failed=200)  # now final's checkouts wait for the queue timeout

@@ -225,6 +225,12 @@ def test_one_events_fault_never_cuts_another_events_rate(fault_run: MixedRun) ->
             if fault.start + 60 <= r.time < fault.end
         ]
         assert max(burns) < THRESHOLD  # its own requests, not the faulty event's
+        shared = [
+            r.shared_burn or 0.0
+            for r in fault_run.readings[i]
+            if fault.start + 60 <= r.time < fault.end
+        ]
+        assert min(shared) >= THRESHOLD  # the whole service's burn beside it, as serve reads it
         ticks = fault_run.events[i].ticks
         before = [t.rate for t in ticks if t.t <= fault.start][-1]
         during = [t for t in ticks if fault.start <= t.t < showing and t.queue > 0]
@@ -232,6 +238,7 @@ def test_one_events_fault_never_cuts_another_events_rate(fault_run: MixedRun) ->
         cuts = [t for t in during if t.action == "decrease"]
         assert not [t.reason for t in cuts if "burn" in t.reason]
         assert all(t.reason.startswith(("latency", "utilisation")) for t in cuts)
+        assert not [t.reason for t in cuts if "capacity fell" in t.reason]
         assert max(t.rate for t in during) >= before  # it is not held down either
 
 

@@ -133,7 +133,7 @@ def test_a_blackout_only_ever_decays_to_the_safe_rate(start: float, ticks: int) 
 
 
 #: Every optional field of a reading.
-OPTIONAL = (*REQUIRED, "utilisation", "arrivals", "observed_at")
+OPTIONAL = (*REQUIRED, "utilisation", "arrivals", "observed_at", "shared_burn")
 #: How a field can be missing: absent, not a number, infinite or negative.
 BROKEN = st.sampled_from([None, math.nan, math.inf, -math.inf, -1.0])
 
@@ -148,6 +148,7 @@ def _healthy(t: float, rate: float, **changes: float | None) -> Signals:
         "utilisation": 0.3,
         "arrivals": 500.0,
         "observed_at": t - 30,
+        "shared_burn": 0.0,
     }
     values.update(changes)
     return _signals({"time": t, **values}, rate)

@@ -90,6 +90,7 @@ class _Reading:
     utilisation: float | None
     stale_for: float | None
     observed_at: float | None
+    shared_burn: float | None = None
 
     @property
     def missing(self) -> list[str]:
@@ -380,6 +381,7 @@ class ExitRateController:
             utilisation=None if utilisation is None else min(utilisation, 1.0),
             stale_for=None,
             observed_at=observed,
+            shared_burn=usable(signals.shared_burn),
         )
 
     # -- deciding ------------------------------------------------------------------------
@@ -581,7 +583,10 @@ class ExitRateController:
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
         faulty = self._fault_since is not None  # the fault's retries, not a smaller backend
-        if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
+        if severity >= _LATENCY and fresh and not faulty and self._others_fail(r):
+            if self._had_room(base):
+                why += "; another event on the service is failing: not counted as a capacity loss"
+        elif severity >= _LATENCY and fresh and not faulty and self._had_room(base):
             before = self._target()
             self._losses += 1
             self._loss_at = now
@@ -842,6 +847,17 @@ class ExitRateController:
         c = self.config
         target = c.target_utilisation
         return max(min(c.loss_floor, target), target - c.loss_margin * self._losses)
+
+    def _others_fail(self, r: _Reading) -> bool:
+        """Whether the service's on-sale requests, all events together, burn at the alert
+        threshold while this event's own do not: another event's failure (its retries load
+        the shared backend), not a smaller backend."""
+        threshold = self.config.burn_threshold
+        return (
+            r.shared_burn is not None
+            and r.shared_burn >= threshold
+            and (r.burn_short is None or r.burn_short < threshold)
+        )
 
     def _had_room(self, base: float) -> bool:
         """Whether the measured capacity estimate put ``base`` under saturation (a break

@@ -254,7 +254,9 @@ class ExitRateLoop:
         for event, windows in live:
             rate = self.rates.get(event, self.initial_rate)
             queue = None if queues is None else queues.get(event)
-            readings[event] = self.reader.read(now, event, rate, windows, queue)
+            readings[event] = replace(
+                self.reader.read(now, event, rate, windows, queue), shared_burn=shared
+            )
         busy = {event: s.utilisation for event, s in readings.items()}  # as read
         if len(live) > 1:
             readings = self._by_demand(now, readings)

@@ -411,7 +411,8 @@ class _Mixed:
         before = sum(room.rate for room in self.rooms)
         split = self.guard  # ours as `serve` runs it: utilisation split by demand
         for room, controller in zip(self.rooms, self.controllers, strict=True):
-            signals = self._signals(t, room, split=split)
+            # every controller reads the service's burn too, as `serve` gives it
+            signals = replace(self._signals(t, room, split=split), shared_burn=shared)
             rec = controller.recommend(signals)
             if self.guard:
                 rec = shared_guard(

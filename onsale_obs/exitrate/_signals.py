@@ -33,6 +33,10 @@ class Signals:
         arrivals: users joining the waiting room per minute (optional, for the reason text).
         observed_at: time of the newest data point behind these values (optional; with it
             the controller can tell a stale reading from a fresh one).
+        shared_burn: short-window burn of every on-sale request of the service, all events
+            together (optional: where several events share one service). While it is at the
+            alert threshold and this event's own burn is not, latency breaking is read as
+            another event's failure loading the service, not as a capacity loss.
     """
 
     time: float
@@ -45,6 +49,7 @@ class Signals:
     utilisation: float | None = None
     arrivals: float | None = None
     observed_at: float | None = None
+    shared_burn: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Every field, ``None`` as ``null``; non-finite numbers as ``null`` too."""
