@@ -662,6 +662,30 @@ def test_shedding_behind_an_unknown_rate_does_not_cut_again() -> None:
         assert rec.action == "hold", rec.reason
 
 
+def test_shedding_behind_a_rate_half_known_cuts_again_on_the_known_part() -> None:
+    """A hot start: 1,000/min from the first call, cut -40% on the first burn (at 45 s).
+    15 s later the reading reflects admissions of which under half are known (the lag is
+    log-normal, median 30 s, sigma 0.6): hold. 15 s after that over half are: the backend
+    sheds half of what the known part sent, so it sustains at most that half; the rest,
+    counted as no admissions, makes the cut deeper, never shallower."""
+    controller = ExitRateController(replace(CONFIG, admission_lag_spread=0.6))
+    controller.recommend(healthy(0, 1000))
+    first = controller.recommend(healthy(45, 1000, burn_short=1000, burn_long=1000, latency_p95=2))
+    assert first.rate == pytest.approx(600)
+    shedding = {"burn_short": 5000.0, "burn_long": 4000.0, "latency_p95": 9.0}
+    early = controller.recommend(healthy(60, 600, **shedding))
+    assert early.action == "hold", early.reason
+    again = controller.recommend(healthy(75, 600, **shedding))
+    # the reading's 10 s window ends at 45 s: five slices, each the share of the users
+    # admitted from 0 s on who have reached checkout by then
+    lag = NormalDist()
+    known = sum(lag.cdf(math.log((45 - 10 * (k + 0.5) / 5) / 30) / 0.6) for k in range(5)) / 5
+    assert 0.5 < known < 0.9
+    assert again.action == "decrease", again.reason
+    assert again.rate == pytest.approx(1000 * known * 0.5 * 0.92)
+    assert "still above what the backend sustains, cut again" in again.reason
+
+
 def test_after_a_healed_fault_the_controller_carries_on() -> None:
     """Once a fault has cleared and the rate is restored, the next readings are judged as
     any others: healthy ones hold while the restore shows, then probe; no fault is left
