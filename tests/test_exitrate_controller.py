@@ -686,6 +686,20 @@ def test_shedding_behind_a_rate_half_known_cuts_again_on_the_known_part() -> Non
     assert "still above what the backend sustains, cut again" in again.reason
 
 
+def test_shedding_without_latency_needs_the_rate_known_to_cut_again() -> None:
+    """The same start, but p95 stays within its threshold while a saturated backend fails
+    half its checkouts: the errors may be a software fault the utilisation hides, and half
+    known is not enough to cut again on them: hold until the cut interval."""
+    controller = ExitRateController(replace(CONFIG, admission_lag_spread=0.6))
+    controller.recommend(healthy(0, 1000))
+    busy = {"utilisation": 0.99}
+    first = controller.recommend(healthy(45, 1000, burn_short=1000, burn_long=1000, **busy))
+    assert first.rate == pytest.approx(600)
+    again = controller.recommend(healthy(75, 600, burn_short=5000, burn_long=4000, **busy))
+    assert again.action == "hold", again.reason
+    assert "next cut allowed after" in again.reason
+
+
 def test_after_a_healed_fault_the_controller_carries_on() -> None:
     """Once a fault has cleared and the rate is restored, the next readings are judged as
     any others: healthy ones hold while the restore shows, then probe; no fault is left

@@ -27,10 +27,10 @@ _POINTS = 5
 _KNOWN_TO_CUT = 0.9
 #: ... and to probe from them (the unknown rest counts as no admissions: the safe side).
 _KNOWN_TO_PROBE = 0.5
-#: ... and to cut again on the share an overload sheds (the unknown rest, counted as no
-#: admissions, reads the backend as sustaining less: a deeper cut). Waiting for 90% kept a
-#: start at twice the capacity shedding half its checkouts for minutes on a long browse
-#: time, with the fitted lag longer still.
+#: ... and to cut again on the share an overload sheds while latency shows it too (the
+#: unknown rest, counted as no admissions, reads the backend as sustaining less: a deeper
+#: cut). Waiting for 90% kept a start at twice the capacity shedding half its checkouts for
+#: minutes on a long browse time, with the fitted lag longer still.
 _KNOWN_TO_RECUT = 0.5
 #: Growth of the capacity estimate that lifts the ceiling left by a latency or burn cut.
 _CAPACITY_GROWTH = 0.1
@@ -561,11 +561,13 @@ class ExitRateController:
         # latency) cuts again before cut_interval
         # -- unless the backend is shedding a measured share: what it serves then does not
         # depend on when the cut shows, and a rate still well above it is cut again
-        # (only when the rate behind the reading is at least half known: the share failing
-        # is that rate's, and the unknown rest counted as no admissions reads the backend as
-        # sustaining less, the safe side for a cut)
+        # (only when the rate behind the reading is known: the share failing is that rate's;
+        # half known is enough while latency shows the overload too, the unknown rest
+        # counted as no admissions reading the backend as sustaining less, the safe side;
+        # without latency the errors may be a fault the utilisation hides)
         measured = None
-        shed_of = self._attributed(now, r, _KNOWN_TO_RECUT)
+        slow = any(level == _LATENCY for _, _, level in wants)
+        shed_of = self._attributed(now, r, _KNOWN_TO_RECUT if slow else _KNOWN_TO_CUT)
         if shed_of is not None and failing >= _MEASURED_SHED:
             sustained = shed_of * (1 - failing) * self._target()
             if sustained < base * (1 - _RECUT):
