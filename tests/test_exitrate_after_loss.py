@@ -356,24 +356,45 @@ def test_latency_breaking_under_a_rate_with_room_cuts_at_least_loss_backoff() ->
     )
 
 
+BOUNDED = "cut as far as the minimum rate and max_decrease allow"
+
+
 @pytest.mark.parametrize(
-    ("config", "rate", "expected"),
+    ("config", "expected", "claim"),
     [
-        (replace(CONFIG, loss_backoff=0.0), 1000.0, 900.0),  # off: latency's -10%
-        (replace(CONFIG, loss_backoff=0.1), 1000.0, 900.0),  # the same as latency's: no claim
-        (replace(CONFIG, loss_backoff=0.5), 1000.0, 500.0),
-        (replace(CONFIG, loss_backoff=0.9), 1000.0, 300.0),  # max_decrease 0.7 bounds it
-        (replace(CONFIG, loss_backoff=0.9, min_rate=400.0), 1000.0, 400.0),  # and min_rate
+        (replace(CONFIG, loss_backoff=0.0), 900.0, None),  # off: latency's -10%
+        (replace(CONFIG, loss_backoff=0.1), 900.0, None),  # the same as latency's: no claim
+        (replace(CONFIG, loss_backoff=0.5), 500.0, "cut at least -50%"),
+        (replace(CONFIG, loss_backoff=0.9), 300.0, BOUNDED),  # max_decrease 0.7 bounds it
+        (replace(CONFIG, loss_backoff=0.9, min_rate=400.0), 400.0, BOUNDED),  # and min_rate
+        (replace(CONFIG, min_rate=800.0, safe_rate=900.0), 800.0, BOUNDED),  # the default
     ],
 )
 def test_the_loss_cut_follows_loss_backoff_within_the_bounds(
-    config: ExitRateConfig, rate: float, expected: float
+    config: ExitRateConfig, expected: float, claim: str | None
 ) -> None:
+    """The cut goes to ``loss_backoff`` under the rate behind the reading, no further than
+    ``max_decrease`` and ``min_rate`` allow, and the reason says which one set it (never a
+    share the cut did not reach)."""
     controller = _held_at(1100, config)
-    cut = controller.recommend(healthy(300, rate, latency_p95=1.5, utilisation=0.99))
+    cut = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
     assert cut.action == "decrease"
     assert cut.rate == pytest.approx(expected), cut.reason
-    assert ("cut at least" in cut.reason) == (expected < 900), cut.reason
+    if claim is None:
+        assert ", cut " not in cut.reason, cut.reason
+    else:
+        assert f"had room for, {claim} while the users already admitted arrive" in cut.reason
+
+
+def test_the_loss_cut_is_measured_from_the_rate_behind_the_reading() -> None:
+    """The room was raised to 1,040/min from outside 10 s before latency broke: the reading
+    still reflects the 1,000 admitted a browse time earlier, and the loss is cut 30% under
+    that (700), not under the rate just set (728)."""
+    controller = _held_at(1100)
+    controller.recommend(healthy(290, 1040, utilisation=1000 / 1100))
+    cut = controller.recommend(healthy(300, 1040, latency_p95=1.5, utilisation=0.99))
+    assert cut.rate == pytest.approx(700), cut.reason
+    assert "(readings reflect 1,000/min)" in cut.reason
 
 
 def test_a_deeper_cut_on_errors_is_kept() -> None:
@@ -401,15 +422,19 @@ def test_a_break_above_saturation_is_cut_as_latency_alone() -> None:
     assert "cut at least" not in cut.reason, cut.reason
 
 
-def test_the_second_cut_of_an_incident_is_not_deepened() -> None:
-    """The loss's cut, then latency again within the cut interval on more severe evidence
-    (errors): the burn decides that cut, the loss's floor is not applied twice."""
+def test_a_fault_recognised_after_a_loss_cut_returns_to_the_rate_before_it() -> None:
+    """Latency broke at 1,000/min (a loss: -30% to 700), a clean reading followed, then the
+    errors without latency showed it was a software fault. The loss is taken back, and so
+    is its cut: once the burn clears the rate returns to 1,000, not to 700."""
     controller = _held_at(1100)
-    first = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
-    assert first.rate == pytest.approx(700)
-    again = controller.recommend(healthy(315, 700, **OVERLOAD))
-    assert again.action == "decrease", again.reason
-    assert "cut at least" not in again.reason
+    cut = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99))
+    assert cut.rate == pytest.approx(700)
+    controller.recommend(healthy(315, 700))
+    held = controller.recommend(healthy(330, 700, burn_short=20.0, burn_long=20.0))
+    assert held.action == "hold", held.reason
+    assert held.reason.endswith("back to 1,000/min when it clears"), held.reason
+    back = controller.recommend(healthy(345, 700, burn_long=20.0))
+    assert back.rate == pytest.approx(1000), back.reason
 
 
 # -- another event failing on the same service ---------------------------------------------
@@ -441,6 +466,7 @@ def test_latency_while_another_event_fails_is_not_a_loss() -> None:
         {"shared_burn": math.nan},  # not known
         {"shared_burn": math.inf},  # not a reading either
         {"shared_burn": 20.0, "burn_short": 14.4, "burn_long": 14.4},  # its own at the threshold
+        {"shared_burn": 20.0, "burn_short": None},  # its own not known: not innocent
         {"shared_burn": 20.0, "burn_short": 20.0, "burn_long": 20.0},  # this event fails too
     ],
 )

@@ -684,6 +684,12 @@ def test_shedding_behind_a_rate_half_known_cuts_again_on_the_known_part() -> Non
     assert again.action == "decrease", again.reason
     assert again.rate == pytest.approx(1000 * known * 0.5 * 0.92)
     assert "still above what the backend sustains, cut again" in again.reason
+    # the reason and the capacity bound speak of the rate the shed belongs to, not of the
+    # current 600/min: the backend sustains half of it
+    behind = 1000 * known
+    assert f"the backend sustains ~{behind * 0.5:,.0f}/min" in again.reason, again.reason
+    assert f"(readings reflect {behind:,.0f}/min)" in again.reason, again.reason
+    assert again.capacity_estimate == pytest.approx(behind * 0.5)
 
 
 def test_shedding_without_latency_needs_the_rate_known_to_cut_again() -> None:

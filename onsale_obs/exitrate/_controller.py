@@ -202,6 +202,8 @@ class ExitRateController:
         #: was counted (a software fault recognised soon after takes it back).
         self._losses = 0
         self._loss_at: float | None = None
+        #: The rate the last loss was cut from (a take-back returns to it after the fault).
+        self._loss_from: float | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -440,11 +442,13 @@ class ExitRateController:
                 # the errors were the fault's, not an overload's: no cautious step after
                 # them, and a loss counted on its first readings was the fault's too
                 self._shed_rate = None
+                before_loss = 0.0
                 if self._loss_at is not None and now - self._loss_at < self._cut_interval():
                     self._losses -= 1
                     self._loss_at = None
+                    before_loss = self._loss_from or 0.0  # that loss's cut was the fault's
                 # the rate before the burn rose: a cut on its first readings was the fault's
-                self._fault_rate = max(base, self._good_rate or base)
+                self._fault_rate = max(base, self._good_rate or base, before_loss)
             assert r.burn_short is not None
             failing = r.burn_short * (1 - c.objective)
             if failing >= _OUTAGE_SHARE:
@@ -531,8 +535,6 @@ class ExitRateController:
                 f">= {fmt.times(c.burn_threshold)}"
             )
             cut = min(seen * (1 - c.burn_backoff), seen * (1 - failing) * self._target())
-            if failing >= c.burn_backoff:
-                text += f" ({fmt.share(failing)} failing: the backend sustains ~{fmt.rate(seen * (1 - failing))})"
             wants.append((cut, text, _BURN))
         if (
             r.latency_p95 is not None
@@ -546,9 +548,7 @@ class ExitRateController:
             wants.append((*saturated, _SATURATION))
         if not wants:
             return None
-        why = ", ".join(text for _, text, _ in wants)
-        if not _same(seen, base):
-            why += f" (readings reflect {fmt.rate(seen)})"
+        why = self._why(wants, failing, seen, base)
         wanted = max(c.min_rate, base * (1 - c.max_decrease), min(w for w, _, _ in wants))
         if wanted >= base or _same(wanted, base):
             if base <= c.min_rate:
@@ -584,7 +584,10 @@ class ExitRateController:
                 f"{fmt.seconds(self._cut_interval())}",
             )
         if within and measured is not None:
+            assert shed_of is not None
             wanted = measured
+            seen = shed_of  # the rate the shed belongs to, for the reason and the bound
+            why = self._why(wants, failing, seen, base)
             why += "; still above what the backend sustains, cut again"
         self._last_severity = severity
         if severity == _BURN:
@@ -604,10 +607,17 @@ class ExitRateController:
             # the users admitted before the loss keep arriving for a browse time: the cut
             # must leave room for the backlog they build to drain (a -10% cut on latency
             # left it growing until errors cut again, minutes later)
-            deeper = max(c.min_rate, base * (1 - c.max_decrease), seen * (1 - c.loss_backoff))
+            floor = seen * (1 - c.loss_backoff)
+            deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
             if deeper < wanted:
                 wanted = deeper
-                why += f", cut at least {fmt.change(-c.loss_backoff)} while the users already admitted arrive"
+                how = (
+                    f"at least {fmt.change(-c.loss_backoff)}"
+                    if _same(deeper, floor)
+                    else "as far as the minimum rate and max_decrease allow"
+                )
+                why += f", cut {how} while the users already admitted arrive"
+            self._loss_from = base
             if self._target() < before:
                 why += f": probes aim at {fmt.share(self._target())} from now on"
         known = None if self._from_prior else self._capacity
@@ -635,6 +645,22 @@ class ExitRateController:
             self._ceiling_capacity = known
             self._ceiling_at = now
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
+
+    def _why(
+        self, wants: list[tuple[float, str, int]], failing: float, seen: float, base: float
+    ) -> str:
+        """The triggers of a cut in words, what the backend sustains of the rate ``seen``
+        behind the reading when a large share fails, and that rate when it is not ``base``."""
+        texts = []
+        for _, text, level in wants:
+            if level == _BURN and failing >= self.config.burn_backoff:
+                sustains = fmt.rate(seen * (1 - failing))
+                text += f" ({fmt.share(failing)} failing: the backend sustains ~{sustains})"
+            texts.append(text)
+        why = ", ".join(texts)
+        if not _same(seen, base):
+            why += f" (readings reflect {fmt.rate(seen)})"
+        return why
 
     def _saturation(self, base: float, seen: float, r: _Reading) -> tuple[float, str] | None:
         """The rate to fall back to when the current rate loads the backend to saturation:
@@ -866,7 +892,8 @@ class ExitRateController:
         return (
             r.shared_burn is not None
             and r.shared_burn >= threshold
-            and (r.burn_short is None or r.burn_short < threshold)
+            and r.burn_short is not None  # not known is not innocent: a loss stays a loss
+            and r.burn_short < threshold
         )
 
     def _had_room(self, base: float) -> bool:
