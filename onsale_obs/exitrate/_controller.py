@@ -126,11 +126,14 @@ class ExitRateController:
        or over the capacity estimate goes back to the target; relative to the exit rate
        the reading reflects, by at most ``max_decrease``; one cut per incident (another
        only after the cut interval, or at once on more severe evidence, or when the share
-       a known rate sheds says the backend sustains well under the current rate); a
-       latency or burn cut leaves a ceiling just under that rate for ``ceiling_memory``;
-       the first such cut of an incident at a rate the measured estimate put under
-       saturation is a capacity loss: the target drops by ``loss_margin`` for the rest of
-       the on-sale (down to ``loss_floor``);
+       a known rate sheds, or a half-known one while p95 is over its threshold, says the
+       backend sustains well under the current rate); a latency or burn cut leaves a
+       ceiling just under that rate for ``ceiling_memory``; the first such cut of an
+       incident at a rate the measured estimate put under saturation is a capacity loss:
+       it cuts at least ``loss_backoff`` and the target drops by ``loss_margin`` for the
+       rest of the on-sale (down to ``loss_floor``), unless only other events on the
+       service fail (``shared_burn`` at the alert threshold, this event's own burn under
+       it): their retries, not a smaller backend;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
