@@ -50,6 +50,7 @@ def readings(draw: st.DrawFn) -> list[dict[str, float | None]]:
                 "utilisation": draw(shares),
                 "arrivals": draw(anything),
                 "observed_at": draw(st.one_of(st.none(), st.just(t - 30), st.just(t - 600))),
+                "shared_burn": draw(burns),
             }
         )
     return out
@@ -69,6 +70,7 @@ def _signals(values: dict[str, float | None], rate: float) -> Signals:
         utilisation=values["utilisation"],
         arrivals=values["arrivals"],
         observed_at=values["observed_at"],
+        shared_burn=values.get("shared_burn"),
     )
 
 
