@@ -445,13 +445,14 @@ class ExitRateController:
                 # the errors were the fault's, not an overload's: no cautious step after
                 # them, and a loss counted on its first readings was the fault's too
                 self._shed_rate = None
-                before_loss = 0.0
+                # the rate before the burn rose: a cut on its first readings was the fault's
+                self._fault_rate = max(base, self._good_rate or base)
                 if self._loss_at is not None and now - self._loss_at < self._cut_interval():
                     self._losses -= 1
                     self._loss_at = None
-                    before_loss = self._loss_from or 0.0  # that loss's cut was the fault's
-                # the rate before the burn rose: a cut on its first readings was the fault's
-                self._fault_rate = max(base, self._good_rate or base, before_loss)
+                    assert self._loss_from is not None  # set with _loss_at
+                    # and so was that loss's cut: back to the rate it was cut from
+                    self._fault_rate = max(self._fault_rate, self._loss_from)
             assert r.burn_short is not None
             failing = r.burn_short * (1 - c.objective)
             if failing >= _OUTAGE_SHARE:
