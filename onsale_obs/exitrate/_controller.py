@@ -201,12 +201,11 @@ class ExitRateController:
         #: above it (a step the shared-backend guard held back does not count); ``None``:
         #: no cap on the next step.
         self._shed_rate: float | None = None
-        #: Capacity losses seen under a rate the estimate said had room, and when the last
-        #: was counted (a software fault recognised soon after takes it back).
+        #: Capacity losses seen under a rate the estimate said had room, and the last one
+        #: (when, and the rate it was cut from) until a software fault recognised soon
+        #: after takes it back.
         self._losses = 0
-        self._loss_at: float | None = None
-        #: The rate the last loss was cut from (a take-back returns to it after the fault).
-        self._loss_from: float | None = None
+        self._last_loss: tuple[float, float] | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -447,12 +446,12 @@ class ExitRateController:
                 self._shed_rate = None
                 # the rate before the burn rose: a cut on its first readings was the fault's
                 self._fault_rate = max(base, self._good_rate or base)
-                if self._loss_at is not None and now - self._loss_at < self._cut_interval():
+                loss = self._last_loss
+                if loss is not None and now - loss[0] < self._cut_interval():
                     self._losses -= 1
-                    self._loss_at = None
-                    assert self._loss_from is not None  # set with _loss_at
+                    self._last_loss = None
                     # and so was that loss's cut: back to the rate it was cut from
-                    self._fault_rate = max(self._fault_rate, self._loss_from)
+                    self._fault_rate = max(self._fault_rate, loss[1])
             assert r.burn_short is not None
             failing = r.burn_short * (1 - c.objective)
             if failing >= _OUTAGE_SHARE:
@@ -600,30 +599,29 @@ class ExitRateController:
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
         faulty = self._fault_since is not None  # the fault's retries, not a smaller backend
-        if severity >= _LATENCY and fresh and not faulty and self._others_fail(r):
-            if self._had_room(base):
+        if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
+            if self._others_fail(r):
                 why += "; another event on the service is failing: not counted as a capacity loss"
-        elif severity >= _LATENCY and fresh and not faulty and self._had_room(base):
-            before = self._target()
-            self._losses += 1
-            self._loss_at = now
-            why += "; the capacity fell under a rate it had room for"
-            # the users admitted before the loss keep arriving for a browse time: the cut
-            # must leave room for the backlog they build to drain (a -10% cut on latency
-            # left it growing until errors cut again, minutes later)
-            floor = seen * (1 - c.loss_backoff)
-            deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
-            if deeper < wanted:
-                wanted = deeper
-                how = (
-                    f"at least {fmt.change(-c.loss_backoff)}"
-                    if _same(deeper, floor)
-                    else "as far as the minimum rate and max_decrease allow"
-                )
-                why += f", cut {how} while the users already admitted arrive"
-            self._loss_from = base
-            if self._target() < before:
-                why += f": probes aim at {fmt.share(self._target())} from now on"
+            else:
+                before = self._target()
+                self._losses += 1
+                self._last_loss = (now, base)
+                why += "; the capacity fell under a rate it had room for"
+                # the users admitted before the loss keep arriving for a browse time: the
+                # cut must leave room for the backlog they build to drain (a -10% cut on
+                # latency left it growing until errors cut again, minutes later)
+                floor = seen * (1 - c.loss_backoff)
+                deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
+                if deeper < wanted:
+                    wanted = deeper
+                    how = (
+                        f"at least {fmt.change(-c.loss_backoff)}"
+                        if _same(deeper, floor)
+                        else "as far as the minimum rate and max_decrease allow"
+                    )
+                    why += f", cut {how} while the users already admitted arrive"
+                if self._target() < before:
+                    why += f": probes aim at {fmt.share(self._target())} from now on"
         known = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
