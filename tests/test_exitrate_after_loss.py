@@ -570,3 +570,53 @@ def test_the_cap_follows_later_cuts_down() -> None:
     assert ups[0].rate == pytest.approx(437.4 * 1.25), ups[0].reason
     assert "after shedding" in ups[0].reason
     assert ups[1].rate == pytest.approx(437.4 * 1.25 * 2), ups[1].reason
+
+
+# -- a full reading of a known rate outvotes an estimate read high --------------------------
+
+
+def _held_at_the_target_of(capacity: float) -> tuple[ExitRateController, list[Recommendation]]:
+    """Ten minutes on a backend of ``capacity``: the estimate learns it and the rate climbs
+    to 0.92 of it, where it holds."""
+    controller = ExitRateController(CONFIG)
+    rates: list[tuple[float, float]] = [(-1000, 1000)]
+    answers = _run(controller, rates, capacity, 0, 600)
+    assert controller.capacity_estimate == pytest.approx(capacity)
+    assert answers[-1].rate == pytest.approx(0.92 * capacity), answers[-1].reason
+    return controller, answers
+
+
+def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> None:
+    """The backend turns out to take 1,000/min, not the 2,000 learnt (an autoscaled tier
+    read across its step, a tier that went away without latency): every reading is now
+    full. Saturated readings teach the estimate nothing, so by it 1,840 is still at 0.92
+    and would be held for as long as the readings stay full; the full reading of a rate
+    the controller knows cuts at once, to 0.92 of that rate, and bounds the estimate."""
+    controller, answers = _held_at_the_target_of(2000)
+    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    cut = _run(controller, rates, 1000, 600, 615)[0]
+    assert (cut.action, cut.rate) == ("decrease", pytest.approx(0.92 * 1840))
+    assert cut.reason == (
+        "full utilisation at 1,840/min (the estimate read high): load 1.00 >= 0.95: -8%"
+    )
+    assert controller.capacity_estimate == pytest.approx(1840)
+
+
+def test_a_saturated_reading_short_of_full_leaves_the_estimate_in_charge() -> None:
+    """The same estimate and rate, the backend 1,900/min: readings of 0.97 are saturated
+    but not full, and an estimate that says 0.92 holds (its wobble is not a cut)."""
+    controller, answers = _held_at_the_target_of(2000)
+    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    after = _run(controller, rates, 1900, 600, 660)
+    assert [a.action for a in after] == ["hold"] * 4, [a.reason for a in after]
+
+
+def test_a_full_reading_waits_for_the_rate_behind_it_to_be_known() -> None:
+    """A capacity prior of 2,000 and full readings from the first one at 1,000/min: the
+    readings belong to admissions from before the controller's first rate until a lag has
+    passed, so it holds; once the rate behind them is known it cuts, naming the prior."""
+    controller = ExitRateController(replace(CONFIG, capacity_prior=2000))
+    answers = [controller.recommend(healthy(t, 1000, utilisation=1.0)) for t in range(0, 90, 15)]
+    assert [a.action for a in answers[:5]] == ["hold"] * 5, [a.reason for a in answers]
+    assert (answers[5].action, answers[5].rate) == ("decrease", 920), answers[5].reason
+    assert answers[5].reason.startswith("full utilisation at 1,000/min (the capacity prior")

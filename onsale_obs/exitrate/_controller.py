@@ -65,6 +65,8 @@ _EARLY_TIE = 2.0
 _EARLY_MIN_STEP = 0.1
 #: An overload shedding this share of checkouts measures what the backend sustains ...
 _MEASURED_SHED = 0.05
+#: A reading this busy is saturated however the capacity estimate reads it.
+_FULL = 1.0
 #: ... and a rate this much above the target share of that is cut again within the cut
 #: interval (a first cut by a fixed fraction left the rate over a halved capacity for the
 #: whole interval: minutes of 40-60% failing).
@@ -546,7 +548,7 @@ class ExitRateController:
         ):
             text = f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)}"
             wants.append((seen * (1 - c.latency_backoff), text, _LATENCY))
-        saturated = self._saturation(base, seen, r)
+        saturated = self._saturation(base, seen, r, known)
         if saturated is not None:
             wants.append((*saturated, _SATURATION))
         if not wants:
@@ -664,9 +666,14 @@ class ExitRateController:
             why += f" (readings reflect {fmt.rate(seen)})"
         return why
 
-    def _saturation(self, base: float, seen: float, r: _Reading) -> tuple[float, str] | None:
+    def _saturation(
+        self, base: float, seen: float, r: _Reading, known: float | None
+    ) -> tuple[float, str] | None:
         """The rate to fall back to when the current rate loads the backend to saturation:
-        judged on the capacity estimate when there is one, else on the reading itself."""
+        judged on the capacity estimate when there is one, else on the reading itself. A
+        full reading of a known rate (``known``: the rate behind it) outvotes an estimate
+        that says there is room: saturated readings teach the estimate nothing, so one read
+        high would otherwise hold the rate at the full capacity for as long as it stays."""
         c = self.config
         if self._capacity is not None:
             at_base = base / self._capacity
@@ -675,6 +682,12 @@ class ExitRateController:
             room = r.utilisation is not None and r.utilisation < c.saturation
             if room and not self._from_prior and at_base < 1:
                 return None  # the reading has room and the estimate wobbles under saturation
+            full = r.utilisation is not None and r.utilisation >= _FULL
+            if full and known is not None and base / known > at_base:
+                at_base = base / known  # the reading's load, at the full utilisation
+                wanted = self._target() * known  # under the estimate's: known < capacity
+                source = "capacity prior" if self._from_prior else "estimate"
+                what = f"full utilisation at {fmt.rate(known)} (the {source} read high): load"
         elif r.utilisation is not None:
             at_base = r.utilisation * base / seen
             wanted = seen * min(0.95, self._target() / max(r.utilisation, 1e-9))
