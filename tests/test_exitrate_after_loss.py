@@ -595,7 +595,8 @@ def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> N
     controller, answers = _held_at_the_target_of(2000)
     rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
     cut = _run(controller, rates, 1000, 600, 615)[0]
-    assert (cut.action, cut.rate) == ("decrease", pytest.approx(0.92 * 1840))
+    assert cut.action == "decrease"
+    assert cut.rate == pytest.approx(0.92 * 1840)
     assert cut.reason == (
         "full utilisation at 1,840/min (the estimate read high): load 1.00 >= 0.95: -8%"
     )
