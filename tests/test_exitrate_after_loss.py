@@ -621,3 +621,17 @@ def test_a_full_reading_waits_for_the_rate_behind_it_to_be_known() -> None:
     assert [a.action for a in answers[:5]] == ["hold"] * 5, [a.reason for a in answers]
     assert (answers[5].action, answers[5].rate) == ("decrease", 920), answers[5].reason
     assert answers[5].reason.startswith("full utilisation at 1,000/min (the capacity prior")
+
+
+def test_a_full_reading_while_another_event_fails_leaves_the_estimate_in_charge() -> None:
+    """The same full readings while the service's on-sale requests, every event together,
+    burn at the alert threshold and this event's own do not: the failing event's retries
+    fill the shared backend, and this event's estimate is not what read high, so it holds
+    (the failing event's own controller answers its fault). Its own burn at the threshold
+    too, or not known, is not another event's failure: it cuts."""
+    for own, action in ((0.0, "hold"), (14.4, "decrease"), (math.nan, "decrease")):
+        controller, answers = _held_at_the_target_of(2000)
+        rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+        after = _run(controller, rates, 1000, 600, 615, shared_burn=20.0, burn_short=own)
+        assert after[0].action == action, (own, after[0].reason)
+        assert after[0].reason.startswith("full utilisation") == (action == "decrease")

@@ -682,8 +682,10 @@ class ExitRateController:
             room = r.utilisation is not None and r.utilisation < c.saturation
             if room and not self._from_prior and at_base < 1:
                 return None  # the reading has room and the estimate wobbles under saturation
+            # (not while another event fails: its retries fill a shared backend, and this
+            # event's own estimate is not what read high)
             full = r.utilisation is not None and r.utilisation >= _FULL
-            if full and known is not None and base / known > at_base:
+            if full and known is not None and base / known > at_base and not self._others_fail(r):
                 at_base = base / known  # the reading's load, at the full utilisation
                 wanted = self._target() * known  # under the estimate's: known < capacity
                 source = "capacity prior" if self._from_prior else "estimate"
