@@ -635,3 +635,46 @@ def test_a_full_reading_while_another_event_fails_leaves_the_estimate_in_charge(
         after = _run(controller, rates, 1000, 600, 615, shared_burn=20.0, burn_short=own)
         assert after[0].action == action, (own, after[0].reason)
         assert after[0].reason.startswith("full utilisation") == (action == "decrease")
+
+
+def test_the_ceiling_of_a_full_reading_cut_lifts_on_the_estimate_it_leaves() -> None:
+    """After the cut on a backend of 1,800 (from 1,840 to 1,693, the ceiling 5% under
+    1,840), the backend takes 2,100: the ceiling is lifted by growth past the estimate the
+    cut left (1,840), not past the 2,000 it found read high, so the probes pass it within
+    two minutes instead of waiting out the ceiling's ten-minute memory."""
+    controller, answers = _held_at_the_target_of(2000)
+    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    cut = _run(controller, rates, 1800, 600, 615)[0]
+    assert cut.reason.startswith("full utilisation at 1,840/min"), cut.reason
+    after = _run(controller, rates, 2100, 615, 900)
+    assert max(a.rate for a in after) > 0.95 * 1840 * 1.05, [a.reason for a in after]
+
+
+def test_a_full_reading_during_this_events_own_fault_is_the_faults() -> None:
+    """A software fault (burn over the threshold in both windows, p95 fine) and then full
+    readings: the failing checkouts' retries fill the backend, which says nothing about the
+    estimate, so the controller holds through its fault rather than cutting as if the
+    estimate had read high."""
+    controller, answers = _held_at_the_target_of(2000)
+    rate = answers[-1].rate
+    fault = {"burn_short": 20.0, "burn_long": 20.0}
+    for t, busy in ((600, 0.9), (615, 0.9), (630, 1.0), (645, 1.0), (660, 1.0)):
+        rec = controller.recommend(healthy(t, rate, utilisation=busy, **fault))
+        assert rec.action == "hold", (t, rec.reason)
+        assert "read high" not in rec.reason
+
+
+def test_a_saturation_cut_that_bounds_the_estimate_anchors_its_ceiling_there() -> None:
+    """Any saturation cut, not only a full reading's: 0.99 busy at 1,920/min (set from
+    outside over the 1,840 the estimate of 2,000 allows) cuts to 1,840 and bounds the
+    estimate at 1,859 (1,840 / 0.99). When the backend then takes 2,100, growth past 1,859
+    lifts the ceiling (5% under 1,840) within minutes and a probe passes 1,840; anchored at
+    the 2,000 the reading showed high, the ceiling held the rate for its ten-minute memory."""
+    controller, answers = _held_at_the_target_of(2000)
+    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers), (600.0, 1920.0)]
+    cut = controller.recommend(healthy(600, 1920, utilisation=0.99))
+    assert (cut.action, cut.rate) == ("decrease", 1840), cut.reason
+    assert controller.capacity_estimate == pytest.approx(1840 / 0.99)
+    rates.append((600.0, cut.rate))
+    after = _run(controller, rates, 2100, 615, 900)
+    assert max(a.rate for a in after) > 1840 * 1.01, [a.reason for a in after]

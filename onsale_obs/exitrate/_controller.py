@@ -548,7 +548,10 @@ class ExitRateController:
         ):
             text = f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)}"
             wants.append((seen * (1 - c.latency_backoff), text, _LATENCY))
-        saturated = self._saturation(base, seen, r, known)
+        # a full reading is the estimate's error only when no one's errors explain it: this
+        # event's own fault, or another event's on a shared backend (their retries fill it)
+        explained = self._fault_since is not None or self._others_fail(r)
+        saturated = self._saturation(base, seen, r, None if explained else known)
         if saturated is not None:
             wants.append((*saturated, _SATURATION))
         if not wants:
@@ -646,7 +649,9 @@ class ExitRateController:
         self._bound_only = bound is not None and _same(self._capacity or 0.0, bound)
         if severity == _SATURATION and self._ceiling is None:
             self._ceiling = seen * (1 - c.ceiling_margin)
-            self._ceiling_capacity = known
+            # lifted by growth past the estimate the cut leaves: the reading may just have
+            # bounded one read high, which would keep probes under the ceiling for its memory
+            self._ceiling_capacity = None if known is None else self._capacity
             self._ceiling_at = now
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
 
@@ -669,8 +674,8 @@ class ExitRateController:
     def _saturation(
         self, base: float, seen: float, r: _Reading, known: float | None
     ) -> tuple[float, str] | None:
-        """The rate to fall back to when the current rate loads the backend to saturation:
-        judged on the capacity estimate when there is one, else on the reading itself. A
+        """The rate to fall back to when the current rate loads the backend to saturation,
+        and why: judged on the capacity estimate when there is one, else on the reading. A
         full reading of a known rate (``known``: the rate behind it) outvotes an estimate
         that says there is room: saturated readings teach the estimate nothing, so one read
         high would otherwise hold the rate at the full capacity for as long as it stays."""
@@ -682,10 +687,8 @@ class ExitRateController:
             room = r.utilisation is not None and r.utilisation < c.saturation
             if room and not self._from_prior and at_base < 1:
                 return None  # the reading has room and the estimate wobbles under saturation
-            # (not while another event fails: its retries fill a shared backend, and this
-            # event's own estimate is not what read high)
             full = r.utilisation is not None and r.utilisation >= _FULL
-            if full and known is not None and base / known > at_base and not self._others_fail(r):
+            if full and known is not None and base / known > at_base:
                 at_base = base / known  # the reading's load, at the full utilisation
                 wanted = self._target() * known  # under the estimate's: known < capacity
                 source = "capacity prior" if self._from_prior else "estimate"
