@@ -65,12 +65,12 @@ _EARLY_TIE = 2.0
 _EARLY_MIN_STEP = 0.1
 #: An overload shedding this share of checkouts measures what the backend sustains ...
 _MEASURED_SHED = 0.05
-#: A reading this busy is saturated however the capacity estimate reads it.
-_FULL = 1.0
 #: ... and a rate this much above the target share of that is cut again within the cut
 #: interval (a first cut by a fixed fraction left the rate over a halved capacity for the
 #: whole interval: minutes of 40-60% failing).
 _RECUT = 0.1
+#: A reading this busy is saturated however the capacity estimate reads it.
+_FULL = 1.0
 #: A software fault failing this share of checkouts or more is an outage of checkout: the
 #: room pauses at the minimum rate instead of holding (1-50% failing holds).
 _OUTAGE_SHARE = 0.8
