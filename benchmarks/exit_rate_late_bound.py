@@ -41,7 +41,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from onsale_obs.exitrate import (
-    Action,
     OracleRate,
     Recommendation,
     Scenario,
@@ -50,6 +49,7 @@ from onsale_obs.exitrate import (
     physical_limit,
     simulate,
 )
+from onsale_obs.exitrate._baselines import _direction
 from onsale_obs.exitrate._families import FAMILIES, HELD_OUT_SEEDS
 from onsale_obs.exitrate._run import ORACLE_UTILISATION, OURS, make_controller
 from onsale_obs.exitrate._signals import RateController
@@ -96,8 +96,7 @@ class Informed:
                 self._stop_until = None
                 rate, reason = self.post * known, "a share of the capacity known"
         base = signals.current_rate
-        action: Action = "increase" if rate > base else "decrease" if rate < base else "hold"
-        return Recommendation(rate, reason, action, base, now, signals)
+        return Recommendation(rate, reason, _direction(base, rate), base, now, signals)
 
 
 _Point = tuple[str, float, float, float]  # family, delay (< 0: ours), stop, post

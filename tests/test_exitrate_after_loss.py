@@ -575,15 +575,18 @@ def test_the_cap_follows_later_cuts_down() -> None:
 # -- a full reading of a known rate outvotes an estimate read high --------------------------
 
 
-def _held_at_the_target_of(capacity: float) -> tuple[ExitRateController, list[Recommendation]]:
+def _held_at_the_target_of(
+    capacity: float,
+) -> tuple[ExitRateController, list[tuple[float, float]]]:
     """Ten minutes on a backend of ``capacity``: the estimate learns it and the rate climbs
-    to 0.92 of it, where it holds."""
+    to 0.92 of it, where it holds. Returns the controller and the room's (time, rate)
+    history, for ``_run`` to go on from."""
     controller = ExitRateController(CONFIG)
     rates: list[tuple[float, float]] = [(-1000, 1000)]
     answers = _run(controller, rates, capacity, 0, 600)
     assert controller.capacity_estimate == pytest.approx(capacity)
     assert answers[-1].rate == pytest.approx(0.92 * capacity), answers[-1].reason
-    return controller, answers
+    return controller, rates
 
 
 def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> None:
@@ -592,8 +595,7 @@ def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> N
     full. Saturated readings teach the estimate nothing, so by it 1,840 is still at 0.92
     and would be held for as long as the readings stay full; the full reading of a rate
     the controller knows cuts at once, to 0.92 of that rate, and bounds the estimate."""
-    controller, answers = _held_at_the_target_of(2000)
-    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    controller, rates = _held_at_the_target_of(2000)
     cut = _run(controller, rates, 1000, 600, 615)[0]
     assert cut.action == "decrease"
     assert cut.rate == pytest.approx(0.92 * 1840)
@@ -606,8 +608,7 @@ def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> N
 def test_a_saturated_reading_short_of_full_leaves_the_estimate_in_charge() -> None:
     """The same estimate and rate, the backend 1,900/min: readings of 0.97 are saturated
     but not full, and an estimate that says 0.92 holds (its wobble is not a cut)."""
-    controller, answers = _held_at_the_target_of(2000)
-    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    controller, rates = _held_at_the_target_of(2000)
     after = _run(controller, rates, 1900, 600, 660)
     assert [a.action for a in after] == ["hold"] * 4, [a.reason for a in after]
 
@@ -630,8 +631,7 @@ def test_a_full_reading_while_another_event_fails_leaves_the_estimate_in_charge(
     (the failing event's own controller answers its fault). Its own burn at the threshold
     too, or not known, is not another event's failure: it cuts."""
     for own, action in ((0.0, "hold"), (14.4, "decrease"), (math.nan, "decrease")):
-        controller, answers = _held_at_the_target_of(2000)
-        rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+        controller, rates = _held_at_the_target_of(2000)
         after = _run(controller, rates, 1000, 600, 615, shared_burn=20.0, burn_short=own)
         assert after[0].action == action, (own, after[0].reason)
         assert after[0].reason.startswith("full utilisation") == (action == "decrease")
@@ -642,8 +642,7 @@ def test_the_ceiling_of_a_full_reading_cut_lifts_on_the_estimate_it_leaves() -> 
     1,840), the backend takes 2,100: the ceiling is lifted by growth past the estimate the
     cut left (1,840), not past the 2,000 it found read high, so the probes pass it within
     two minutes instead of waiting out the ceiling's ten-minute memory."""
-    controller, answers = _held_at_the_target_of(2000)
-    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers)]
+    controller, rates = _held_at_the_target_of(2000)
     cut = _run(controller, rates, 1800, 600, 615)[0]
     assert cut.reason.startswith("full utilisation at 1,840/min"), cut.reason
     after = _run(controller, rates, 2100, 615, 900)
@@ -655,8 +654,8 @@ def test_a_full_reading_during_this_events_own_fault_is_the_faults() -> None:
     readings: the failing checkouts' retries fill the backend, which says nothing about the
     estimate, so the controller holds through its fault rather than cutting as if the
     estimate had read high."""
-    controller, answers = _held_at_the_target_of(2000)
-    rate = answers[-1].rate
+    controller, rates = _held_at_the_target_of(2000)
+    rate = rates[-1][1]
     fault = {"burn_short": 20.0, "burn_long": 20.0}
     for t, busy in ((600, 0.9), (615, 0.9), (630, 1.0), (645, 1.0), (660, 1.0)):
         rec = controller.recommend(healthy(t, rate, utilisation=busy, **fault))
@@ -670,8 +669,8 @@ def test_a_saturation_cut_that_bounds_the_estimate_anchors_its_ceiling_there() -
     estimate at 1,859 (1,840 / 0.99). When the backend then takes 2,100, growth past 1,859
     lifts the ceiling (5% under 1,840) within minutes and a probe passes 1,840; anchored at
     the 2,000 the reading showed high, the ceiling held the rate for its ten-minute memory."""
-    controller, answers = _held_at_the_target_of(2000)
-    rates = [(-1000.0, 1000.0), *((a.time, a.rate) for a in answers), (600.0, 1920.0)]
+    controller, rates = _held_at_the_target_of(2000)
+    rates.append((600.0, 1920.0))
     cut = controller.recommend(healthy(600, 1920, utilisation=0.99))
     assert (cut.action, cut.rate) == ("decrease", 1840), cut.reason
     assert controller.capacity_estimate == pytest.approx(1840 / 0.99)

@@ -548,10 +548,12 @@ class ExitRateController:
         ):
             text = f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)}"
             wants.append((seen * (1 - c.latency_backoff), text, _LATENCY))
-        # a full reading is the estimate's error only when no one's errors explain it: this
-        # event's own fault, or another event's on a shared backend (their retries fill it)
-        explained = self._fault_since is not None or self._others_fail(r)
-        saturated = self._saturation(base, seen, r, None if explained else known)
+        # failed checkouts' retries, of this event's own fault or of another event's on a
+        # shared backend, load it: neither a full reading nor a break then says the estimate
+        # read high or the backend shrank
+        faulty = self._fault_since is not None
+        others = self._others_fail(r)
+        saturated = self._saturation(base, seen, r, None if faulty or others else known)
         if saturated is not None:
             wants.append((*saturated, _SATURATION))
         if not wants:
@@ -603,9 +605,8 @@ class ExitRateController:
         # one loss per incident: a cut within the interval of the last (on more severe
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
-        faulty = self._fault_since is not None  # the fault's retries, not a smaller backend
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
-            if self._others_fail(r):
+            if others:
                 why += "; another event on the service is failing: not counted as a capacity loss"
             else:
                 before = self._target()
@@ -627,11 +628,11 @@ class ExitRateController:
                     why += f", cut {how} while the users already admitted arrive"
                 if self._target() < before:
                     why += f": probes aim at {fmt.share(self._target())} from now on"
-        known = None if self._from_prior else self._capacity
+        believed = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
             self._ceiling = seen * (1 - c.ceiling_margin)
-            self._ceiling_capacity = known
+            self._ceiling_capacity = believed
             self._ceiling_at = now
         # what the backend served while shedding is measured capacity; latency over its
         # threshold says the usable capacity is at most the rate behind the reading; a
@@ -651,7 +652,7 @@ class ExitRateController:
             self._ceiling = seen * (1 - c.ceiling_margin)
             # lifted by growth past the estimate the cut leaves: the reading may just have
             # bounded one read high, which would keep probes under the ceiling for its memory
-            self._ceiling_capacity = None if known is None else self._capacity
+            self._ceiling_capacity = None if believed is None else self._capacity
             self._ceiling_at = now
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
 
