@@ -809,6 +809,48 @@ def test_an_early_estimate_with_little_headroom_waits_for_the_readings() -> None
     assert answers[-1].reason.startswith("utilisation 0.90 in the hold band")
 
 
+def _load(t: float, rates: list[tuple[float, float]], capacity: float) -> float:
+    """The utilisation at ``t`` of the rates admitted since each ``(since, rate)`` (readings
+    30 s old over a 10 s window, an 80 s / 0.9 log-normal lag to checkout)."""
+    end, seen = t - 30, 0.0
+    for k in range(5):
+        at = end - 10 * (k + 0.5) / 5
+        for i, (since, rate) in enumerate(rates):
+            until = rates[i + 1][0] if i + 1 < len(rates) else t
+            if since >= at:
+                break
+            reached = NormalDist().cdf(math.log((at - since) / 80) / 0.9)
+            later = NormalDist().cdf(math.log((at - until) / 80) / 0.9) if at > until else 0.0
+            seen += rate * (reached - later) / 5
+    return seen / capacity
+
+
+def test_a_later_early_estimate_replaces_one_read_before_the_backend_shrank() -> None:
+    """The first early estimate (12,000/min) was read before the backend halved; the next,
+    on readings after it, says 6,000. It replaces the first, down as well as up: the
+    controller steps to 92% of 6,000 and holds there. Keeping the higher one (only raising
+    an early estimate) and smoothing the settled readings from it probed +70% into a
+    6,000/min backend."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rate, t, rates, answers = 1500.0, 0.0, [(0.0, 1500.0)], []
+    while t < 1200:
+        capacity = 12_000 if t - 30 < 200 else 6000  # readings are 30 s old
+        rec = controller.recommend(
+            healthy(t, rate, utilisation=_load(t, rates, capacity), queue_length=500_000)
+        )
+        answers.append(rec)
+        if rec.rate != rate:
+            rates.append((t, rec.rate))
+        rate, t = rec.rate, t + 15
+    steps = [a for a in answers if a.action != "hold"]
+    assert [a.action for a in steps] == ["increase", "increase"]
+    assert "put the capacity at ~12,000/min" in steps[0].reason
+    assert "put the capacity at ~6,000/min" in steps[1].reason
+    assert steps[1].capacity_estimate == pytest.approx(6000, rel=0.01)
+    assert rate == pytest.approx(0.92 * 6000, rel=0.01)
+    assert answers[-1].reason.startswith("utilisation 0.92 in the hold band")
+
+
 @pytest.mark.parametrize(
     ("changes", "what"),
     [

@@ -471,10 +471,14 @@ def test_a_room_under_one_user_a_minute_steps_early_like_any_other() -> None:
     assert "utilisation still rising" in step.reason
 
 
-def _six_readings_over_the_fit_span() -> tuple[ExitRateController, Recommendation]:
+def _six_readings_over_the_fit_span(
+    smoothing: float = 0.3,
+) -> tuple[ExitRateController, Recommendation]:
     """A learning controller after six readings 3 minutes apart, the first exactly
     ``_FIT_SPAN`` (15 minutes) before the last, at 1,000/min and half busy: the last answer."""
-    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.6))
+    controller = ExitRateController(
+        replace(CONFIG, learn_lag=True, admission_lag_spread=0.6, capacity_smoothing=smoothing)
+    )
     controller.recommend(healthy(-100, 1000, utilisation=None))
     rec = None
     for t in range(0, 901, 180):
@@ -510,7 +514,7 @@ def test_an_early_step_after_a_fit_no_lag_could_score() -> None:
 
 def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None:
     """An early estimate (~2,000/min) is not a cut's upper bound: the first settled reading
-    that measures more raises it (smoothed), it is not kept as a ceiling on the estimate."""
+    that measures more replaces it, it is not kept as a ceiling on the estimate."""
     controller, rec = _six_readings_over_the_fit_span()
     assert rec.action == "increase"
     early = rec.capacity_estimate
@@ -523,6 +527,41 @@ def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None
         estimates.append(rec.capacity_estimate)
     assert estimates[-1] is not None
     assert estimates[-1] > early * 1.01
+
+
+def test_the_first_settled_reading_replaces_an_early_estimate_whole() -> None:
+    """An early estimate rests on a few rising readings: the first settled reading replaces
+    it rather than being smoothed into it, so how much weight a reading gets
+    (``capacity_smoothing`` 0.3 or 1) makes no difference to that first estimate."""
+    firsts = []
+    for smoothing in (0.3, 1.0):
+        controller, rec = _six_readings_over_the_fit_span(smoothing)
+        assert rec.capacity_estimate == pytest.approx(2000)
+        rate, t = rec.rate, 915
+        while rec.capacity_estimate == pytest.approx(2000) and t < 1200:
+            rec = controller.recommend(healthy(t, rate, utilisation=0.3))
+            rate, t = rec.rate, t + 15
+        firsts.append(rec.capacity_estimate)
+    assert firsts[0] is not None
+    assert firsts[0] > 2000 * 1.01
+    assert firsts[0] == pytest.approx(firsts[1])
+
+
+def test_a_cut_after_an_early_step_bounds_the_estimate_like_any_other() -> None:
+    """A latency break after an early step bounds the capacity by the rate behind the
+    reading; that bound is measured, not early: a first settled reading above it leaves the
+    estimate at the bound (it does not replace it, as it would an early estimate)."""
+    controller, rec = _six_readings_over_the_fit_span()
+    rate = rec.rate
+    for t in (915, 930, 945):
+        rate = controller.recommend(healthy(t, rate)).rate
+    cut = controller.recommend(healthy(960, rate, latency_p95=1.5))
+    assert cut.action == "decrease"
+    bound = cut.capacity_estimate
+    assert bound is not None
+    assert bound < 2000
+    after = controller.recommend(healthy(975, cut.rate, utilisation=0.3))
+    assert after.capacity_estimate == pytest.approx(bound)
 
 
 def _share(lag: float, median: float, spread: float) -> float:

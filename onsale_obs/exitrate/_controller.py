@@ -197,6 +197,9 @@ class ExitRateController:
         self._fault_cleared_at: float | None = None
         #: The capacity estimate is only the prior (no reading has confirmed it yet).
         self._from_prior = False
+        #: The capacity estimate is an early one (readings still rising after a change): the
+        #: next estimate, early or settled, replaces it rather than being weighed against it.
+        self._from_early = False
         #: The capacity estimate is a cut's upper bound, not yet measured below it.
         self._bound_only = False
         #: Where a cut on errors left the rate (the lowest cut since), until the rate rises
@@ -305,9 +308,12 @@ class ExitRateController:
         if found is None or found[1] < _KNOWN_TO_PROBE or found[0] <= 0:
             return
         sample = found[0] / u
-        if self._capacity is None or self._from_prior:
+        if self._capacity is None or self._from_prior or self._from_early:
+            # an early estimate rests on a few readings under a lag fitted to a rise, some
+            # from before a change in the backend: smoothed from, one read 1.5x high held the
+            # estimate up for minutes (tuning seed autoscale 28), and a probe off it overloaded
             self._capacity = sample
-            self._from_prior = False
+            self._from_prior = self._from_early = False
         elif self._bound_only:
             # a cut's bound is only an upper bound: the first measurement below it replaces
             # it (smoothing from the bound kept the estimate high for minutes, and a probe
@@ -646,7 +652,7 @@ class ExitRateController:
             self._capacity = bound
         elif bound is not None:
             self._capacity = min(self._capacity, bound)
-        self._from_prior = False
+        self._from_prior = self._from_early = False
         self._bound_only = bound is not None and _same(self._capacity or 0.0, bound)
         if severity == _SATURATION and self._ceiling is None:
             self._ceiling = seen * (1 - c.ceiling_margin)
@@ -792,9 +798,15 @@ class ExitRateController:
                 # the readings so far, under the lag fitted to them, already tell the
                 # capacity: step to a safe share of it rather than wait minutes for the
                 # slowest browsers
-                if self._capacity is None or self._from_prior or early > self._capacity:
+                if (
+                    self._capacity is None
+                    or self._from_prior
+                    or self._from_early  # a later early estimate, up or down
+                    or early > self._capacity
+                ):
                     self._capacity = early
                     self._from_prior = False
+                    self._from_early = True
                 step = min(c.max_increase, wanted)
                 why = (
                     f"utilisation still rising, the readings so far put the capacity at "
