@@ -532,8 +532,9 @@ def test_readings_after_an_early_step_move_its_estimate_like_any_other() -> None
 def test_the_first_settled_reading_replaces_an_early_estimate_whole() -> None:
     """An early estimate rests on a few rising readings: the first settled reading replaces
     it rather than being smoothed into it, so how much weight a reading gets
-    (``capacity_smoothing`` 0.3 or 1) makes no difference to that first estimate."""
-    firsts = []
+    (``capacity_smoothing`` 0.3 or 1) makes no difference to that first estimate. The
+    estimate is measured from then on: the next reading, busier, is smoothed into it."""
+    firsts, seconds = [], []
     for smoothing in (0.3, 1.0):
         controller, rec = _six_readings_over_the_fit_span(smoothing)
         assert rec.capacity_estimate == pytest.approx(2000)
@@ -542,9 +543,13 @@ def test_the_first_settled_reading_replaces_an_early_estimate_whole() -> None:
             rec = controller.recommend(healthy(t, rate, utilisation=0.3))
             rate, t = rec.rate, t + 15
         firsts.append(rec.capacity_estimate)
+        seconds.append(controller.recommend(healthy(t, rate, utilisation=0.25)).capacity_estimate)
     assert firsts[0] is not None
     assert firsts[0] > 2000 * 1.01
     assert firsts[0] == pytest.approx(firsts[1])
+    assert seconds[0] is not None
+    assert seconds[1] is not None
+    assert firsts[0] < seconds[0] < seconds[1] * 0.95  # 30% of the way, not all of it
 
 
 def test_a_cut_after_an_early_step_bounds_the_estimate_like_any_other() -> None:
@@ -562,6 +567,10 @@ def test_a_cut_after_an_early_step_bounds_the_estimate_like_any_other() -> None:
     assert bound < 2000
     after = controller.recommend(healthy(975, cut.rate, utilisation=0.3))
     assert after.capacity_estimate == pytest.approx(bound)
+    # the reading was measured (not skipped): the next one moves the estimate off the bound
+    later = controller.recommend(healthy(990, cut.rate, utilisation=0.3))
+    assert later.capacity_estimate is not None
+    assert later.capacity_estimate > bound * 1.01
 
 
 def _share(lag: float, median: float, spread: float) -> float:

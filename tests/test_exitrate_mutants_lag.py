@@ -282,6 +282,26 @@ def test_an_early_estimate_above_a_cuts_bound_replaces_it_and_the_step_stops_at_
     assert answers[285].reason == "at 950/min, just under where latency or errors broke 4m30s ago"
 
 
+def test_an_early_estimate_that_replaced_a_cuts_bound_counts_as_measured() -> None:
+    """After the early step past the cut's bound (the estimate ~3,628/min, the rate 950),
+    latency breaking again before any reading settles is a capacity loss: the estimate had
+    room for the rate, as any measured one, not a cut's bound that only says "at most"."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rate, t, answers = 1000.0, 0.0, {}
+    while t <= 180:
+        u = _rising(t, 1000, 4000, 80, 0.9)
+        answers[t] = controller.recommend(
+            healthy(t, rate, utilisation=u, latency_p95=1.5 if t in (15, 180) else 0.5)
+        )
+        rate = answers[t].rate
+        t += 15
+    assert answers[165].action == "increase"
+    assert answers[165].capacity_estimate == pytest.approx(3628, abs=1)
+    assert answers[180].action == "decrease"
+    assert "the capacity fell under a rate it had room for" in answers[180].reason
+    assert answers[180].rate == pytest.approx(0.7 * 950)
+
+
 def test_after_an_early_step_the_capacity_counts_as_known() -> None:
     """Once an early step took the readings' estimate (4,000/min), it is a measurement: while
     the readings keep moving after the step the controller says so, not that the capacity

@@ -310,8 +310,9 @@ class ExitRateController:
         sample = found[0] / u
         if self._capacity is None or self._from_prior or self._from_early:
             # an early estimate rests on a few readings under a lag fitted to a rise, some
-            # from before a change in the backend: smoothed from, one read 1.5x high held the
-            # estimate up for minutes (tuning seed autoscale 28), and a probe off it overloaded
+            # from before a change in the backend: one read 1.5x high across an autoscaled
+            # step stayed for 14 minutes, the settled readings were smoothed from it, and the
+            # probe off that saturated the backend (tuning seed autoscale 28)
             self._capacity = sample
             self._from_prior = self._from_early = False
         elif self._bound_only:
@@ -807,6 +808,7 @@ class ExitRateController:
                     self._capacity = early
                     self._from_prior = False
                     self._from_early = True
+                    self._bound_only = False  # no longer a cut's bound: it counts as measured
                 step = min(c.max_increase, wanted)
                 why = (
                     f"utilisation still rising, the readings so far put the capacity at "
