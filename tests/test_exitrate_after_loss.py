@@ -605,6 +605,21 @@ def test_a_full_reading_of_a_known_rate_cuts_though_the_estimate_has_room() -> N
     assert controller.capacity_estimate == pytest.approx(1840)
 
 
+def test_a_full_reading_of_a_rate_over_the_estimate_leaves_the_estimate_in_charge() -> None:
+    """After that cut (the estimate bounded to 1,840/min), an operator sets 2,000/min within
+    the cut interval. Once it may cut again the readings are full of a known 2,000/min: the
+    estimate did not read high this time (the rate is over it), so the cut is the
+    estimate's own, to 0.92 of 1,840, not to 0.92 of the 2,000 the reading shows."""
+    controller, rates = _held_at_the_target_of(2000)
+    _run(controller, rates, 1000, 600, 615)
+    rates.append((615, 2000))  # the operator's rate
+    answers = _run(controller, rates, 1000, 615, 735)
+    assert [a.action for a in answers[:-1]] == ["hold"] * 7, [a.reason for a in answers]
+    cut = answers[-1]
+    assert cut.rate == pytest.approx(0.92 * 1840)
+    assert cut.reason == "utilisation 1.09 >= 0.95: -15%"
+
+
 def test_a_saturated_reading_short_of_full_leaves_the_estimate_in_charge() -> None:
     """The same estimate and rate, the backend 1,900/min: readings of 0.97 are saturated
     but not full, and an estimate that says 0.92 holds (its wobble is not a cut)."""
