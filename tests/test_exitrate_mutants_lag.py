@@ -250,15 +250,18 @@ def test_the_ceiling_left_by_a_cut_holds_for_exactly_ceiling_memory() -> None:
 # -- an early estimate after a cut ------------------------------------------------------------
 
 
-def _rise_after_a_cut(until: float) -> dict[float, Recommendation]:
+def _rise_after_a_cut(
+    until: float, breaks: tuple[float, ...] = (15,)
+) -> dict[float, Recommendation]:
     """A latency cut at 15 s (1,000 to 900/min: the capacity bounded to 1,000/min, a ceiling
-    at 950/min), then readings still rising for minutes (an 80 s / 0.9 lag, 4,000/min)."""
+    at 950/min), then readings still rising for minutes (an 80 s / 0.9 lag, 4,000/min);
+    latency breaks at each of ``breaks``."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
     rate, t, answers = 1000.0, 0.0, {}
     while t < until:
         u = _rising(t, 1000, 4000, 80, 0.9)
         answers[t] = controller.recommend(
-            healthy(t, rate, utilisation=u, latency_p95=1.5 if t == 15 else 0.5)
+            healthy(t, rate, utilisation=u, latency_p95=1.5 if t in breaks else 0.5)
         )
         rate = answers[t].rate
         t += 15
@@ -286,15 +289,7 @@ def test_an_early_estimate_that_replaced_a_cuts_bound_counts_as_measured() -> No
     """After the early step past the cut's bound (the estimate ~3,628/min, the rate 950),
     latency breaking again before any reading settles is a capacity loss: the estimate had
     room for the rate, as any measured one, not a cut's bound that only says "at most"."""
-    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
-    rate, t, answers = 1000.0, 0.0, {}
-    while t <= 180:
-        u = _rising(t, 1000, 4000, 80, 0.9)
-        answers[t] = controller.recommend(
-            healthy(t, rate, utilisation=u, latency_p95=1.5 if t in (15, 180) else 0.5)
-        )
-        rate = answers[t].rate
-        t += 15
+    answers = _rise_after_a_cut(195, breaks=(15, 180))
     assert answers[165].action == "increase"
     assert answers[165].capacity_estimate == pytest.approx(3628, abs=1)
     assert answers[180].action == "decrease"
