@@ -604,11 +604,12 @@ def test_a_lag_that_reads_no_admissions_behind_a_reading_drops_out_of_the_fit_al
     """A reading whose data ends a microsecond into the first admissions: under a median
     of 160 s or more (spread 0.5) not one of them has reached checkout yet (nothing seen), so
     those lags cannot explain it and are left out; the others are still compared, and the
-    fit moves off the configured 30 s."""
+    fit moves off the configured 30 s (readings 15 s apart: six of them span the 75 s a
+    fit needs)."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, utilisation_window=0))
     controller.recommend(healthy(0, 1000, utilisation=None, observed_at=None))
     controller.recommend(healthy(10, 1000, utilisation=0.5, observed_at=0.1 + 1e-6))
-    for t in (20, 30, 40, 50, 60):
+    for t in (20, 35, 50, 65, 80):
         controller.recommend(healthy(t, 1000, utilisation=0.5, observed_at=t - 5))
     assert controller.admission_lag == (10, 1.3)
 
@@ -623,25 +624,27 @@ def test_a_reading_exactly_ninety_percent_known_is_attributed() -> None:
 
 
 def test_a_rate_set_from_outside_and_brought_inside_at_once_still_counts_for_the_fit() -> None:
-    """Readings every 30 s, p95 in its hold band (no probing), users reaching checkout after
-    120 s / 0.9. At 1,500 s the waiting room sets 2,000/min and the controller brings it down
-    to its maximum, 1,000/min, in the same call. At 2,760 s the span fitted starts exactly
-    then (data from 2,400 s less 900 s): both rates of that instant are in it, so the rate
-    moved and the lag is refitted (to 300 s / 0.5)."""
+    """Readings every 30 s (data 60 s old), p95 in its hold band (no probing), users reaching
+    checkout after 120 s / 0.9. At 1,500 s the waiting room sets 2,000/min and the controller
+    brings it down to its maximum, 1,000/min, in the same call. At 2,640 s the span fitted
+    starts exactly then (the readings of the last 165 s at 30 s apart, seven of them, the
+    oldest with data to 2,400 s, less 900 s): both rates of that instant are in it, so the
+    rate moved and the lag is refitted (to 300 s / 0.5)."""
     config = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, max_rate=1000)
     controller = ExitRateController(config)
     rates: list[tuple[float, float]] = [(0, 500.0)]
     lags = {}
-    for t in range(0, 2761, 30):
+    for t in range(0, 2641, 30):
         current = 2000.0 if t == 1500 else rates[-1][1]
-        u = _backend_utilisation(t, rates, 1500, (120, 0.9))
-        rate = controller.recommend(healthy(t, current, utilisation=u, latency_p95=0.9)).rate
+        u = _backend_utilisation(t - 30, rates, 1500, (120, 0.9))  # data to t - 60
+        signals = healthy(t, current, utilisation=u, latency_p95=0.9, observed_at=t - 60)
+        rate = controller.recommend(signals).rate
         if rate != rates[-1][1]:
             rates.append((t, rate))
         lags[t] = controller.admission_lag
     assert rates[-1] == (1500, 1000)
-    assert lags[2730] == (240, 0.5)
-    assert lags[2760] == (300, 0.5)
+    assert lags[2610] == (240, 0.5)
+    assert lags[2640] == (300, 0.5)
 
 
 def test_a_lag_scoring_exactly_at_the_tie_bound_ties() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate import _format as fmt
@@ -40,21 +41,32 @@ _MIN_UTILISATION = 0.05
 #: to its own steps when ``learn_lag`` is on: browse times from 10 s to 5 minutes.
 _LAG_MEDIANS = (10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 120.0, 160.0, 240.0, 300.0)
 _LAG_SPREADS = (0.5, 0.9, 1.3)
-#: Readings (data time, utilisation) kept to fit the lag to, and how far back.
-_FIT_READINGS = 12
+#: The spans of readings below were set for readings 15 s apart (``serve``'s default
+#: interval, a 15 s scrape) and are kept as spans of time at any other cadence. Counted in
+#: readings, readings a minute apart waited five minutes for a first lag fit, three for an
+#: early estimate, and never looked settled (tuning seeds 1-20: drains up to 0.15 T* slower).
+_CADENCE = 15.0
+#: However far apart, a lag fit and an early estimate take at least this many readings.
+_LEAST_READINGS = 3
+#: Readings (data time, utilisation) fitted to: those of the last ``_FIT_WINDOW`` seconds
+#: (12 at 15 s), once they span ``_FIT_LEAST`` (6 at 15 s); kept ``_FIT_SPAN`` back.
+_FIT_WINDOW = 165.0
+_FIT_LEAST = 75.0
 _FIT_SPAN = 900.0
 #: A lag fit is only informative when the rate changed by this much within the span.
 _FIT_MIN_STEP = 0.15
 #: Candidates within this much of the best fit are ties; the longest lag among them wins
 #: (the safe side: a longer lag credits an increase later, so capacity reads lower).
 _FIT_TIE = 1.05
-#: Probes wait until the utilisation readings of this span agree within this band: after
-#: a change the load keeps arriving for as long as the slowest browsers take.
+#: Probes wait until the utilisation readings of this span (at least two readings long)
+#: agree within this band: after a change the load keeps arriving for as long as the
+#: slowest browsers take.
 _SETTLE_SPAN = 45.0
 _SETTLE_BAND = 0.02
 #: While the utilisation is still rising after a change, the last readings, each turned into
-#: a capacity under the fitted lag, are an early estimate when they agree within this much ...
-_EARLY_READINGS = 4
+#: a capacity under the fitted lag, are an early estimate when they agree within this much
+#: (the readings of the last ``_EARLY_WINDOW`` seconds: 4 at 15 s) ...
+_EARLY_WINDOW = 45.0
 _EARLY_AGREE = 0.08
 #: ... taking the lowest under every lag that fits the readings within this factor of the
 #: best fit (a capacity change mid-fit can make a wrong, short lag fit best). Waiting for the
@@ -297,6 +309,8 @@ class ExitRateController:
         if self._empty_at is not None and now - self._empty_at < self._horizon():
             return  # the room admitted less than its rate: the rate is not the load
         data_end = self._data_end(now, r)
+        if self._samples and data_end == self._samples[-1][0]:
+            return  # the same scrape read again (ticks faster than the data): nothing new
         self._samples.append((data_end, u))
         while self._samples and self._samples[0][0] < data_end - _FIT_SPAN:
             self._samples.pop(0)
@@ -336,12 +350,9 @@ class ExitRateController:
         so a small backend's noisy readings do not look like a rise. Only a rise counts:
         waiting out a fall too was slower to follow an autoscaled backend and no safer on
         the tuning seeds."""
-        last = [u for at, u in self._samples if data_end - _SETTLE_SPAN < at <= data_end]
-        before = [
-            u
-            for at, u in self._samples
-            if data_end - 2 * _SETTLE_SPAN < at <= data_end - _SETTLE_SPAN
-        ]
+        span = max(_SETTLE_SPAN, 2 * self._cadence())
+        last = [u for at, u in self._samples if data_end - span < at <= data_end]
+        before = [u for at, u in self._samples if data_end - 2 * span < at <= data_end - span]
         if len(last) < 2 or len(before) < 2:
             return False
         return sum(last) / len(last) <= sum(before) / len(before) * (1 + _SETTLE_BAND)
@@ -351,8 +362,8 @@ class ExitRateController:
         a wrong lag credits it too early or too late, and the samples swing."""
         if self._fitted_at is not None and now - self._fitted_at < 60:
             return
-        samples = self._samples[-_FIT_READINGS:]
-        if len(samples) < 6:
+        samples = self._samples[-self._readings(_FIT_WINDOW, _LEAST_READINGS) :]
+        if len(samples) < self._readings(_FIT_LEAST, _LEAST_READINGS):
             return
         start = samples[0][0] - _LAG_MEDIANS[-1] * 3
         rates = [rate for at, rate in self._history if at >= start] + [self._rate_at(start)]
@@ -879,8 +890,9 @@ class ExitRateController:
         (``None`` before a fit, or while they disagree: then the lag does not explain them)."""
         if self._fitted_at is None:
             return None  # the configured lag was never checked against the readings
-        recent = self._samples[-_EARLY_READINGS:]
-        if len(recent) < _EARLY_READINGS:
+        wanted = self._readings(_EARLY_WINDOW, _LEAST_READINGS)
+        recent = self._samples[-wanted:]
+        if len(recent) < wanted:
             return None
         estimates = []
         for data_end, u in recent:
@@ -907,6 +919,20 @@ class ExitRateController:
         return any(now - t <= c.long_window + c.signal_lag for t in recent)
 
     # -- lags and attribution ------------------------------------------------------------
+
+    def _cadence(self) -> float:
+        """Seconds between utilisation readings: the lower median of the last five gaps, so
+        one long gap (an outage, the first reading) does not make them look sparse (the
+        reference ``_CADENCE`` before there are two readings)."""
+        last = self._samples[-6:]
+        gaps = sorted(b[0] - a[0] for a, b in pairwise(last) if b[0] > a[0])
+        if not gaps:
+            return _CADENCE
+        return max(1.0, gaps[(len(gaps) - 1) // 2])
+
+    def _readings(self, span: float, least: int) -> int:
+        """How many of the latest readings cover ``span`` seconds (at least ``least``)."""
+        return max(least, round(span / self._cadence()) + 1)
 
     def _lag_p90(self) -> float:
         median, spread = self._lag
