@@ -89,3 +89,28 @@ def test_readings_a_minute_apart_settle() -> None:
     assert rec is not None
     assert rec.action == "increase", rec.reason
     assert "utilisation 0.50 < 0.90 (capacity ~2,000/min)" in rec.reason
+
+
+def _first_step_among(readings: list[tuple[float, float]]) -> tuple[float, float]:
+    """When and to what the controller first steps up from 1,000/min toward a capacity of
+    4,000 (an 80 s / 0.9 lag), called at each ``(time, data time)`` of ``readings``."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    for t, scraped in readings:
+        u = _rising(scraped + 30, 1000, 4000, 80, 0.9)
+        rec = controller.recommend(healthy(t, 1000, utilisation=u, observed_at=scraped))
+        if rec.action == "increase":
+            return t, rec.rate
+    raise AssertionError("no step up")
+
+
+def test_a_retried_scrape_does_not_make_readings_look_closer() -> None:
+    """Readings a minute apart with one more 5 s after one of the first (a retried
+    scrape): the spacing read is still a minute (the lower median of the last gaps), so the
+    step comes no later than without it, at the same rate. Taken from the shortest gap, the
+    readings looked 5 s apart: the fit asked for sixteen of them and the step came a minute
+    later."""
+    even = [(60.0 * k + 30, 60.0 * k) for k in range(20)]
+    at, rate = _first_step_among(even)
+    retried_at, retried_rate = _first_step_among(sorted([*even, (95.0, 65.0)]))
+    assert retried_at <= at
+    assert retried_rate == pytest.approx(rate, rel=0.02)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from onsale_obs.exitrate._families import Family, MixedFamily, find_family
 from onsale_obs.exitrate._mixed_run import INNOCENT_SHARE, run_mixed
 from onsale_obs.exitrate._run import OURS, ScenarioReport, run_scenario
+from onsale_obs.exitrate._scenario import Telemetry
 
 #: Fixed baselines as shares of the true capacity at the start; the best one is reported.
 FIXED_SHARES: Final = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -77,11 +78,21 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def run_seed(family_name: str, seed: int, controllers: Sequence[str] = CONTROLLERS) -> SeedResult:
-    """Every controller on the scenario ``family_name`` draws for ``seed`` (picklable)."""
+def run_seed(
+    family_name: str,
+    seed: int,
+    controllers: Sequence[str] = CONTROLLERS,
+    cadence: float | None = None,
+) -> SeedResult:
+    """Every controller on the scenario ``family_name`` draws for ``seed`` (picklable).
+    ``cadence``: seconds between the controller's ticks and between Prometheus' scrapes and
+    rule evaluations (the families' own: 15 s)."""
     fam = find_family(family_name)
     if isinstance(fam, MixedFamily):
-        mixed = run_mixed(fam.draw(seed), list(controllers), seed=seed)
+        drawn = fam.draw(seed)
+        if cadence is not None:
+            drawn = replace(drawn, tick=cadence, telemetry=_every(drawn.telemetry, cadence))
+        mixed = run_mixed(drawn, list(controllers), seed=seed)
         innocent = mixed.innocent_of(OURS)
         return SeedResult(
             family=family_name,
@@ -95,7 +106,10 @@ def run_seed(family_name: str, seed: int, controllers: Sequence[str] = CONTROLLE
                 dict.fromkeys(reason.split()[0] for i in innocent for reason in i.cuts)
             ),
         )
-    report = run_scenario(fam.draw(seed), list(controllers), seed=seed)
+    scenario = fam.draw(seed)
+    if cadence is not None:
+        scenario = replace(scenario, tick=cadence, telemetry=_every(scenario.telemetry, cadence))
+    report = run_scenario(scenario, list(controllers), seed=seed)
     return SeedResult(
         family=family_name,
         seed=seed,
@@ -104,6 +118,10 @@ def run_seed(family_name: str, seed: int, controllers: Sequence[str] = CONTROLLE
         slo={r.controller: r.slo_share for r in report.results},
         recovery_s=recovery_after_fault(report),
     )
+
+
+def _every(telemetry: Telemetry, cadence: float) -> Telemetry:
+    return replace(telemetry, scrape_interval=cadence, eval_interval=cadence)
 
 
 def recovery_after_fault(report: ScenarioReport) -> float | None:
