@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cadence",
-        type=float,
+        type=int,
         default=None,
         metavar="SECONDS",
         help="seconds between the controller's ticks and between Prometheus' scrapes and "
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = TUNING_SEEDS if args.tuning else HELD_OUT_SEEDS
     seeds = list(pool)[: args.seeds]
     which = "tuning" if args.tuning else "held-out"
-    every = "" if args.cadence is None else f", ticks and scrapes every {args.cadence:g}s"
+    every = "" if args.cadence is None else f", ticks and scrapes every {args.cadence}s"
     print(f"# {which} seeds {seeds[0]}-{seeds[-1]}, {len(families)} families{every}", flush=True)
     started = time.perf_counter()
     jobs = [(f.name, seed, args.cadence) for f in families for seed in seeds]
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         data = {
             "seeds": which,
-            "cadence_s": args.cadence or 15.0,
+            "cadence_s": args.cadence or 15,
             "families": [s.to_json() for s in summaries],
             "runs": [r.to_json() for r in done],
         }
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(s.met for s in summaries) else 1
 
 
-def _run(job: tuple[str, int, float | None]) -> SeedResult:
+def _run(job: tuple[str, int, int | None]) -> SeedResult:
     family, seed, cadence = job
     return run_seed(family, seed, cadence=cadence)
 

@@ -15,13 +15,14 @@ from tests.test_exitrate_mutants_lag import _backend_utilisation
 
 def _first_step(tick: float, scrape: float) -> tuple[float, float]:
     """When and to what the controller first steps up from 1,000/min toward a capacity of
-    4,000 (an 80 s / 0.9 lag), called every ``tick`` seconds on readings scraped every
-    ``scrape`` seconds (a scrape read again until the next one)."""
+    1,800 (an 80 s / 0.9 lag: the step, to 92% of the early estimate, is under the doubling
+    cap), called every ``tick`` seconds on readings scraped every ``scrape`` seconds (a
+    scrape read again until the next one)."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
     t = 0.0
     while t < 1200:
         scraped = math.floor((t - 30) / scrape) * scrape  # the data time of the last scrape
-        u = _rising(scraped + 30, 1000, 4000, 80, 0.9)
+        u = _rising(scraped + 30, 1000, 1800, 80, 0.9)
         rec = controller.recommend(healthy(t, 1000, utilisation=u, observed_at=scraped))
         if rec.action == "increase":
             return t, rec.rate
@@ -34,11 +35,12 @@ def test_readings_further_apart_step_up_about_as_soon(tick: float, scrape: float
     """The spans the lag is fitted over, the early estimate and the settling are spans of
     time, not counts of readings: readings a minute apart (a 60 s ``serve --interval``, or a
     60 s scrape read at every 30 s tick) reach the early step within two readings (and a
-    tick) of readings 15 s apart, at the same rate. Counted in readings, the first lag fit
+    tick) of readings 15 s apart, at the same rate (92% of the true capacity). Counted in readings, the first lag fit
     alone waited for six of them: a 60 s cadence stepped at 7 minutes, against 2m45s."""
     at_15, rate_15 = _first_step(15.0, 15.0)
     at, rate = _first_step(tick, scrape)
     assert at <= at_15 + 2 * scrape + tick
+    assert rate_15 == pytest.approx(0.92 * 1800, rel=0.01)
     assert rate == pytest.approx(rate_15, rel=0.02)
 
 
@@ -93,10 +95,10 @@ def test_readings_a_minute_apart_settle() -> None:
 
 def _first_step_among(readings: list[tuple[float, float]]) -> tuple[float, float]:
     """When and to what the controller first steps up from 1,000/min toward a capacity of
-    4,000 (an 80 s / 0.9 lag), called at each ``(time, data time)`` of ``readings``."""
+    1,800 (an 80 s / 0.9 lag), called at each ``(time, data time)`` of ``readings``."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
     for t, scraped in readings:
-        u = _rising(scraped + 30, 1000, 4000, 80, 0.9)
+        u = _rising(scraped + 30, 1000, 1800, 80, 0.9)
         rec = controller.recommend(healthy(t, 1000, utilisation=u, observed_at=scraped))
         if rec.action == "increase":
             return t, rec.rate
@@ -114,3 +116,21 @@ def test_a_retried_scrape_does_not_make_readings_look_closer() -> None:
     retried_at, retried_rate = _first_step_among(sorted([*even, (95.0, 65.0)]))
     assert retried_at <= at
     assert retried_rate == pytest.approx(rate, rel=0.02)
+
+
+def test_readings_left_out_of_the_samples_are_no_gap() -> None:
+    """Readings 15 s apart, every other one idle (under 5%: left out of the capacity
+    samples, as a saturated one is): they still come every 15 s, so the first lag fit and
+    the early step still wait for six kept readings. Read from the kept ones alone, the
+    readings looked 30 s apart and the controller stepped on four."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    kept, t, k = 0, 0.0, 0
+    while t < 900:
+        u = 0.01 if k % 2 else _rising(t, 1000, 1800, 80, 0.9)
+        kept += u >= 0.05
+        rec = controller.recommend(healthy(t, 1000, utilisation=u))
+        if rec.action == "increase":
+            break
+        t, k = t + 15, k + 1
+    assert rec.action == "increase", rec.reason
+    assert kept >= 6

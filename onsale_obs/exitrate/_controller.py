@@ -198,6 +198,8 @@ class ExitRateController:
         self._plausible: list[tuple[float, float]] = []
         #: Utilisation readings (data time, utilisation) the lag is fitted to.
         self._samples: list[tuple[float, float]] = []
+        #: The data times of the last utilisation readings, kept as samples or not.
+        self._read_at: list[float] = []
         #: The last time the queue was seen empty: admissions then fell short of the rate.
         self._empty_at: float | None = None
         #: A software fault in progress: since when, and the rate before it.
@@ -304,13 +306,18 @@ class ExitRateController:
         c = self.config
         u = r.utilisation
         self._has_utilisation = self._has_utilisation or u is not None
-        if u is None or not _MIN_UTILISATION <= u < c.saturation:
+        if u is None:
+            return
+        data_end = self._data_end(now, r)
+        if self._read_at and data_end == self._read_at[-1]:
+            return  # the same scrape read again (ticks faster than the data): nothing new
+        # every reading's time, kept or not: a saturated or idle reading left out of the
+        # samples below is no gap in how often readings come
+        self._read_at = [*self._read_at[-5:], data_end]
+        if not _MIN_UTILISATION <= u < c.saturation:
             return  # too little load to measure, or saturated (only an upper bound)
         if self._empty_at is not None and now - self._empty_at < self._horizon():
             return  # the room admitted less than its rate: the rate is not the load
-        data_end = self._data_end(now, r)
-        if self._samples and data_end == self._samples[-1][0]:
-            return  # the same scrape read again (ticks faster than the data): nothing new
         self._samples.append((data_end, u))
         while self._samples and self._samples[0][0] < data_end - _FIT_SPAN:
             self._samples.pop(0)
@@ -800,7 +807,7 @@ class ExitRateController:
                             "hold",
                             "capacity not known yet: readings do not reflect the rate",
                         )
-                    recent = [u for _, u in self._samples[-4:]]
+                    recent = [u for _, u in self._samples[-self._readings(_EARLY_WINDOW, 2) :]]
                     return (
                         base,
                         "hold",
@@ -921,18 +928,18 @@ class ExitRateController:
     # -- lags and attribution ------------------------------------------------------------
 
     def _cadence(self) -> float:
-        """Seconds between utilisation readings: the lower median of the last five gaps, so
-        one long gap (an outage, the first reading) does not make them look sparse (the
-        reference ``_CADENCE`` before there are two readings)."""
-        last = self._samples[-6:]
-        gaps = sorted(b[0] - a[0] for a, b in pairwise(last) if b[0] > a[0])
+        """Seconds between utilisation readings (every one, whether or not it became a
+        sample): the lower median of the last five gaps, so one long gap (an outage, the
+        first reading) does not make them look sparse (the reference ``_CADENCE`` before
+        there are two readings)."""
+        gaps = sorted(b - a for a, b in pairwise(self._read_at) if b > a)
         if not gaps:
             return _CADENCE
         return max(1.0, gaps[(len(gaps) - 1) // 2])
 
     def _readings(self, span: float, least: int) -> int:
         """How many of the latest readings cover ``span`` seconds (at least ``least``)."""
-        return max(least, round(span / self._cadence()) + 1)
+        return max(least, math.ceil(span / self._cadence() - 1e-9) + 1)
 
     def _lag_p90(self) -> float:
         median, spread = self._lag
