@@ -14,20 +14,10 @@ from tests.test_exitrate_mutants_lag import _backend_utilisation
 
 
 def _first_step(tick: float, scrape: float) -> tuple[float, float]:
-    """When and to what the controller first steps up from 1,000/min toward a capacity of
-    1,800 (an 80 s / 0.9 lag: the step, to 92% of the early estimate, is under the doubling
-    cap), called every ``tick`` seconds on readings scraped every ``scrape`` seconds (a
-    scrape read again until the next one)."""
-    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
-    t = 0.0
-    while t < 1200:
-        scraped = math.floor((t - 30) / scrape) * scrape  # the data time of the last scrape
-        u = _rising(scraped + 30, 1000, 1800, 80, 0.9)
-        rec = controller.recommend(healthy(t, 1000, utilisation=u, observed_at=scraped))
-        if rec.action == "increase":
-            return t, rec.rate
-        t += tick
-    raise AssertionError("no step up in 20 minutes")
+    """:func:`_first_step_among` called every ``tick`` seconds for 20 minutes on readings
+    scraped every ``scrape`` seconds (a scrape read again until the next one)."""
+    times = (k * tick for k in range(int(1200 // tick)))
+    return _first_step_among([(t, math.floor((t - 30) / scrape) * scrape) for t in times])
 
 
 @pytest.mark.parametrize(("tick", "scrape"), [(60.0, 60.0), (30.0, 60.0), (30.0, 30.0)])
@@ -35,8 +25,9 @@ def test_readings_further_apart_step_up_about_as_soon(tick: float, scrape: float
     """The spans the lag is fitted over, the early estimate and the settling are spans of
     time, not counts of readings: readings a minute apart (a 60 s ``serve --interval``, or a
     60 s scrape read at every 30 s tick) reach the early step within two readings (and a
-    tick) of readings 15 s apart, at the same rate (92% of the true capacity). Counted in readings, the first lag fit
-    alone waited for six of them: a 60 s cadence stepped at 7 minutes, against 2m45s."""
+    tick) of readings 15 s apart, at the same rate (92% of the true capacity). Counted in
+    readings, the first lag fit alone waited for six of them: a 60 s cadence stepped at 7
+    minutes, against 2m45s."""
     at_15, rate_15 = _first_step(15.0, 15.0)
     at, rate = _first_step(tick, scrape)
     assert at <= at_15 + 2 * scrape + tick
@@ -95,7 +86,8 @@ def test_readings_a_minute_apart_settle() -> None:
 
 def _first_step_among(readings: list[tuple[float, float]]) -> tuple[float, float]:
     """When and to what the controller first steps up from 1,000/min toward a capacity of
-    1,800 (an 80 s / 0.9 lag), called at each ``(time, data time)`` of ``readings``."""
+    1,800 (an 80 s / 0.9 lag: the step, to 92% of the early estimate, is under the doubling
+    cap), called at each ``(time, data time)`` of ``readings``."""
     controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
     for t, scraped in readings:
         u = _rising(scraped + 30, 1000, 1800, 80, 0.9)

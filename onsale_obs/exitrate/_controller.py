@@ -9,6 +9,7 @@ The design and every default are explained in the README's "Exit-rate controller
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -199,7 +200,7 @@ class ExitRateController:
         #: Utilisation readings (data time, utilisation) the lag is fitted to.
         self._samples: list[tuple[float, float]] = []
         #: The data times of the last utilisation readings, kept as samples or not.
-        self._read_at: list[float] = []
+        self._read_at: deque[float] = deque(maxlen=6)
         #: The last time the queue was seen empty: admissions then fell short of the rate.
         self._empty_at: float | None = None
         #: A software fault in progress: since when, and the rate before it.
@@ -313,7 +314,7 @@ class ExitRateController:
             return  # the same scrape read again (ticks faster than the data): nothing new
         # every reading's time, kept or not: a saturated or idle reading left out of the
         # samples below is no gap in how often readings come
-        self._read_at = [*self._read_at[-5:], data_end]
+        self._read_at.append(data_end)
         if not _MIN_UTILISATION <= u < c.saturation:
             return  # too little load to measure, or saturated (only an upper bound)
         if self._empty_at is not None and now - self._empty_at < self._horizon():

@@ -20,12 +20,15 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from onsale_obs.exitrate._families import Family, MixedFamily, find_family
+from onsale_obs.exitrate._mixed import MixedScenario
 from onsale_obs.exitrate._mixed_run import INNOCENT_SHARE, run_mixed
 from onsale_obs.exitrate._run import OURS, ScenarioReport, run_scenario
-from onsale_obs.exitrate._scenario import Telemetry
+from onsale_obs.exitrate._scenario import Scenario
+
+_Drawn = TypeVar("_Drawn", Scenario, MixedScenario)
 
 #: Fixed baselines as shares of the true capacity at the start; the best one is reported.
 FIXED_SHARES: Final = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -89,10 +92,7 @@ def run_seed(
     rule evaluations (the families' own: 15 s)."""
     fam = find_family(family_name)
     if isinstance(fam, MixedFamily):
-        drawn = fam.draw(seed)
-        if cadence is not None:
-            drawn = replace(drawn, tick=cadence, telemetry=_every(drawn.telemetry, cadence))
-        mixed = run_mixed(drawn, list(controllers), seed=seed)
+        mixed = run_mixed(_at(fam.draw(seed), cadence), list(controllers), seed=seed)
         innocent = mixed.innocent_of(OURS)
         return SeedResult(
             family=family_name,
@@ -106,10 +106,7 @@ def run_seed(
                 dict.fromkeys(reason.split()[0] for i in innocent for reason in i.cuts)
             ),
         )
-    scenario = fam.draw(seed)
-    if cadence is not None:
-        scenario = replace(scenario, tick=cadence, telemetry=_every(scenario.telemetry, cadence))
-    report = run_scenario(scenario, list(controllers), seed=seed)
+    report = run_scenario(_at(fam.draw(seed), cadence), list(controllers), seed=seed)
     return SeedResult(
         family=family_name,
         seed=seed,
@@ -120,8 +117,12 @@ def run_seed(
     )
 
 
-def _every(telemetry: Telemetry, cadence: float) -> Telemetry:
-    return replace(telemetry, scrape_interval=cadence, eval_interval=cadence)
+def _at(scenario: _Drawn, cadence: float | None) -> _Drawn:
+    """``scenario`` ticking, scraped and evaluated every ``cadence`` seconds (None: as drawn)."""
+    if cadence is None:
+        return scenario
+    telemetry = replace(scenario.telemetry, scrape_interval=cadence, eval_interval=cadence)
+    return replace(scenario, tick=cadence, telemetry=telemetry)
 
 
 def recovery_after_fault(report: ScenarioReport) -> float | None:
