@@ -440,22 +440,32 @@ def test_a_fault_recognised_after_a_loss_cut_returns_to_the_rate_before_it() -> 
 # -- another event failing on the same service ---------------------------------------------
 
 
-def test_latency_while_another_event_fails_is_not_a_loss() -> None:
+def test_latency_while_another_event_fails_holds() -> None:
     """Events sharing checkout: another event's checkouts fail (the service's burn is at
     the alert threshold, this event's own is clean) and their retries load the backend.
-    Latency breaking here is cut as latency (-10%), not as a capacity loss: no deeper cut,
-    the target stays 0.92."""
+    Latency breaking here is the other event's to answer: this event holds (no cut, no
+    loss counted, the target stays 0.92). The same reading once the service's burn has
+    cleared is this event's to answer, and cuts."""
     controller = _held_at(1100)
-    cut = controller.recommend(
-        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4)
+    reading = healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4)
+    held = controller.recommend(reading)
+    assert (held.action, held.rate) == ("hold", 1000), held.reason
+    assert held.reason == (
+        "latency p95 1.5s > 1s; another event on the service is failing (the service's "
+        "on-sale burn 14.4x, this event's 0x): its retries load the backend, not this rate: "
+        "hold"
     )
-    assert cut.rate == pytest.approx(900), cut.reason
-    assert cut.reason == (
-        "latency p95 1.5s > 1s; another event on the service is failing: not counted as a "
-        "capacity loss: -10%"
-    )
-    # once the other event heals, the backend takes 1,300: the hold band is still 0.92's
-    answers = _run(controller, [(-1000, 1000), (300, 900)], 1300, 315, 2400)
+    cut = controller.recommend(replace(reading, time=315, shared_burn=1.0))
+    assert cut.action == "decrease", cut.reason
+    assert "another event" not in cut.reason
+
+
+def test_a_healed_neighbour_leaves_the_target_where_it_was() -> None:
+    """After holding through another event's failure, the backend takes 1,300: the hold
+    band is still 0.92's (the other event's retries were no loss of this event's)."""
+    controller = _held_at(1100)
+    controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4))
+    answers = _run(controller, [(-1000, 1000)], 1300, 315, 2400)
     assert answers[-1].reason.endswith("in the hold band 0.90..0.95"), answers[-1].reason
 
 
@@ -477,14 +487,19 @@ def test_a_loss_is_a_loss_unless_only_other_events_fail(changes: dict[str, float
     assert "another event" not in cut.reason
 
 
-def test_a_break_with_no_room_while_another_fails_says_nothing_of_a_loss() -> None:
-    """Past saturation of the estimate the break is no loss anyway: nothing to explain."""
-    controller = _held_at(1100)
-    cut = controller.recommend(
-        healthy(300, 1100, latency_p95=1.5, utilisation=0.99, shared_burn=20.0)
-    )
-    assert cut.action == "decrease"
-    assert "another event" not in cut.reason, cut.reason
+@pytest.mark.parametrize("p95", [1.5, 0.5])
+def test_a_saturated_rate_holds_too_while_another_fails(p95: float) -> None:
+    """Past saturation of the estimate (1,100 on a measured 1,100), with latency broken or
+    not, a reading this event would cut on its own: while another event fails, its retries
+    are what filled the backend, and this event holds; without the other's failure it
+    cuts."""
+    for shared, action in ((20.0, "hold"), (None, "decrease")):
+        controller = _held_at(1100)
+        answer = controller.recommend(
+            healthy(300, 1100, latency_p95=p95, utilisation=0.99, shared_burn=shared)
+        )
+        assert answer.action == action, (shared, answer.reason)
+        assert ("another event" in answer.reason) == (shared is not None), answer.reason
 
 
 # -- the cap and the shared-backend guard --------------------------------------------------

@@ -205,8 +205,9 @@ def fault_run() -> MixedRun:
 
 def test_one_events_fault_never_cuts_another_events_rate(fault_run: MixedRun) -> None:
     """While one event's checkouts fail, each innocent event's controller reads its own
-    burn (clean), and none of its cuts is on errors: what cuts it is the shared backend's
-    own latency or utilisation (the failed checkouts' retries load it, as they do live)."""
+    burn (clean), and none of its cuts is on errors. The failed checkouts' retries load the
+    shared backend (as they do live): once the service's burn shows, its latency or
+    utilisation breaking holds the innocent events, and only before it shows can they cut."""
     s = fault_run.scenario
     assert s.faulty is not None
     fault = s.events[s.faulty].faults[0]
@@ -240,6 +241,16 @@ def test_one_events_fault_never_cuts_another_events_rate(fault_run: MixedRun) ->
         assert all(t.reason.startswith(("latency", "utilisation")) for t in cuts)
         assert not [t.reason for t in cuts if "capacity fell" in t.reason]
         assert max(t.rate for t in during) >= before  # it is not held down either
+        # while the service burns and this event does not, the backend's latency and
+        # utilisation are the other event's retries: this event holds through them
+        others = {
+            r.time
+            for r in fault_run.readings[i]
+            if (r.shared_burn or 0.0) >= THRESHOLD and (r.burn_short or 0.0) < THRESHOLD
+        }
+        held = [t for t in ticks if t.t in others and "its retries load" in t.reason]
+        assert held, "the retries never broke latency or filled the backend here"
+        assert not [t.reason for t in ticks if t.t in others and t.action == "decrease"]
 
 
 def test_the_innocent_rate_is_measured_against_the_run_without_the_fault(

@@ -146,9 +146,10 @@ class ExitRateController:
        ceiling just under that rate for ``ceiling_memory``; the first such cut of an
        incident at a rate the measured estimate put under saturation is a capacity loss:
        it cuts at least ``loss_backoff`` and the target drops by ``loss_margin`` for the
-       rest of the on-sale (down to ``loss_floor``), unless only other events on the
+       rest of the on-sale (down to ``loss_floor``). While only other events on the
        service fail (``shared_burn`` at the alert threshold, this event's own burn under
-       it): their retries, not a smaller backend;
+       it), latency or saturation holds instead: their retries load the backend, not this
+       rate;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
@@ -585,6 +586,22 @@ class ExitRateController:
         if not wants:
             return None
         why = self._why(wants, failing, seen, base)
+        if others:
+            # another event's checkouts fail and their retries load the shared backend: this
+            # event's rate is not what broke it, and the failing event's own controller
+            # answers (its burn is over the threshold). A cut here gave the innocent events'
+            # users' places away for the other event's fault: a -10% cut on latency, or a
+            # saturation cut, left them at 77-85% of their no-fault rate on the tuning seeds
+            # at no gain in the service's good minutes. This event's own requests failing
+            # (the backend shedding them) is no longer another's failure, and cuts.
+            assert r.shared_burn is not None
+            return (
+                base,
+                "hold",
+                f"{why}; another event on the service is failing (the service's on-sale burn "
+                f"{fmt.times(r.shared_burn)}, this event's {fmt.times(r.burn_short or 0.0)}): "
+                "its retries load the backend, not this rate: hold",
+            )
         wanted = max(c.min_rate, base * (1 - c.max_decrease), min(w for w, _, _ in wants))
         if wanted >= base or _same(wanted, base):
             if base <= c.min_rate:
@@ -632,28 +649,25 @@ class ExitRateController:
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
-            if others:
-                why += "; another event on the service is failing: not counted as a capacity loss"
-            else:
-                before = self._target()
-                self._losses += 1
-                self._last_loss = (now, base)
-                why += "; the capacity fell under a rate it had room for"
-                # the users admitted before the loss keep arriving for a browse time: the
-                # cut must leave room for the backlog they build to drain (a -10% cut on
-                # latency left it growing until errors cut again, minutes later)
-                floor = seen * (1 - c.loss_backoff)
-                deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
-                if deeper < wanted:
-                    wanted = deeper
-                    how = (
-                        f"at least {fmt.change(-c.loss_backoff)}"
-                        if _same(deeper, floor)
-                        else "as far as the minimum rate and max_decrease allow"
-                    )
-                    why += f", cut {how} while the users already admitted arrive"
-                if self._target() < before:
-                    why += f": probes aim at {fmt.share(self._target())} from now on"
+            before = self._target()
+            self._losses += 1
+            self._last_loss = (now, base)
+            why += "; the capacity fell under a rate it had room for"
+            # the users admitted before the loss keep arriving for a browse time: the
+            # cut must leave room for the backlog they build to drain (a -10% cut on
+            # latency left it growing until errors cut again, minutes later)
+            floor = seen * (1 - c.loss_backoff)
+            deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
+            if deeper < wanted:
+                wanted = deeper
+                how = (
+                    f"at least {fmt.change(-c.loss_backoff)}"
+                    if _same(deeper, floor)
+                    else "as far as the minimum rate and max_decrease allow"
+                )
+                why += f", cut {how} while the users already admitted arrive"
+            if self._target() < before:
+                why += f": probes aim at {fmt.share(self._target())} from now on"
         believed = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
