@@ -189,7 +189,8 @@ def in_process(case: Case, profile: int) -> dict[str, float]:
     report, t_report = timed(
         lambda: run_clipped_report(spec, LogSource([case.logs]), AT, onsale_windows=None)
     )
-    text, t_json = timed(lambda: json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    # as `slo report --format json` writes it (orjson: Python's json with indent is pure Python)
+    text, t_json = timed(lambda: orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
