@@ -444,20 +444,72 @@ def test_latency_while_another_event_fails_holds() -> None:
     """Events sharing checkout: another event's checkouts fail (the service's burn is at
     the alert threshold, this event's own is clean) and their retries load the backend.
     Latency breaking here is the other event's to answer: this event holds (no cut, no
-    loss counted, the target stays 0.92). The same reading once the service's burn has
-    cleared is this event's to answer, and cuts."""
+    loss counted, the target stays 0.92)."""
     controller = _held_at(1100)
-    reading = healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4)
-    held = controller.recommend(reading)
+    held = controller.recommend(
+        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4)
+    )
     assert (held.action, held.rate) == ("hold", 1000), held.reason
     assert held.reason == (
         "latency p95 1.5s > 1s; another event on the service is failing (the service's "
-        "on-sale burn 14.4x, this event's 0x): its retries load the backend, not this rate: "
-        "hold"
+        "on-sale burn 14.4x, this event's own 0x, under 3x): its retries load the backend, "
+        "not this rate: hold"
     )
-    cut = controller.recommend(replace(reading, time=315, shared_burn=1.0))
-    assert cut.action == "decrease", cut.reason
-    assert "another event" not in cut.reason
+
+
+@pytest.mark.parametrize(
+    ("own", "rate"),
+    [
+        ({}, 900),  # the service's burn cleared: latency's -10%
+        ({"shared_burn": 20.0, "burn_short": 15.0, "burn_long": 15.0}, 600),  # its own shed
+    ],
+)
+def test_a_break_right_after_holding_for_another_event_is_no_loss(
+    own: dict[str, float], rate: float
+) -> None:
+    """Held for another event's failure, the next reading is this event's to answer (the
+    service's burn cleared while latency still shows the retries, or this event's own
+    requests now shed): it cuts, but what broke was the other event's load, so no capacity
+    loss is counted (no -30% floor, the target stays 0.92) within a cut interval (120 s
+    here) of the hold. Past it, a break at a rate with room is a loss again."""
+    controller = _held_at(1100)
+    broken = {"latency_p95": 1.5, "utilisation": 0.99}
+    controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
+    cut = controller.recommend(healthy(315, 1000, **(broken | own)))
+    assert (cut.action, cut.rate) == ("decrease", rate), cut.reason
+    assert "held for another event's failure 15s ago: not counted as a capacity loss" in (
+        cut.reason
+    )
+    later = _held_at(1100)
+    later.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
+    loss = later.recommend(healthy(420, 1000, **broken))
+    assert "the capacity fell under a rate it had room for" in loss.reason, loss.reason
+
+
+def test_own_requests_failing_past_a_probes_limit_cut_while_another_fails() -> None:
+    """This event's own burn at 5x (over the 3x a probe allows, under the alert threshold):
+    the shared backend is shedding its requests too, so it cuts (as latency, no loss
+    counted), and it never holds a rate far over its estimate for the other's failure."""
+    controller = _held_at(1100)
+    cut = controller.recommend(
+        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=20.0, burn_short=5.0)
+    )
+    assert (cut.action, cut.rate) == ("decrease", 900), cut.reason
+    assert cut.reason.endswith(
+        "another event on the service is failing: not counted as a capacity loss: -10%"
+    )
+
+
+def test_a_missing_signal_while_another_fails_is_not_held_for_it() -> None:
+    """Latency not known and the rate at its estimate while another event fails: the hold
+    for the other's failure needs a complete reading; without one the usual rules decide
+    (here a saturation cut), as they did before the hold existed."""
+    controller = _held_at(1100)
+    answer = controller.recommend(
+        healthy(300, 1100, latency_p95=None, utilisation=0.99, shared_burn=20.0)
+    )
+    assert answer.action == "decrease", answer.reason
+    assert "another event" not in answer.reason
 
 
 def test_a_healed_neighbour_leaves_the_target_where_it_was() -> None:

@@ -227,6 +227,9 @@ class ExitRateController:
         #: after takes it back.
         self._losses = 0
         self._last_loss: tuple[float, float] | None = None
+        #: When this event last held through another event's failure: a break within a cut
+        #: interval of it is still that failure's load, not a capacity loss.
+        self._others_at: float | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -586,21 +589,26 @@ class ExitRateController:
         if not wants:
             return None
         why = self._why(wants, failing, seen, base)
-        if others:
+        shed = r.burn_short is not None and r.burn_short > c.probe_max_burn_short
+        if others and not r.missing and not shed:
             # another event's checkouts fail and their retries load the shared backend: this
             # event's rate is not what broke it, and the failing event's own controller
             # answers (its burn is over the threshold). A cut here gave the innocent events'
             # users' places away for the other event's fault: a -10% cut on latency, or a
             # saturation cut, left them at 77-85% of their no-fault rate on the tuning seeds
-            # at no gain in the service's good minutes. This event's own requests failing
-            # (the backend shedding them) is no longer another's failure, and cuts.
+            # at no gain in the service's good minutes. Not with a signal missing (the
+            # usual rules decide, as for any incomplete reading), nor once this event's own
+            # requests fail past what a probe allows (the backend shedding them).
             assert r.shared_burn is not None
+            assert r.burn_short is not None
+            self._others_at = now
             return (
                 base,
                 "hold",
                 f"{why}; another event on the service is failing (the service's on-sale burn "
-                f"{fmt.times(r.shared_burn)}, this event's {fmt.times(r.burn_short or 0.0)}): "
-                "its retries load the backend, not this rate: hold",
+                f"{fmt.times(r.shared_burn)}, this event's own {fmt.times(r.burn_short)}, "
+                f"under {fmt.times(c.probe_max_burn_short)}): its retries load the backend, "
+                "not this rate: hold",
             )
         wanted = max(c.min_rate, base * (1 - c.max_decrease), min(w for w, _, _ in wants))
         if wanted >= base or _same(wanted, base):
@@ -648,26 +656,38 @@ class ExitRateController:
         # one loss per incident: a cut within the interval of the last (on more severe
         # evidence) answers the same fall
         fresh = since is None or since >= self._cut_interval()
+        # ... and a break right after holding through another event's failure is that
+        # failure's load still (or this event's own requests shed by it), not a smaller backend
+        neighbour = self._others_at is not None and now - self._others_at < self._cut_interval()
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
-            before = self._target()
-            self._losses += 1
-            self._last_loss = (now, base)
-            why += "; the capacity fell under a rate it had room for"
-            # the users admitted before the loss keep arriving for a browse time: the
-            # cut must leave room for the backlog they build to drain (a -10% cut on
-            # latency left it growing until errors cut again, minutes later)
-            floor = seen * (1 - c.loss_backoff)
-            deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
-            if deeper < wanted:
-                wanted = deeper
-                how = (
-                    f"at least {fmt.change(-c.loss_backoff)}"
-                    if _same(deeper, floor)
-                    else "as far as the minimum rate and max_decrease allow"
+            if others or neighbour:
+                since = 0.0 if self._others_at is None else now - self._others_at
+                why += (
+                    "; another event on the service is failing"
+                    if others
+                    else f"; held for another event's failure {fmt.seconds(since)} ago"
                 )
-                why += f", cut {how} while the users already admitted arrive"
-            if self._target() < before:
-                why += f": probes aim at {fmt.share(self._target())} from now on"
+                why += ": not counted as a capacity loss"
+            else:
+                before = self._target()
+                self._losses += 1
+                self._last_loss = (now, base)
+                why += "; the capacity fell under a rate it had room for"
+                # the users admitted before the loss keep arriving for a browse time: the
+                # cut must leave room for the backlog they build to drain (a -10% cut on
+                # latency left it growing until errors cut again, minutes later)
+                floor = seen * (1 - c.loss_backoff)
+                deeper = max(c.min_rate, base * (1 - c.max_decrease), floor)
+                if deeper < wanted:
+                    wanted = deeper
+                    how = (
+                        f"at least {fmt.change(-c.loss_backoff)}"
+                        if _same(deeper, floor)
+                        else "as far as the minimum rate and max_decrease allow"
+                    )
+                    why += f", cut {how} while the users already admitted arrive"
+                if self._target() < before:
+                    why += f": probes aim at {fmt.share(self._target())} from now on"
         believed = None if self._from_prior else self._capacity
         if severity >= _LATENCY:
             # lifted when the capacity grows 10% past what was believed at the cut
