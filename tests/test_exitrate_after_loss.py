@@ -452,7 +452,7 @@ def test_latency_while_another_event_fails_holds() -> None:
     assert (held.action, held.rate) == ("hold", 1000), held.reason
     assert held.reason == (
         "latency p95 1.5s > 1s; another event on the service is failing (the service's "
-        "on-sale burn 14.4x, this event's own 0x, under 3x): its retries load the backend, "
+        "on-sale burn 14.4x, this event's own 0x, within 3x): its retries load the backend, "
         "not this rate: hold"
     )
 
@@ -470,34 +470,49 @@ def test_a_break_right_after_holding_for_another_event_is_no_loss(
     """Held for another event's failure, the next reading is this event's to answer (the
     service's burn cleared while latency still shows the retries, or this event's own
     requests now shed): it cuts, but what broke was the other event's load, so no capacity
-    loss is counted (no -30% floor, the target stays 0.92) within a cut interval (120 s
-    here) of the hold. Past it, a break at a rate with room is a loss again."""
+    loss is counted within a cut interval (120 s here) of the hold: no "capacity fell", no
+    lower target for the probes."""
     controller = _held_at(1100)
     broken = {"latency_p95": 1.5, "utilisation": 0.99}
     controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
     cut = controller.recommend(healthy(315, 1000, **(broken | own)))
     assert (cut.action, cut.rate) == ("decrease", rate), cut.reason
-    assert "held for another event's failure 15s ago: not counted as a capacity loss" in (
-        cut.reason
-    )
-    later = _held_at(1100)
-    later.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
-    loss = later.recommend(healthy(420, 1000, **broken))
-    assert "the capacity fell under a rate it had room for" in loss.reason, loss.reason
-
-
-def test_own_requests_failing_past_a_probes_limit_cut_while_another_fails() -> None:
-    """This event's own burn at 5x (over the 3x a probe allows, under the alert threshold):
-    the shared backend is shedding its requests too, so it cuts (as latency, no loss
-    counted), and it never holds a rate far over its estimate for the other's failure."""
-    controller = _held_at(1100)
-    cut = controller.recommend(
-        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=20.0, burn_short=5.0)
-    )
-    assert (cut.action, cut.rate) == ("decrease", 900), cut.reason
     assert cut.reason.endswith(
-        "another event on the service is failing: not counted as a capacity loss: -10%"
+        "; held for another event's failure 15s ago: not counted as a capacity loss: "
+        f"{(rate - 1000) / 10:.0f}%"
+    ), cut.reason
+
+
+def test_a_break_a_cut_interval_after_holding_for_another_event_is_a_loss() -> None:
+    """The memory of the hold lasts one cut interval (120 s here): a break at a rate with
+    room after it is a capacity loss again."""
+    controller = _held_at(1100)
+    broken = {"latency_p95": 1.5, "utilisation": 0.99}
+    controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
+    loss = controller.recommend(healthy(420, 1000, **broken))
+    assert "the capacity fell under a rate it had room for" in loss.reason, loss.reason
+    assert "another event" not in loss.reason
+
+
+@pytest.mark.parametrize(("own", "action"), [(3.0, "hold"), (5.0, "decrease")])
+def test_own_requests_failing_past_a_probes_limit_cut_while_another_fails(
+    own: float, action: str
+) -> None:
+    """This event's own burn at a probe's limit (3x) still holds for the other event's
+    failure; at 5x (over it, under the alert threshold) the shared backend is shedding its
+    requests too, so it cuts (as latency, no loss counted)."""
+    controller = _held_at(1100)
+    answer = controller.recommend(
+        healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=20.0, burn_short=own)
     )
+    assert answer.action == action, answer.reason
+    if action == "decrease":
+        assert answer.rate == 900
+        assert answer.reason.endswith(
+            "another event on the service is failing: not counted as a capacity loss: -10%"
+        )
+    else:
+        assert "this event's own 3x, within 3x" in answer.reason
 
 
 def test_a_missing_signal_while_another_fails_is_not_held_for_it() -> None:

@@ -607,7 +607,7 @@ class ExitRateController:
                 "hold",
                 f"{why}; another event on the service is failing (the service's on-sale burn "
                 f"{fmt.times(r.shared_burn)}, this event's own {fmt.times(r.burn_short)}, "
-                f"under {fmt.times(c.probe_max_burn_short)}): its retries load the backend, "
+                f"within {fmt.times(c.probe_max_burn_short)}): its retries load the backend, "
                 "not this rate: hold",
             )
         wanted = max(c.min_rate, base * (1 - c.max_decrease), min(w for w, _, _ in wants))
@@ -661,11 +661,11 @@ class ExitRateController:
         neighbour = self._others_at is not None and now - self._others_at < self._cut_interval()
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
             if others or neighbour:
-                since = 0.0 if self._others_at is None else now - self._others_at
+                ago = 0.0 if self._others_at is None else now - self._others_at
                 why += (
                     "; another event on the service is failing"
                     if others
-                    else f"; held for another event's failure {fmt.seconds(since)} ago"
+                    else f"; held for another event's failure {fmt.seconds(ago)} ago"
                 )
                 why += ": not counted as a capacity loss"
             else:
