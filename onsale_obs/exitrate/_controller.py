@@ -147,9 +147,10 @@ class ExitRateController:
        incident at a rate the measured estimate put under saturation is a capacity loss:
        it cuts at least ``loss_backoff`` and the target drops by ``loss_margin`` for the
        rest of the on-sale (down to ``loss_floor``). While only other events on the
-       service fail (``shared_burn`` at the alert threshold, this event's own burn under
-       it), latency or saturation holds instead: their retries load the backend, not this
-       rate;
+       service fail (``shared_burn`` at the alert threshold, this event's own short burn
+       within ``probe_max_burn_short``, a complete reading), latency or saturation holds
+       instead: their retries load the backend, not this rate; no loss is counted then,
+       nor within a cut interval of such a hold;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last

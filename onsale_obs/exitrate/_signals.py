@@ -35,9 +35,9 @@ class Signals:
             the controller can tell a stale reading from a fresh one).
         shared_burn: short-window burn of every on-sale request of the service, all events
             together (optional: where several events share one service). While it is at the
-            alert threshold and this event's own burn is not, latency breaking or the
-            backend filling is read as another event's failure loading the service (its
-            retries): the controller holds rather than cuts.
+            alert threshold and this event's own burn is within a probe's limit, latency
+            breaking or the backend filling is read as another event's failure loading the
+            service (its retries): the controller holds rather than cuts.
     """
 
     time: float
