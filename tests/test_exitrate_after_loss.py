@@ -477,6 +477,7 @@ def test_a_break_right_after_holding_for_another_event_is_no_loss(
     controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
     cut = controller.recommend(healthy(315, 1000, **(broken | own)))
     assert (cut.action, cut.rate) == ("decrease", rate), cut.reason
+    assert cut.reason.startswith("burn 15x/15x" if own else "latency p95 1.5s > 1s"), cut.reason
     assert cut.reason.endswith(
         "; held for another event's failure 15s ago: not counted as a capacity loss: "
         f"{(rate - 1000) / 10:.0f}%"
@@ -508,8 +509,9 @@ def test_own_requests_failing_past_a_probes_limit_cut_while_another_fails(
     assert answer.action == action, answer.reason
     if action == "decrease":
         assert answer.rate == 900
-        assert answer.reason.endswith(
-            "another event on the service is failing: not counted as a capacity loss: -10%"
+        assert answer.reason == (
+            "latency p95 1.5s > 1s; another event on the service is failing: not counted as "
+            "a capacity loss: -10%"
         )
     else:
         assert "this event's own 3x, within 3x" in answer.reason
