@@ -440,6 +440,18 @@ def test_a_fault_recognised_after_a_loss_cut_returns_to_the_rate_before_it() -> 
 # -- another event failing on the same service ---------------------------------------------
 
 
+#: Latency broken on a full backend.
+_BROKEN: dict[str, float] = {"latency_p95": 1.5, "utilisation": 0.99}
+
+
+def _held_for_another_event() -> ExitRateController:
+    """At 1,000/min on a measured 1,100, held at t = 300 for another event's failure."""
+    controller = _held_at(1100)
+    held = controller.recommend(healthy(300, 1000, shared_burn=14.4, **_BROKEN))
+    assert held.action == "hold", held.reason
+    return controller
+
+
 def test_latency_while_another_event_fails_holds() -> None:
     """Events sharing checkout: another event's checkouts fail (the service's burn is at
     the alert threshold, this event's own is clean) and their retries load the backend.
@@ -472,10 +484,8 @@ def test_a_break_right_after_holding_for_another_event_is_no_loss(
     requests now shed): it cuts, but what broke was the other event's load, so no capacity
     loss is counted within a cut interval (120 s here) of the hold: no "capacity fell", no
     lower target for the probes."""
-    controller = _held_at(1100)
-    broken = {"latency_p95": 1.5, "utilisation": 0.99}
-    controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
-    cut = controller.recommend(healthy(315, 1000, **(broken | own)))
+    controller = _held_for_another_event()
+    cut = controller.recommend(healthy(315, 1000, **(_BROKEN | own)))
     assert (cut.action, cut.rate) == ("decrease", rate), cut.reason
     assert cut.reason.startswith("burn 15x/15x" if own else "latency p95 1.5s > 1s"), cut.reason
     assert cut.reason.endswith(
@@ -487,10 +497,8 @@ def test_a_break_right_after_holding_for_another_event_is_no_loss(
 def test_a_break_a_cut_interval_after_holding_for_another_event_is_a_loss() -> None:
     """The memory of the hold lasts one cut interval (120 s here): a break at a rate with
     room after it is a capacity loss again."""
-    controller = _held_at(1100)
-    broken = {"latency_p95": 1.5, "utilisation": 0.99}
-    controller.recommend(healthy(300, 1000, shared_burn=14.4, **broken))
-    loss = controller.recommend(healthy(420, 1000, **broken))
+    controller = _held_for_another_event()
+    loss = controller.recommend(healthy(420, 1000, **_BROKEN))
     assert "the capacity fell under a rate it had room for" in loss.reason, loss.reason
     assert "another event" not in loss.reason
 
@@ -532,8 +540,7 @@ def test_a_missing_signal_while_another_fails_is_not_held_for_it() -> None:
 def test_a_healed_neighbour_leaves_the_target_where_it_was() -> None:
     """After holding through another event's failure, the backend takes 1,300: the hold
     band is still 0.92's (the other event's retries were no loss of this event's)."""
-    controller = _held_at(1100)
-    controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=0.99, shared_burn=14.4))
+    controller = _held_for_another_event()
     answers = _run(controller, [(-1000, 1000)], 1300, 315, 2400)
     assert answers[-1].reason.endswith("in the hold band 0.90..0.95"), answers[-1].reason
 

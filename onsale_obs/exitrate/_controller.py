@@ -661,14 +661,14 @@ class ExitRateController:
         # failure's load still (or this event's own requests shed by it), not a smaller backend
         neighbour = self._others_at is not None and now - self._others_at < self._cut_interval()
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
-            if others or neighbour:
-                ago = 0.0 if self._others_at is None else now - self._others_at
+            if others:
+                why += "; another event on the service is failing: not counted as a capacity loss"
+            elif neighbour:
+                assert self._others_at is not None
+                ago = fmt.seconds(now - self._others_at)
                 why += (
-                    "; another event on the service is failing"
-                    if others
-                    else f"; held for another event's failure {fmt.seconds(ago)} ago"
+                    f"; held for another event's failure {ago} ago: not counted as a capacity loss"
                 )
-                why += ": not counted as a capacity loss"
             else:
                 before = self._target()
                 self._losses += 1
