@@ -38,7 +38,7 @@ def test_readings_further_apart_step_up_about_as_soon(tick: float, scrape: float
 def _learnt(tick: float) -> dict[float, tuple[tuple[float, float], float | None]]:
     """The fitted lag and capacity estimate at each minute, called every ``tick`` seconds on
     a scrape a minute (data 30 s old), the waiting room at 500/min then 1,000/min from 600 s
-    (its maximum, p95 in its hold band: the controller never moves it), users reaching
+    (its maximum, p95 grown into its hold band: the controller never moves it), users reaching
     checkout after 120 s / 0.9 on a backend of 1,500/min."""
     config = replace(CONFIG, learn_lag=True, admission_lag_spread=0.5, max_rate=1000)
     controller = ExitRateController(config)
@@ -49,8 +49,9 @@ def _learnt(tick: float) -> dict[float, tuple[tuple[float, float], float | None]
         scraped = math.floor((t - 30) / 60) * 60
         u = _backend_utilisation(scraped + 30, rates, 1500, (120, 0.9))
         rate = 500.0 if t < 600 else 1000.0
+        p95 = 0.5 if t == 0 else 0.9
         rec = controller.recommend(
-            healthy(t, rate, utilisation=u, latency_p95=0.9, observed_at=scraped)
+            healthy(t, rate, utilisation=u, latency_p95=p95, observed_at=scraped)
         )
         assert rec.rate == rate
         if t % 60 == 0:

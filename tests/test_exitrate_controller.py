@@ -362,12 +362,52 @@ def test_decay_never_raises_a_rate_under_the_safe_rate() -> None:
 
 
 def test_latency_hold_band() -> None:
-    """p95 between latency_margin x threshold and the threshold: neither up nor down."""
+    """p95 grown from where it was into the band between latency_margin x threshold and the
+    threshold: neither up nor down."""
     controller = ExitRateController(CONFIG)
-    settle(controller, 1000, 60, latency_p95=0.9)
+    settle(controller, 1000, 60, latency_p95=0.5)
     rec = controller.recommend(healthy(60, 1000, latency_p95=0.9))
     assert rec.action == "hold"
     assert rec.reason == "latency p95 900ms in the hold band 800ms..1s"
+
+
+def test_a_p95_in_the_band_at_rest_leaves_the_probe_to_the_utilisation() -> None:
+    """A tight objective: the service's p95 sits in the hold band from the first reading, at
+    half its capacity. Holding there kept a room at a third of the capacity for a whole
+    on-sale (an objective 1.5x the p95 at rest: 2.8 T*); the utilisation decides instead."""
+    controller = ExitRateController(CONFIG)
+    answers = [controller.recommend(healthy(t, 1000, latency_p95=0.85)) for t in range(0, 120, 15)]
+    rec = next(a for a in answers if a.action != "hold")
+    assert rec.action == "increase", rec.reason
+    assert rec.rate == pytest.approx(1000 * 0.92 / 0.5)
+    assert rec.reason.startswith(
+        "healthy (burn 0x, p95 850ms in the hold band but within 10% of the on-sale's lowest "
+        "850ms: the service's own, not the load's), 50,000 waiting, utilisation 0.50 < 0.90"
+    ), rec.reason
+
+
+@pytest.mark.parametrize(("p95", "holds"), [(0.935, False), (0.94, True)])
+def test_latency_grown_past_a_tenth_over_the_lowest_holds(p95: float, holds: bool) -> None:
+    """The lowest p95 of the on-sale is the floor (a higher one later does not raise it):
+    within 10% over it the band does not hold, past that it does."""
+    controller = ExitRateController(CONFIG)
+    for t, latency in ((0, 0.95), (15, 0.85), (30, 0.9), (45, 0.95), (60, 0.9)):
+        rec = controller.recommend(healthy(t, 1000, latency_p95=latency, utilisation=0.6))
+        assert rec.action == "hold", rec.reason  # the capacity is not known yet
+    rec = controller.recommend(healthy(75, 1000, latency_p95=p95, utilisation=0.6))
+    assert (rec.action == "hold") is holds, rec.reason
+    if holds:
+        assert rec.reason == f"latency p95 {p95 * 1000:.0f}ms in the hold band 800ms..1s"
+
+
+def test_without_utilisation_a_p95_in_the_band_holds_even_at_rest() -> None:
+    """With no utilisation signal nothing but latency says a blind step has room: the band
+    holds, however long p95 has been there."""
+    controller = ExitRateController(CONFIG)
+    settle(controller, 1000, 90, latency_p95=0.85, utilisation=None)
+    rec = controller.recommend(healthy(90, 1000, latency_p95=0.85, utilisation=None))
+    assert rec.action == "hold"
+    assert rec.reason == "latency p95 850ms in the hold band 800ms..1s"
 
 
 def test_utilisation_hold_band() -> None:

@@ -119,8 +119,9 @@ def test_a_stale_reading_reflects_the_rates_when_its_data_was_taken() -> None:
     controller = ExitRateController(CONFIG)
     rate = 500.0
     for t in range(0, 300, 15):
-        # p95 in its hold band: measured, not probed
-        rate = controller.recommend(healthy(t, rate, utilisation=0.5, latency_p95=0.9)).rate
+        # p95 grown into its hold band after the first reading: measured, not probed
+        p95 = 0.5 if t == 0 else 0.9
+        rate = controller.recommend(healthy(t, rate, utilisation=0.5, latency_p95=p95)).rate
     assert controller.capacity_estimate == pytest.approx(1000)
     controller.recommend(healthy(300, 960, queue_length=0, utilisation=None))
     rec = controller.recommend(healthy(500, 960, observed_at=320))
@@ -624,7 +625,7 @@ def test_a_reading_exactly_ninety_percent_known_is_attributed() -> None:
 
 
 def test_a_rate_set_from_outside_and_brought_inside_at_once_still_counts_for_the_fit() -> None:
-    """Readings every 30 s (data 60 s old), p95 in its hold band (no probing), users reaching
+    """Readings every 30 s (data 60 s old), p95 grown into its hold band (no probing), users reaching
     checkout after 120 s / 0.9. At 1,500 s the waiting room sets 2,000/min and the controller
     brings it down to its maximum, 1,000/min, in the same call. At 2,640 s the span fitted
     starts exactly then (the readings of the last 165 s at 30 s apart, seven of them, the
@@ -637,7 +638,8 @@ def test_a_rate_set_from_outside_and_brought_inside_at_once_still_counts_for_the
     for t in range(0, 2641, 30):
         current = 2000.0 if t == 1500 else rates[-1][1]
         u = _backend_utilisation(t - 30, rates, 1500, (120, 0.9))  # data to t - 60
-        signals = healthy(t, current, utilisation=u, latency_p95=0.9, observed_at=t - 60)
+        p95 = 0.5 if t == 0 else 0.9
+        signals = healthy(t, current, utilisation=u, latency_p95=p95, observed_at=t - 60)
         rate = controller.recommend(signals).rate
         if rate != rates[-1][1]:
             rates.append((t, rate))

@@ -56,7 +56,9 @@ class ExitRateConfig:
         utilisation_band: hold while utilisation is within this below the target (up to
             ``saturation``). Default 0.02.
         latency_margin: increase only while p95 <= margin x threshold; between the two is
-            the latency hold band. Default 0.8.
+            the latency hold band. It holds once p95 has grown there, more than 10% past the
+            on-sale's lowest p95: a service whose p95 sits in the band at rest (a tight
+            objective) is left to its utilisation, or held there without one. Default 0.8.
         probe_max_burn_short / probe_max_burn_long: increase only while the burn rates are
             at or below these. Short 3x: at a 99.99% objective one stray error in 10,000
             checkouts is already 1x, and a real overload burns hundreds; long 6x: the on-sale

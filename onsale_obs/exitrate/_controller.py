@@ -92,6 +92,10 @@ _MAX_CUT_LAG = 180.0
 #: Decays are computed over at most this many seconds since the previous reading, so one
 #: late call after a long pause does not drop the rate in one go.
 _MAX_DECAY_SPAN = 300.0
+#: p95 in the hold band counts as load-driven once it is this much above the lowest p95 seen
+#: in this on-sale; below that the service simply runs near its threshold at rest (a tight
+#: objective), and only the utilisation tells the room a probe has.
+_LATENCY_GROWTH = 0.1
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
 #: not come back), so the capacity they suggest is high.
@@ -156,8 +160,9 @@ class ExitRateController:
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
        change too recent to have shown (lag + ``signal_lag``), utilisation readings still
        moving after it, or a signal in its hold band (burn above the probe limits, p95
-       above ``latency_margin`` x the threshold, utilisation within ``utilisation_band``
-       under the target);
+       above ``latency_margin`` x the threshold and grown more than 10% past the on-sale's
+       lowest, or so at rest without a utilisation signal, utilisation within
+       ``utilisation_band`` under the target);
     6. probe: step to ``target_utilisation`` of the capacity estimate (multiplicative, up
        to ``max_increase``, under the ceiling), or by ``blind_increase`` for a deployment
        that has no utilisation signal at all (then no further than the capacity prior).
@@ -231,6 +236,8 @@ class ExitRateController:
         #: When this event last held through another event's failure: a break within a cut
         #: interval of it is still that failure's load, not a capacity loss.
         self._others_at: float | None = None
+        #: The lowest p95 of the on-sale: the latency the service has at a lighter load.
+        self._p95_floor: float | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -271,6 +278,9 @@ class ExitRateController:
             self._blind_since = None
         if reading.queue_length is not None and reading.queue_length <= 0:
             self._empty_at = now
+        p95 = reading.latency_p95
+        if p95 is not None and (self._p95_floor is None or p95 < self._p95_floor):
+            self._p95_floor = p95
         self._learn(now, reading)
         if (
             reading.burn_short is not None
@@ -824,7 +834,8 @@ class ExitRateController:
                 f"the probe limit {fmt.times(c.probe_max_burn_long)}",
             )
         ceiling = c.latency_margin * r.latency_threshold
-        if r.latency_p95 > ceiling:
+        flat = self._flat_latency(r)
+        if r.latency_p95 > ceiling and not flat:
             return (
                 base,
                 "hold",
@@ -921,10 +932,21 @@ class ExitRateController:
             step = _AFTER_SHED_STEP
             why += f", the first step after shedding at most {fmt.change(step)}"
         rate = min(top, base * (1 + step))
+        p95 = fmt.seconds(r.latency_p95)
+        if (
+            r.latency_threshold is not None
+            and r.latency_p95 > c.latency_margin * r.latency_threshold
+            and self._p95_floor is not None
+        ):
+            # only a flat p95 gets here from the hold band: say why it did not hold
+            p95 += (
+                f" in the hold band but within {_LATENCY_GROWTH:.0%} of the on-sale's "
+                f"lowest {fmt.seconds(self._p95_floor)}: the service's own, not the load's"
+            )
         return (
             rate,
             "increase",
-            f"healthy (burn {fmt.times(r.burn_short)}, p95 {fmt.seconds(r.latency_p95)}), "
+            f"healthy (burn {fmt.times(r.burn_short)}, p95 {p95}), "
             f"{r.queue_length:,.0f} waiting, {why}: {fmt.change(rate / base - 1)}",
         )
 
@@ -953,6 +975,18 @@ class ExitRateController:
                     return None
                 low = min(low, found[0] / u)
         return low
+
+    def _flat_latency(self, r: _Reading) -> bool:
+        """Whether p95 is no higher than the lowest of the on-sale (within
+        ``_LATENCY_GROWTH``) on a reading with utilisation: a service that runs near its
+        threshold at rest, not latency grown with the load. Only the utilisation then says
+        whether a probe has room (without it the hold band stays the only guard)."""
+        return (
+            r.utilisation is not None
+            and r.latency_p95 is not None
+            and self._p95_floor is not None
+            and r.latency_p95 <= self._p95_floor * (1 + _LATENCY_GROWTH)
+        )
 
     def _explained(self, now: float) -> bool:
         """Whether the long window's burn is an incident already answered: a cut or a
