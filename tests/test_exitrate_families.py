@@ -32,7 +32,8 @@ def test_held_out_seeds_were_never_tuning_seeds() -> None:
 
 @pytest.mark.parametrize("seed", range(10_001, 10_021))
 def test_every_draw_is_within_the_documented_ranges(seed: int) -> None:
-    """Queue 10k-2M, start 0.3-1x (hot-start 0.2-2x), browse median 20-120 s, and each
+    """Queue 10k-2M, start 0.3-1x (hot-start 0.2-2x), browse median 20-120 s, a latency
+    objective of at least 1 s and 4x the p95 at rest (tight-objective 1.2-2x), and each
     family's own event."""
     for name, fam in FAMILIES.items():
         s = fam.draw(seed)
@@ -56,6 +57,12 @@ def test_every_draw_is_within_the_documented_ranges(seed: int) -> None:
         if name == "signal-outage":
             [(start, end)] = s.telemetry.outages
             assert 60 <= end - start <= 600
+        at_rest = backend.service_time.quantile(0.95)
+        if name == "tight-objective":
+            # rounded up to 10 ms: at most that over 2x
+            assert 1.2 * at_rest <= s.slo.latency_threshold <= 2.0 * at_rest + 0.01
+        else:
+            assert s.slo.latency_threshold >= max(1.0, 4 * at_rest)
         assert fam.drain_target == (
             1.25 if name in {"capacity-drop", "drift", "software-fault"} else 1.15
         )

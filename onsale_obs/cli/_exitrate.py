@@ -104,7 +104,8 @@ def simulate(
 
     Give scenario files (--scenario) or randomized families (--family, one on-sale drawn
     per --seed: capacity drops, autoscaling, drift, arrival spikes, signal outages,
-    software faults, cautious and hot starts). Every on-sale is run under each controller
+    software faults, cautious and hot starts, a tight latency objective, events sharing a
+    backend). Every on-sale is run under each controller
     with the same seed (the same users, arrivals and browse times): ours, AIMD, fixed rates
     and an oracle that knows the true capacity. The table shows the drain time against the
     physical limit, the share of 1-minute windows meeting the on-sale SLO, failed

@@ -4,7 +4,8 @@ A family fixes *what kind* of on-sale it is (a capacity drop, a software fault, 
 the signals ...) and draws everything else per seed: the queue (10k-2M users), the backend
 (12-400 workers, 50-250 ms per request, 1-3 requests per user; redrawn until the physical
 limit T* is 15-120 minutes), the browse time (median 20-120 s, log sigma 0.5-1.2: heavy
-tails), the latency objective (1 s, or 4x the service's p95 at rest), the operator's start
+tails), the latency objective (1 s, or 4x the service's p95 at rest; 1.2-2x in
+``tight-objective``), the operator's start
 rate (0.3-1x the true capacity; 0.2-2x in ``hot-start``) and the event that makes the
 family. The draw depends only on the family's name and the seed, so a seed names one
 scenario for every harness.
@@ -209,6 +210,13 @@ def _outage(rng: random.Random, b: _Base) -> _Base:
     return b.with_(outages=((start, start + round(rng.uniform(60, 600))),))
 
 
+def _tight(rng: random.Random, b: _Base) -> _Base:
+    # an owner who set the latency objective close to what the service needs at rest: its
+    # p95 sits at 50-83% of the threshold before any load (the hold band starts at 80%)
+    factor = rng.uniform(1.2, 2.0)
+    return b.with_(threshold=math.ceil(b.service.quantile(0.95) * factor * 100) / 100)
+
+
 def _fault(rng: random.Random, b: _Base) -> _Base:
     start = round(rng.uniform(0.15, 0.6) * b.limit)
     end = start + round(rng.uniform(180, 900))
@@ -228,6 +236,9 @@ FAMILIES: Final[dict[str, Family]] = {
         Family("signal-outage", "Prometheus unreachable for 1-10 minutes", False, _outage),
         Family(
             "software-fault", "1-50% of checkouts fail for 3-15 minutes, then heal", True, _fault
+        ),
+        Family(
+            "tight-objective", "latency objective 1.2-2x the service's p95 at rest", False, _tight
         ),
     )
 }
