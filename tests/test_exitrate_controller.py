@@ -400,6 +400,116 @@ def test_latency_grown_past_a_tenth_over_the_lowest_holds(p95: float, holds: boo
         assert rec.reason == f"latency p95 {p95 * 1000:.0f}ms in the hold band 800ms..1s"
 
 
+def _over_at_every_load(controller: ExitRateController, p95: float = 1.3) -> list[Recommendation]:
+    """p95 over its 1 s threshold from the first reading, the same while the load rises from
+    a fifth of the backend to half of it (a slow dependency, or an objective set under the
+    service's p95), at 1,000/min and whatever the controller answers."""
+    answers, rate = [], 1000.0
+    for t, u in ((0, 0.2), (15, 0.3), (30, 0.4), (45, 0.5)):
+        answers.append(controller.recommend(healthy(t, rate, utilisation=u, latency_p95=p95)))
+        rate = answers[-1].rate
+    return answers
+
+
+def test_latency_over_the_threshold_at_every_load_is_not_cut_for() -> None:
+    """The first reading cannot tell the service's own latency from the load's: it cuts
+    -10%. The next, at 1.5x that load with the same p95, can: no cut, the ceiling and the
+    capacity bound that cut left go (a room held under them kept a tenth of the on-sale's
+    users waiting for nothing, and one without this rule cut to the minimum and never
+    drained), and the utilisation alone decides the probes."""
+    controller = ExitRateController(CONFIG)
+    first, *later = _over_at_every_load(controller)
+    assert first.action == "decrease"
+    assert first.reason == "latency p95 1.3s > 1s: -10%"
+    assert [a.rate for a in later] == [900, 900, 900]
+    assert later[0].reason.startswith(
+        "latency p95 1.3s > 1s but as high at utilisation 0.20 (now 0.30): the service's own "
+        "latency, not the load's, so a cut would not bring it under; last change 15s ago"
+    ), later[0].reason
+    assert controller.capacity_estimate is None  # the cut's bound was no capacity
+    rate, t = 900.0, 60
+    while t < 300 and rate == 900:  # probes come, under no ceiling at 950/min
+        rate = controller.recommend(healthy(t, rate, latency_p95=1.3)).rate
+        t += 15
+    assert rate == pytest.approx(900 * 0.92 / 0.5), t
+
+
+@pytest.mark.parametrize(("load", "own"), [(0.24, True), (0.23, False)])
+def test_the_services_own_latency_needs_the_same_p95_at_a_sixth_less_load(
+    load: float, own: bool
+) -> None:
+    """One reading at a fifth of the backend, the next at 1.2x that load (own) or just
+    under it (not yet told apart: cut)."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=1.3))
+    rec = controller.recommend(healthy(150, 900, utilisation=load, latency_p95=1.3))
+    assert (rec.action == "decrease") is not own, rec.reason
+
+
+def test_loads_seen_before_latency_fell_tell_nothing_of_the_new_level() -> None:
+    """1.3 s at a fifth of the backend, then 1.05 s at half of it (latency fell well under
+    its old level: a new floor). 1.1 s at 0.55 is within 10% of that floor, but at no more
+    than 1.1x the load it was seen at: not yet the service's own, cut."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=1.3))
+    controller.recommend(healthy(150, 900, utilisation=0.5, latency_p95=1.05))
+    rec = controller.recommend(healthy(300, 900, utilisation=0.55, latency_p95=1.1))
+    assert rec.action == "decrease"
+    assert rec.reason.startswith("latency p95 1.1s > 1s"), rec.reason
+
+
+def test_latency_grown_past_its_own_level_is_the_loads() -> None:
+    """Over its threshold at every load, then 1.5 s where it was 1.3 s (more than 10% over
+    the on-sale's lowest): the load's after all, cut (as a capacity loss, the estimate
+    having had room)."""
+    controller = ExitRateController(CONFIG)
+    _over_at_every_load(controller)
+    rec = controller.recommend(healthy(150, 900, utilisation=0.5, latency_p95=1.5))
+    assert rec.action == "decrease"
+    assert rec.reason.startswith("latency p95 1.5s > 1s"), rec.reason
+
+
+def test_latency_that_crossed_its_threshold_from_under_it_is_the_loads() -> None:
+    """p95 at 0.95 s at a fifth of the load, 1.02 s at half of it (within 10% of its lowest,
+    but it was under the threshold there): the load took it over, cut."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=0.95))
+    rec = controller.recommend(healthy(15, 1000, utilisation=0.5, latency_p95=1.02))
+    assert rec.action == "decrease"
+    assert rec.reason == "latency p95 1.02s > 1s: -10%"
+
+
+def test_a_ceiling_the_load_left_stays_when_latency_turns_out_the_services_own() -> None:
+    """A cut on latency grown with the load leaves its ceiling even when p95 falls back to its
+    own level over the threshold: only a ceiling left by the service's own latency goes. A
+    backend of 1,800/min, 1,950/min after the cut (less than the 10% that lifts a ceiling),
+    each reading reflecting the rate 65 s before it (CONFIG's lags)."""
+    controller = ExitRateController(CONFIG)
+    _over_at_every_load(controller)
+    rates = [(-math.inf, 1000.0), (0.0, 900.0)]
+
+    def read(t: float, p95: float) -> Recommendation:
+        behind = [rate for since, rate in rates if since <= t - 65][-1]
+        backend = 1800 if t <= 405 else 1950
+        rec = controller.recommend(
+            healthy(t, rates[-1][1], utilisation=behind / backend, latency_p95=p95)
+        )
+        if rec.rate != rates[-1][1]:
+            rates.append((t, rec.rate))
+        return rec
+
+    for t in range(60, 405, 15):
+        read(t, 1.3)
+    top = rates[-1][1]
+    assert top == pytest.approx(0.92 * 1800)
+    grown = read(405, 1.5)
+    assert grown.action == "decrease"
+    answers = [read(t, 1.3) for t in range(420, 1000, 15)]
+    assert "the service's own latency" in answers[-1].reason
+    assert max(a.rate for a in answers) == pytest.approx(top * 0.95)  # the ceiling it left
+    assert answers[-1].reason.endswith("just under where latency or errors broke 9m45s ago")
+
+
 def test_without_utilisation_a_p95_in_the_band_holds_even_at_rest() -> None:
     """With no utilisation signal nothing but latency says a blind step has room: the band
     holds, however long p95 has been there."""
