@@ -96,10 +96,6 @@ _MAX_DECAY_SPAN = 300.0
 #: in this on-sale; below that the service simply runs near its threshold at rest (a tight
 #: objective), and only the utilisation tells the room a probe has.
 _LATENCY_GROWTH = 0.1
-#: p95 over its threshold is the service's own, not the load's, when it was as high (within
-#: ``_LATENCY_GROWTH`` of the on-sale's lowest) at a utilisation this much lower: a cut
-#: would not bring it under (a slow dependency, an objective set under the service's p95).
-_OWN_LATENCY_LOAD = 1.2
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
 #: not come back), so the capacity they suggest is high.
@@ -158,10 +154,7 @@ class ExitRateController:
        service fail (``shared_burn`` at the alert threshold, this event's own short burn
        within ``probe_max_burn_short``, a complete reading), latency or saturation holds
        instead: their retries load the backend, not this rate; no loss is counted then,
-       nor within a cut interval of such a hold. Latency over its threshold that is the
-       service's own (the on-sale's lowest p95 is over it too, and p95 was as high at a
-       sixth less load) is no trigger: a cut would not bring it under, and the ceiling and
-       bound a first cut on it left go;
+       nor within a cut interval of such a hold;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
@@ -243,13 +236,8 @@ class ExitRateController:
         #: When this event last held through another event's failure: a break within a cut
         #: interval of it is still that failure's load, not a capacity loss.
         self._others_at: float | None = None
-        #: The lowest p95 of the on-sale: the latency the service has at a lighter load ...
+        #: The lowest p95 of the on-sale: the latency the service has at a lighter load.
         self._p95_floor: float | None = None
-        #: ... and the lowest utilisation it has been seen at (the load it does not grow with).
-        self._flat_low: float | None = None
-        #: When a latency cut at the on-sale's lowest p95, already over its threshold, left
-        #: the ceiling: once that latency shows as the service's own, that ceiling goes.
-        self._own_ceiling_at: float | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -290,7 +278,9 @@ class ExitRateController:
             self._blind_since = None
         if reading.queue_length is not None and reading.queue_length <= 0:
             self._empty_at = now
-        self._track_floor(reading)
+        p95 = reading.latency_p95
+        if p95 is not None and (self._p95_floor is None or p95 < self._p95_floor):
+            self._p95_floor = p95
         self._learn(now, reading)
         if (
             reading.burn_short is not None
@@ -464,25 +454,7 @@ class ExitRateController:
             return backoff
         if r.missing:
             return self._blind(now, base, r)
-        own = self._own_latency(r)
-        if own and self._own_ceiling_at is not None and self._own_ceiling_at == self._ceiling_at:
-            # the cut on that latency measured nothing: neither its ceiling nor its bound holds
-            self._ceiling = self._ceiling_capacity = self._ceiling_at = None
-            if self._bound_only:
-                self._capacity = None
-                self._bound_only = False
-        rate, action, reason = self._probe(now, base, r)
-        if own:
-            assert r.latency_p95 is not None
-            assert r.latency_threshold is not None
-            assert self._flat_low is not None
-            reason = (
-                f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)} "
-                f"but as high at utilisation {fmt.share(self._flat_low)} (now "
-                f"{fmt.share(r.utilisation or 0.0)}): the service's own latency, not the "
-                f"load's, so a cut would not bring it under; {reason}"
-            )
-        return rate, action, reason
+        return self._probe(now, base, r)
 
     def _errors(self, r: _Reading) -> bool:
         """Short and long burn at or above the fast alert threshold."""
@@ -614,7 +586,6 @@ class ExitRateController:
             r.latency_p95 is not None
             and r.latency_threshold is not None
             and r.latency_p95 > r.latency_threshold
-            and not self._own_latency(r)
         ):
             text = f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)}"
             wants.append((seen * (1 - c.latency_backoff), text, _LATENCY))
@@ -734,17 +705,6 @@ class ExitRateController:
             self._ceiling = seen * (1 - c.ceiling_margin)
             self._ceiling_capacity = believed
             self._ceiling_at = now
-            # latency over its threshold at its lowest so far: maybe the service's own, which
-            # later readings at another load tell (then the ceiling goes, see _decide)
-            lowest = self._p95_floor
-            own = (
-                severity == _LATENCY
-                and lowest is not None
-                and r.latency_threshold is not None
-                and lowest > r.latency_threshold
-                and self._flat_latency(r)
-            )
-            self._own_ceiling_at = now if own else None
         # what the backend served while shedding is measured capacity; latency over its
         # threshold says the usable capacity is at most the rate behind the reading; a
         # saturated reading bounds it by that rate over the utilisation
@@ -975,7 +935,7 @@ class ExitRateController:
         p95 = fmt.seconds(r.latency_p95)
         if (
             r.latency_threshold is not None
-            and c.latency_margin * r.latency_threshold < r.latency_p95 <= r.latency_threshold
+            and r.latency_p95 > c.latency_margin * r.latency_threshold
             and self._p95_floor is not None
         ):
             # only a flat p95 gets here from the hold band: say why it did not hold
@@ -1015,35 +975,6 @@ class ExitRateController:
                     return None
                 low = min(low, found[0] / u)
         return low
-
-    def _track_floor(self, r: _Reading) -> None:
-        """Keep the on-sale's lowest p95 and the lowest utilisation p95 was that low at."""
-        p95, u = r.latency_p95, r.utilisation
-        if p95 is None:
-            return
-        floor = self._p95_floor
-        if floor is None or p95 * (1 + _LATENCY_GROWTH) < floor:
-            self._flat_low = None  # a latency well under the old floor: start again
-        if floor is None or p95 < floor:
-            self._p95_floor = p95
-        if u is not None and u >= _MIN_UTILISATION and self._flat_latency(r):
-            self._flat_low = u if self._flat_low is None else min(self._flat_low, u)
-
-    def _own_latency(self, r: _Reading) -> bool:
-        """Whether p95 over its threshold is the service's own: the on-sale's lowest p95 is
-        over it too, and p95 was as high at a sixth less load (a cut would not bring it
-        under). A p95 that crossed the threshold from under it crossed with the load."""
-        return (
-            r.latency_p95 is not None
-            and r.latency_threshold is not None
-            and r.latency_p95 > r.latency_threshold
-            and self._p95_floor is not None
-            and self._p95_floor > r.latency_threshold
-            and r.utilisation is not None
-            and self._flat_latency(r)
-            and self._flat_low is not None
-            and r.utilisation >= self._flat_low * _OWN_LATENCY_LOAD
-        )
 
     def _flat_latency(self, r: _Reading) -> bool:
         """Whether p95 is no higher than the lowest of the on-sale (within
