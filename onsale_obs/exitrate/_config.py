@@ -55,10 +55,10 @@ class ExitRateConfig:
             small tiers' latency knees sit just above 0.9.
         utilisation_band: hold while utilisation is within this below the target (up to
             ``saturation``). Default 0.02.
-        latency_margin: increase only while p95 <= margin x threshold; between the two is
-            the latency hold band. It holds once p95 has grown there, more than 10% past the
-            on-sale's lowest p95: a service whose p95 sits in the band at rest (a tight
-            objective) is left to its utilisation, or held there without one. Default 0.8.
+        latency_margin: p95 between margin x threshold and the threshold is the latency
+            hold band: no increase there once p95 has grown into it, more than 10% past the
+            on-sale's lowest p95. A service whose p95 sits in the band at rest (a tight
+            objective) is left to its utilisation there, or held without one. Default 0.8.
         probe_max_burn_short / probe_max_burn_long: increase only while the burn rates are
             at or below these. Short 3x: at a 99.99% objective one stray error in 10,000
             checkouts is already 1x, and a real overload burns hundreds; long 6x: the on-sale

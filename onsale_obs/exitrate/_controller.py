@@ -279,7 +279,8 @@ class ExitRateController:
         if reading.queue_length is not None and reading.queue_length <= 0:
             self._empty_at = now
         p95 = reading.latency_p95
-        if p95 is not None and (self._p95_floor is None or p95 < self._p95_floor):
+        # a p95 of 0 (no requests in the window, an exporter's default) is no latency at rest
+        if p95 is not None and p95 > 0 and (self._p95_floor is None or p95 < self._p95_floor):
             self._p95_floor = p95
         self._learn(now, reading)
         if (
