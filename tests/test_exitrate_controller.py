@@ -388,16 +388,27 @@ def test_a_p95_in_the_band_at_rest_leaves_the_probe_to_the_utilisation() -> None
 
 @pytest.mark.parametrize(("p95", "holds"), [(0.93, False), (0.94, True)])
 def test_latency_grown_past_a_tenth_over_the_lowest_holds(p95: float, holds: bool) -> None:
-    """The lowest p95 of the on-sale is the floor (a higher one later does not raise it):
-    within 10% over it the band does not hold, past that it does."""
+    """The lowest p95 of the on-sale (the middle of the last three readings) is the floor,
+    and a higher one later does not raise it: within 10% over it the band does not hold,
+    past that it does."""
     controller = ExitRateController(CONFIG)
-    for t, latency in ((0, 0.95), (15, 0.85), (30, 0.9), (45, 0.95), (60, 0.9)):
+    for t, latency in ((0, 0.95), (15, 0.85), (30, 0.85), (45, 0.9), (60, 0.95)):
         rec = controller.recommend(healthy(t, 1000, latency_p95=latency, utilisation=0.6))
         assert rec.action == "hold", rec.reason  # the capacity is not known yet
     rec = controller.recommend(healthy(75, 1000, latency_p95=p95, utilisation=0.6))
     assert (rec.action == "hold") is holds, rec.reason
     if holds:
         assert rec.reason == f"latency p95 {p95 * 1000:.0f}ms in the hold band 800ms..1s"
+
+
+def test_one_low_p95_reading_is_no_floor() -> None:
+    """p95 at 0.9 s with one reading of 0.5 s among them (a quiet scrape): the floor stays
+    0.9 s, and 0.92 s is still within 10% of it (a floor of 0.5 s would hold the band)."""
+    controller = ExitRateController(CONFIG)
+    for t, latency in ((0, 0.9), (15, 0.9), (30, 0.5), (45, 0.9), (60, 0.9)):
+        controller.recommend(healthy(t, 1000, latency_p95=latency, utilisation=0.6))
+    rec = controller.recommend(healthy(75, 1000, latency_p95=0.92, utilisation=0.6))
+    assert rec.action == "increase", rec.reason
 
 
 def test_a_zero_p95_is_no_floor() -> None:
@@ -410,6 +421,195 @@ def test_a_zero_p95_is_no_floor() -> None:
         controller.recommend(healthy(t, 1000, latency_p95=0.85)) for t in range(15, 120, 15)
     ]
     assert any(a.action == "increase" for a in answers), [a.reason for a in answers]
+
+
+class _SlowService:
+    """A backend of ``capacity`` users/min whose p95 is whatever a test says (over its 1 s
+    threshold: a slow dependency, or an objective set under what the service needs), each
+    utilisation reading reflecting the rate 65 s before it (CONFIG's lags); every answer is
+    applied."""
+
+    def __init__(self, controller: ExitRateController, capacity: float = 6000) -> None:
+        self.controller = controller
+        self.capacity = capacity
+        self.rates = [(-math.inf, 1000.0)]
+
+    def read(self, t: float, p95: float = 1.3, **changes: Any) -> Recommendation:
+        behind = [rate for since, rate in self.rates if since <= t - 65][-1]
+        values: dict[str, Any] = {"utilisation": min(1.0, behind / self.capacity)}
+        values.update(latency_p95=p95, **changes)
+        rec = self.controller.recommend(healthy(t, self.rates[-1][1], **values))
+        if rec.rate != self.rates[-1][1]:
+            self.rates.append((t, rec.rate))
+        return rec
+
+    def until_own(self) -> list[Recommendation]:
+        """Readings every 15 s until the latency shows as the service's own (10 minutes)."""
+        answers = [self.read(t) for t in range(0, 600, 15)]
+        assert "the service's own latency" in answers[-1].reason, answers[-1].reason
+        return answers
+
+
+def test_latency_over_the_threshold_at_every_load_is_not_cut_for() -> None:
+    """p95 1.3 s over a 1 s objective at any load. The first readings cannot tell it from
+    the load's and cut -10% (no capacity loss: p95 was over at the lightest load too); once
+    p95 has been as high at loads 1.2x apart, latency is no reason to cut, the first cut's
+    ceiling and bound go, and the utilisation alone takes the room to its target. Before,
+    the room cut to the minimum rate and never drained."""
+    service = _SlowService(ExitRateController(CONFIG))
+    answers = service.until_own()
+    cuts = [a for a in answers if a.action == "decrease"]
+    assert [a.reason for a in cuts] == [
+        "latency p95 1.3s > 1s: -10%",
+        "latency p95 1.3s > 1s; p95 was over its threshold at the on-sale's lightest load too "
+        "(1.3s): not counted as a capacity loss: -10%",
+    ]
+    first = next(a for a in answers if a.action == "increase")
+    assert first.reason.startswith(
+        "latency p95 1.3s > 1s but as high at utilisation 0.14 as at 0.17: the service's own "
+        "latency, not the load's, a cut would not bring it under; healthy (burn 0x, p95 1.3s)"
+    ), first.reason
+    assert first.rate > 900 * 0.95  # no ceiling left under where it first broke
+    assert answers[-1].rate == pytest.approx(0.92 * 6000, rel=0.01)
+
+
+def test_the_services_own_latency_holds_at_a_lower_load_too() -> None:
+    """Once known, the service's own latency stays its own when the load falls (the operator
+    halves the rate): no cut, nor with a reading whose utilisation is missing."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    service.rates.append((600, 2000.0))
+    answers = [service.read(t) for t in range(600, 900, 15)]
+    answers.append(service.read(900, utilisation=None))
+    assert all(a.action != "decrease" for a in answers), [a.reason for a in answers]
+
+
+def test_a_software_fault_under_the_services_own_latency_is_held() -> None:
+    """Errors at the alert threshold while p95 is the service's own (over its threshold, as
+    it always was): a software fault, held, not an overload cut."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    rec = service.read(600, burn_short=20, burn_long=20)
+    assert rec.action == "hold"
+    assert "a software fault, not a lack of capacity: hold" in rec.reason, rec.reason
+
+
+@pytest.mark.parametrize(("load", "own"), [(0.245, True), (0.235, False)])
+def test_the_services_own_latency_needs_loads_a_fifth_apart(load: float, own: bool) -> None:
+    """p95 1.3 s at a fifth of the backend, then at 1.2x that load (own: no second cut) or
+    just under it (not told apart yet: cut again after the cut interval)."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=1.3))
+    rec = controller.recommend(healthy(150, 900, utilisation=load, latency_p95=1.3))
+    assert (rec.action == "decrease") is not own, rec.reason
+
+
+def test_latency_grown_past_its_own_level_is_the_loads() -> None:
+    """p95 1.5 s where the service's own is 1.3 s (more than 10% over it, on two readings of
+    three): the load's after all, cut; not counted as a capacity loss, the threshold being
+    no measure of the load where p95 was over it at rest."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    assert service.read(600, p95=1.5).action != "decrease"  # one high reading is noise
+    rec = service.read(615, p95=1.5)
+    assert rec.action == "decrease"
+    assert rec.reason.startswith("latency p95 1.5s > 1s"), rec.reason
+    assert "not counted as a capacity loss" in rec.reason
+
+
+def test_latency_that_crossed_its_threshold_from_under_it_is_the_loads() -> None:
+    """p95 at 0.95 s at a fifth of the load, 1.02 s at half of it (within 10% of its lowest,
+    but it was under the threshold there): the load took it over, cut."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=0.95))
+    rec = controller.recommend(healthy(15, 1000, utilisation=0.5, latency_p95=1.02))
+    assert rec.action == "decrease"
+    assert rec.reason == "latency p95 1.02s > 1s: -10%"
+
+
+def test_a_cut_the_load_made_keeps_its_ceiling_when_latency_is_the_services_own() -> None:
+    """A cut on latency grown past the service's own level leaves its ceiling when p95
+    falls back to that level: only a ceiling left by the service's own latency goes."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    top = service.rates[-1][1]
+    service.read(600, p95=1.5)
+    assert service.read(615, p95=1.5).action == "decrease"
+    answers = [service.read(t) for t in range(630, 615 + int(CONFIG.ceiling_memory), 15)]
+    assert "the service's own latency" in answers[-1].reason
+    assert max(a.rate for a in answers) == pytest.approx(top * 0.95)
+    assert "just under where latency or errors broke" in answers[-1].reason, answers[-1].reason
+
+
+def test_a_full_backend_keeps_its_bound_when_latency_is_the_services_own() -> None:
+    """A latency cut at the service's own level, then a cut on latency and a full backend
+    together (its bound measured): once the latency shows as the service's own, only the
+    first cut's bound could go, and the full backend's stays."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.5, latency_p95=1.3))
+    full = controller.recommend(healthy(130, 900, utilisation=1.0, latency_p95=1.3))
+    assert full.action == "decrease"
+    bound = controller.capacity_estimate
+    assert bound is not None
+    rec = controller.recommend(healthy(145, full.rate, utilisation=0.65, latency_p95=1.3))
+    assert "the service's own latency" in rec.reason, rec.reason
+    assert controller.capacity_estimate == bound
+
+
+def test_recognising_the_services_own_latency_undoes_its_first_cut() -> None:
+    """A cut on p95 over its threshold at its lowest level left a ceiling and bounded the
+    capacity by the rate then; the next reading, at 1.25x the load with the same p95,
+    shows the latency for the service's own: the bound goes (nothing measured it) and so
+    does the ceiling."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.2, latency_p95=1.3))
+    assert controller.capacity_estimate == 1000
+    rec = controller.recommend(healthy(15, 900, utilisation=0.25, latency_p95=1.3))
+    assert "the service's own latency" in rec.reason
+    assert controller.capacity_estimate is None
+    assert "just under where" not in rec.reason
+
+
+def test_a_saturation_cut_between_keeps_its_bound_when_latency_is_the_services_own() -> None:
+    """A latency cut at the service's own level (its bound 1,000/min), then, p95 under the
+    threshold for a reading, a cut on a full backend alone (a measured bound); when the
+    latency shows as the service's own, the first cut's ceiling goes but the full backend's
+    bound stays."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.5, latency_p95=1.3))
+    full = controller.recommend(healthy(130, 900, utilisation=1.0, latency_p95=0.5))
+    assert full.action == "decrease"
+    assert full.reason.startswith("full utilisation at 900/min"), full.reason
+    bound = controller.capacity_estimate
+    assert bound is not None
+    assert bound != 1000
+    rec = controller.recommend(healthy(145, full.rate, utilisation=0.65, latency_p95=1.3))
+    assert "the service's own latency" in rec.reason, rec.reason
+    assert controller.capacity_estimate == bound
+
+
+def test_loads_seen_before_latency_fell_tell_nothing_of_its_new_level() -> None:
+    """The service's own 1.3 s known (loads 0.2-0.5), then p95 1.05 s on three readings at
+    half the backend (a new, lower level). 1.1 s at 0.55 is within 10% of it, at no more
+    than 1.1x the load it was seen at: not yet the service's own, cut."""
+    controller = ExitRateController(CONFIG)
+    for t, u in ((0, 0.2), (15, 0.3), (30, 0.4), (45, 0.5)):
+        controller.recommend(healthy(t, 900, utilisation=u, latency_p95=1.3))
+    for t in (150, 165, 180):
+        controller.recommend(healthy(t, 900, utilisation=0.5, latency_p95=1.05))
+    rec = controller.recommend(healthy(300, 900, utilisation=0.55, latency_p95=1.1))
+    assert rec.action == "decrease"
+    assert rec.reason.startswith("latency p95 1.1s > 1s"), rec.reason
+
+
+def test_a_full_backend_is_no_load_the_services_own_latency_was_seen_at() -> None:
+    """p95 1.3 s at half the backend and at a full one: a full reading says nothing of the
+    load (the backend sheds or queues it), so 0.55 is not yet 1.2x a load p95 was seen at."""
+    controller = ExitRateController(CONFIG)
+    controller.recommend(healthy(0, 1000, utilisation=0.5, latency_p95=1.3))
+    controller.recommend(healthy(15, 900, utilisation=1.0, latency_p95=1.3))
+    rec = controller.recommend(healthy(150, 900, utilisation=0.55, latency_p95=1.3))
+    assert rec.action == "decrease", rec.reason
 
 
 def test_without_utilisation_a_p95_in_the_band_holds_even_at_rest() -> None:

@@ -96,6 +96,11 @@ _MAX_DECAY_SPAN = 300.0
 #: in this on-sale; below that the service simply runs near its threshold at rest (a tight
 #: objective), and only the utilisation tells the room a probe has.
 _LATENCY_GROWTH = 0.1
+#: p95 over its threshold is the service's own, not the load's, once the on-sale's lowest
+#: p95 is over the threshold too and p95 has stayed that low (within ``_LATENCY_GROWTH``)
+#: across loads this far apart (the highest utilisation over the lowest): a cut would not
+#: bring it under (a slow dependency, an objective set under what the service needs).
+_OWN_LATENCY_LOAD = 1.2
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
 #: not come back), so the capacity they suggest is high.
@@ -236,8 +241,18 @@ class ExitRateController:
         #: When this event last held through another event's failure: a break within a cut
         #: interval of it is still that failure's load, not a capacity loss.
         self._others_at: float | None = None
-        #: The lowest p95 of the on-sale: the latency the service has at a lighter load.
+        #: The lowest p95 of the on-sale (of the last three readings' middle one, so one
+        #: low reading does not move it): the latency the service has at a lighter load ...
         self._p95_floor: float | None = None
+        self._p95_recent: deque[float] = deque(maxlen=3)
+        #: The middle of the last three readings' p95: what the service's own latency is
+        #: judged by (one noisy reading, high or low, does not move it).
+        self._p95_level: float | None = None
+        #: ... and the lowest and highest utilisation p95 has stayed that low at.
+        self._flat_range: tuple[float, float] | None = None
+        #: When a latency-only cut at that latency, already over its threshold, left the
+        #: ceiling, and the capacity bound it set: both go once it shows as the service's own.
+        self._own_cut: tuple[float, float | None] | None = None
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -278,10 +293,7 @@ class ExitRateController:
             self._blind_since = None
         if reading.queue_length is not None and reading.queue_length <= 0:
             self._empty_at = now
-        p95 = reading.latency_p95
-        # a p95 of 0 (no requests in the window, an exporter's default) is no latency at rest
-        if p95 is not None and p95 > 0 and (self._p95_floor is None or p95 < self._p95_floor):
-            self._p95_floor = p95
+        self._track_floor(reading)
         self._learn(now, reading)
         if (
             reading.burn_short is not None
@@ -450,12 +462,40 @@ class ExitRateController:
         fault = self._fault(now, base, r)
         if fault is not None:
             return fault
+        own = self._own_latency(r)
+        if own:
+            self._forget_own_cut()
         backoff = self._backoff(now, base, r)
         if backoff is not None:
             return backoff
         if r.missing:
             return self._blind(now, base, r)
-        return self._probe(now, base, r)
+        rate, action, reason = self._probe(now, base, r)
+        if own:
+            assert r.latency_p95 is not None
+            assert r.latency_threshold is not None
+            assert self._flat_range is not None
+            low, high = self._flat_range
+            reason = (
+                f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)} "
+                f"but as high at utilisation {fmt.share(low)} as at {fmt.share(high)}: the "
+                f"service's own latency, not the load's, a cut would not bring it under; "
+                f"{reason}"
+            )
+        return rate, action, reason
+
+    def _forget_own_cut(self) -> None:
+        """Undo what a latency-only cut on the service's own latency left: its ceiling (if no
+        later cut replaced it) and its capacity bound (if nothing measured since)."""
+        if self._own_cut is None:
+            return
+        at, bound = self._own_cut
+        self._own_cut = None
+        if self._ceiling_at == at:
+            self._ceiling = self._ceiling_capacity = self._ceiling_at = None
+        if bound is not None and self._bound_only and self._capacity == bound:
+            self._capacity = None
+            self._bound_only = False
 
     def _errors(self, r: _Reading) -> bool:
         """Short and long burn at or above the fast alert threshold."""
@@ -477,7 +517,7 @@ class ExitRateController:
             r.latency_p95 is not None
             and r.latency_threshold is not None
             and r.latency_p95 <= r.latency_threshold
-        )
+        ) or self._own_latency(r)
         at = base / self._capacity if self._capacity is not None else None
         saturated = (r.utilisation is not None and r.utilisation >= c.saturation) or (
             at is not None and not self._from_prior and at >= c.saturation
@@ -587,6 +627,7 @@ class ExitRateController:
             r.latency_p95 is not None
             and r.latency_threshold is not None
             and r.latency_p95 > r.latency_threshold
+            and not self._own_latency(r)
         ):
             text = f"latency p95 {fmt.seconds(r.latency_p95)} > {fmt.seconds(r.latency_threshold)}"
             wants.append((seen * (1 - c.latency_backoff), text, _LATENCY))
@@ -671,9 +712,16 @@ class ExitRateController:
         # ... and a break right after holding through another event's failure is that
         # failure's load still (or this event's own requests shed by it), not a smaller backend
         neighbour = self._others_at is not None and now - self._others_at < self._cut_interval()
+        over_at_rest = severity == _LATENCY and self._over_at_rest(r)
         if severity >= _LATENCY and fresh and not faulty and self._had_room(base):
             if others:
                 why += "; another event on the service is failing: not counted as a capacity loss"
+            elif over_at_rest:
+                assert self._p95_floor is not None
+                why += (
+                    f"; p95 was over its threshold at the on-sale's lightest load too "
+                    f"({fmt.seconds(self._p95_floor)}): not counted as a capacity loss"
+                )
             elif neighbour:
                 assert self._others_at is not None
                 ago = fmt.seconds(now - self._others_at)
@@ -720,6 +768,12 @@ class ExitRateController:
             self._capacity = min(self._capacity, bound)
         self._from_prior = self._from_early = False
         self._bound_only = bound is not None and _same(self._capacity or 0.0, bound)
+        if severity >= _LATENCY:
+            # a cut on latency alone, over its threshold at its lowest so far: maybe the
+            # service's own, which readings at other loads tell (then _forget_own_cut)
+            alone = all(level == _LATENCY for _, _, level in wants)
+            near = alone and over_at_rest and self._near_floor(self._p95_level)
+            self._own_cut = (now, self._capacity if self._bound_only else None) if near else None
         if severity == _SATURATION and self._ceiling is None:
             self._ceiling = seen * (1 - c.ceiling_margin)
             # lifted by growth past the estimate the cut leaves: the reading may just have
@@ -936,7 +990,7 @@ class ExitRateController:
         p95 = fmt.seconds(r.latency_p95)
         if (
             r.latency_threshold is not None
-            and r.latency_p95 > c.latency_margin * r.latency_threshold
+            and c.latency_margin * r.latency_threshold < r.latency_p95 <= r.latency_threshold
             and self._p95_floor is not None
         ):
             # only a flat p95 gets here from the hold band: say why it did not hold
@@ -977,17 +1031,59 @@ class ExitRateController:
                 low = min(low, found[0] / u)
         return low
 
+    def _track_floor(self, r: _Reading) -> None:
+        """Keep the on-sale's lowest p95 (of the last three readings' middle one) and the
+        range of utilisation p95 has stayed within ``_LATENCY_GROWTH`` of it at."""
+        p95, u = r.latency_p95, r.utilisation
+        if p95 is None or p95 <= 0:
+            return  # a p95 of 0 (no requests in its window, an exporter's default) is none
+        self._p95_recent.append(p95)
+        level = self._p95_level = sorted(self._p95_recent)[len(self._p95_recent) // 2]
+        floor = self._p95_floor
+        if floor is None or level < floor:
+            if floor is not None and level * (1 + _LATENCY_GROWTH) < floor:
+                self._flat_range = None  # a new, lower level: what was flat before is not
+            self._p95_floor = level
+        # a full reading says nothing of the load (the backend queues or sheds it)
+        loaded = u is not None and _MIN_UTILISATION <= u < self.config.saturation
+        if loaded and u is not None and self._near_floor(level):
+            low, high = self._flat_range or (u, u)
+            self._flat_range = (min(low, u), max(high, u))
+
+    def _near_floor(self, p95: float | None) -> bool:
+        """Whether ``p95`` is within ``_LATENCY_GROWTH`` of the on-sale's lowest."""
+        floor = self._p95_floor
+        return p95 is not None and floor is not None and p95 <= floor * (1 + _LATENCY_GROWTH)
+
+    def _over_at_rest(self, r: _Reading) -> bool:
+        """Whether the on-sale's lowest p95 is over the threshold already."""
+        return (
+            self._p95_floor is not None
+            and r.latency_threshold is not None
+            and self._p95_floor > r.latency_threshold
+        )
+
+    def _own_latency(self, r: _Reading) -> bool:
+        """Whether p95 over its threshold is the service's own: the on-sale's lowest p95 is
+        over it too, and p95 (the middle of the last three readings) is no higher than that
+        lowest (within ``_LATENCY_GROWTH``), as it was at loads ``_OWN_LATENCY_LOAD`` apart.
+        Then a cut would not bring it under."""
+        return (
+            r.latency_p95 is not None
+            and r.latency_threshold is not None
+            and r.latency_p95 > r.latency_threshold
+            and self._over_at_rest(r)
+            and self._near_floor(self._p95_level)
+            and self._flat_range is not None
+            and self._flat_range[1] >= self._flat_range[0] * _OWN_LATENCY_LOAD
+        )
+
     def _flat_latency(self, r: _Reading) -> bool:
         """Whether p95 is no higher than the lowest of the on-sale (within
         ``_LATENCY_GROWTH``) on a reading with utilisation: a service that runs near its
         threshold at rest, not latency grown with the load. Only the utilisation then says
         whether a probe has room (without it the hold band stays the only guard)."""
-        return (
-            r.utilisation is not None
-            and r.latency_p95 is not None
-            and self._p95_floor is not None
-            and r.latency_p95 <= self._p95_floor * (1 + _LATENCY_GROWTH)
-        )
+        return r.utilisation is not None and self._near_floor(r.latency_p95)
 
     def _explained(self, now: float) -> bool:
         """Whether the long window's burn is an incident already answered: a cut or a
