@@ -494,6 +494,53 @@ def test_a_software_fault_under_the_services_own_latency_is_held() -> None:
     assert "a software fault, not a lack of capacity: hold" in rec.reason, rec.reason
 
 
+def test_an_overload_under_the_services_own_latency_is_no_fault() -> None:
+    """Own latency known, then errors with p95 jumping to 5 s and the utilisation missing
+    (the backend halved): an overload, cut, not a software fault held (which restored the
+    overloaded rate once the burn cleared)."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    rec = service.read(600, p95=5.0, burn_short=450, burn_long=100, utilisation=None)
+    assert rec.action == "decrease", rec.reason
+    assert rec.reason.startswith("burn 450x/100x over 1m/5m >= 14.4x, latency p95 5s > 1s")
+
+
+@pytest.mark.parametrize(
+    ("p95", "utilisation"), [(1.3, None), (1.6, 0.8)], ids=["utilisation missing", "p95 up"]
+)
+def test_errors_under_the_services_own_latency_need_it_shown_to_be_a_fault(
+    p95: float, utilisation: float | None
+) -> None:
+    """Errors at the alert threshold under own latency are a software fault only on a
+    reading that shows the backend measured and p95 itself at its own level: with the
+    utilisation missing, or p95 up a quarter (the middle of three still at its level), they
+    are cut as any burn with latency."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    rec = service.read(600, p95=p95, burn_short=20, burn_long=20, utilisation=utilisation)
+    assert rec.action == "decrease", rec.reason
+    assert rec.reason.startswith("burn 20x/20x over 1m/5m >= 14.4x"), rec.reason
+
+
+def test_a_jump_of_p95_is_the_loads_at_once() -> None:
+    """Own latency known at 1.3 s; one reading at 2 s (more than 1.5x it) is no noise the
+    middle of three should smooth: the load's, cut on that reading."""
+    service = _SlowService(ExitRateController(CONFIG))
+    service.until_own()
+    rec = service.read(600, p95=2.0)
+    assert rec.action == "decrease", rec.reason
+    assert rec.reason.startswith("latency p95 2s > 1s"), rec.reason
+
+
+def test_a_p95_pinned_past_twice_its_threshold_is_never_the_services_own() -> None:
+    """p95 at 2.5 s over a 1 s objective at every load (a timeout, a histogram's top bucket):
+    more likely an overload than a service's pace, so latency keeps cutting."""
+    service = _SlowService(ExitRateController(CONFIG))
+    answers = [service.read(t, p95=2.5) for t in range(0, 600, 15)]
+    assert not any("the service's own latency" in a.reason for a in answers)
+    assert sum(a.action == "decrease" for a in answers) >= 4
+
+
 @pytest.mark.parametrize(("load", "own"), [(0.245, True), (0.235, False)])
 def test_the_services_own_latency_needs_loads_a_fifth_apart(load: float, own: bool) -> None:
     """p95 1.3 s at a fifth of the backend, then at 1.2x that load (own: no second cut) or

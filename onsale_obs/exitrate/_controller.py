@@ -101,6 +101,12 @@ _LATENCY_GROWTH = 0.1
 #: across loads this far apart (the highest utilisation over the lowest): a cut would not
 #: bring it under (a slow dependency, an objective set under what the service needs).
 _OWN_LATENCY_LOAD = 1.2
+#: ... as long as the reading's own p95 is within this of that lowest (the middle of three
+#: smooths noise, not a jump: an overload's first reading is no noise) ...
+_OWN_LATENCY_JUMP = 1.5
+#: ... and that lowest is at most this many times the threshold: a p95 pinned far over it
+#: (a timeout, a histogram's top bucket) is more likely an overload than a service's pace.
+_OWN_LATENCY_MAX = 2.0
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
 #: not come back), so the capacity they suggest is high.
@@ -517,7 +523,7 @@ class ExitRateController:
             r.latency_p95 is not None
             and r.latency_threshold is not None
             and r.latency_p95 <= r.latency_threshold
-        ) or self._own_latency(r)
+        ) or self._own_latency_at_rest(r)
         at = base / self._capacity if self._capacity is not None else None
         saturated = (r.utilisation is not None and r.utilisation >= c.saturation) or (
             at is not None and not self._from_prior and at >= c.saturation
@@ -1063,6 +1069,15 @@ class ExitRateController:
             and self._p95_floor > r.latency_threshold
         )
 
+    def _own_latency_at_rest(self, r: _Reading) -> bool:
+        """The service's own latency on a reading that shows it at its own level (not only
+        the middle of three) with the backend measured: what a software fault needs to be
+        told from an overload by (a first overloaded reading with the utilisation missing
+        read as a fault, and restored the overloaded rate after it)."""
+        return (
+            self._own_latency(r) and self._near_floor(r.latency_p95) and r.utilisation is not None
+        )
+
     def _own_latency(self, r: _Reading) -> bool:
         """Whether p95 over its threshold is the service's own: the on-sale's lowest p95 is
         over it too, and p95 (the middle of the last three readings) is no higher than that
@@ -1073,6 +1088,9 @@ class ExitRateController:
             and r.latency_threshold is not None
             and r.latency_p95 > r.latency_threshold
             and self._over_at_rest(r)
+            and self._p95_floor is not None
+            and self._p95_floor <= _OWN_LATENCY_MAX * r.latency_threshold
+            and r.latency_p95 <= self._p95_floor * _OWN_LATENCY_JUMP
             and self._near_floor(self._p95_level)
             and self._flat_range is not None
             and self._flat_range[1] >= self._flat_range[0] * _OWN_LATENCY_LOAD
