@@ -147,7 +147,8 @@ class ExitRateController:
 
     1. bounds: a current rate outside ``[min_rate, max_rate]`` is brought inside;
     2. software fault: short and long burn at or above the alert threshold while p95 is
-       within its threshold and the backend is not saturated: hold (probes during it go no
+       within its threshold (or at the service's own level, on a reading with utilisation)
+       and the backend is not saturated: hold (probes during it go no
        higher than the rate before it), and once the short burn clears, straight back to
        the rate before the burn rose;
     3. back off (an overload): burn with latency or saturation cuts to ``target_utilisation``
@@ -165,7 +166,12 @@ class ExitRateController:
        service fail (``shared_burn`` at the alert threshold, this event's own short burn
        within ``probe_max_burn_short``, a complete reading), latency or saturation holds
        instead: their retries load the backend, not this rate; no loss is counted then,
-       nor within a cut interval of such a hold;
+       nor within a cut interval of such a hold. Latency over its threshold that is the
+       service's own (the on-sale's lowest p95, of the middle of three readings, over it
+       too but at most twice it, and as high at loads 1.2x apart) is no trigger while p95
+       keeps to that level (a reading's own p95 within 1.5x it); the ceiling and bound of
+       the cut made at it go; no loss is counted on a latency cut where p95 was over the
+       threshold at the lightest load;
     4. outage: without burn rates or latency for ``outage_after`` seconds the rate decays
        toward ``safe_rate`` (never up);
     5. hold: a signal missing or stale, the queue empty (not demand-limited), the last
