@@ -491,7 +491,10 @@ def test_a_software_fault_under_the_services_own_latency_is_held() -> None:
     service.until_own()
     rec = service.read(600, burn_short=20, burn_long=20)
     assert rec.action == "hold"
-    assert "a software fault, not a lack of capacity: hold" in rec.reason, rec.reason
+    assert rec.reason.startswith(
+        "burn 20x, p95 1.3s at the service's own level, utilisation 0.91: a software fault, "
+        "not a lack of capacity: hold"
+    ), rec.reason
 
 
 def test_an_overload_under_the_services_own_latency_is_no_fault() -> None:

@@ -535,6 +535,13 @@ class ExitRateController:
             at is not None and not self._from_prior and at >= c.saturation
         )
         if errors and latency_ok and not saturated:
+            assert r.latency_p95 is not None
+            assert r.latency_threshold is not None
+            within = (
+                "within the threshold"
+                if r.latency_p95 <= r.latency_threshold
+                else "at the service's own level"
+            )
             if self._fault_since is None:
                 self._fault_since = now
                 # the errors were the fault's, not an overload's: no cautious step after
@@ -558,7 +565,7 @@ class ExitRateController:
                     c.min_rate,
                     "decrease" if base > c.min_rate else "hold",
                     f"burn {fmt.times(r.burn_short)} ({fmt.share(min(failing, 1.0))} failing) "
-                    f"with p95 within the threshold: checkout is down (a software fault "
+                    f"with p95 {within}: checkout is down (a software fault "
                     f"failing most checkouts): pause at {fmt.rate(c.min_rate)}, back to "
                     f"{fmt.rate(pre)} when it clears",
                 )
@@ -584,8 +591,8 @@ class ExitRateController:
             return (
                 base,
                 "hold",
-                f"burn {fmt.times(r.burn_short)}, p95 {fmt.seconds(r.latency_p95)} within "
-                f"the threshold{busy}: a software fault, not a lack of capacity: hold"
+                f"burn {fmt.times(r.burn_short)}, p95 {fmt.seconds(r.latency_p95)} {within}"
+                f"{busy}: a software fault, not a lack of capacity: hold"
                 f"{back}",
             )
         if self._fault_since is None:
@@ -1086,9 +1093,10 @@ class ExitRateController:
 
     def _own_latency(self, r: _Reading) -> bool:
         """Whether p95 over its threshold is the service's own: the on-sale's lowest p95 is
-        over it too, and p95 (the middle of the last three readings) is no higher than that
-        lowest (within ``_LATENCY_GROWTH``), as it was at loads ``_OWN_LATENCY_LOAD`` apart.
-        Then a cut would not bring it under."""
+        over it too (but at most ``_OWN_LATENCY_MAX`` times it), and p95 (the middle of the
+        last three readings, the reading's own within ``_OWN_LATENCY_JUMP`` of the lowest) is
+        no higher than that lowest (within ``_LATENCY_GROWTH``), as it was at loads
+        ``_OWN_LATENCY_LOAD`` apart. Then a cut would not bring it under."""
         return (
             r.latency_p95 is not None
             and r.latency_threshold is not None
