@@ -37,7 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
-from onsale_obs.exitrate._families import FAMILIES, HELD_OUT_SEEDS
+from onsale_obs.exitrate._families import FAMILIES, HELD_OUT_SEEDS, objective_at
 from onsale_obs.exitrate._family_run import _at
 from onsale_obs.exitrate._run import run_scenario
 from onsale_obs.exitrate._scenario import LogNormal, Scenario
@@ -47,8 +47,7 @@ CONTROLLERS = ("ours", "aimd", "oracle", "fixed-0.8x", "fixed-0.9x")
 
 def _objective(factor: float) -> Callable[[Scenario], Scenario]:
     def apply(s: Scenario) -> Scenario:
-        at_rest = s.backend.service_time.quantile(0.95)
-        threshold = math.ceil(at_rest * factor * 100) / 100
+        threshold = objective_at(s.backend.service_time, factor)
         return replace(s, slo=replace(s.slo, latency_threshold=threshold))
 
     return apply

@@ -1064,8 +1064,11 @@ class ExitRateController:
                 self._flat_range = None  # a new, lower level: what was flat before is not
             self._p95_floor = level
         # a full reading says nothing of the load (the backend queues or sheds it)
-        loaded = u is not None and _MIN_UTILISATION <= u < self.config.saturation
-        if loaded and u is not None and self._near_floor(level):
+        if (
+            u is not None
+            and _MIN_UTILISATION <= u < self.config.saturation
+            and self._near_floor(level)
+        ):
             low, high = self._flat_range or (u, u)
             self._flat_range = (min(low, u), max(high, u))
 
@@ -1101,9 +1104,8 @@ class ExitRateController:
             r.latency_p95 is not None
             and r.latency_threshold is not None
             and r.latency_p95 > r.latency_threshold
-            and self._over_at_rest(r)
             and self._p95_floor is not None
-            and self._p95_floor <= _OWN_LATENCY_MAX * r.latency_threshold
+            and r.latency_threshold < self._p95_floor <= _OWN_LATENCY_MAX * r.latency_threshold
             and r.latency_p95 <= self._p95_floor * _OWN_LATENCY_JUMP
             and self._near_floor(self._p95_level)
             and self._flat_range is not None

@@ -210,11 +210,15 @@ def _outage(rng: random.Random, b: _Base) -> _Base:
     return b.with_(outages=((start, start + round(rng.uniform(60, 600))),))
 
 
+def objective_at(service: LogNormal, factor: float) -> float:
+    """A latency objective ``factor`` times the service's p95 at rest, rounded up to 10 ms."""
+    return math.ceil(service.quantile(0.95) * factor * 100) / 100
+
+
 def _tight(rng: random.Random, b: _Base) -> _Base:
     # an owner who set the latency objective close to what the service needs at rest: its
     # p95 sits at 50-83% of the threshold before any load (the hold band starts at 80%)
-    factor = rng.uniform(1.2, 2.0)
-    return b.with_(threshold=math.ceil(b.service.quantile(0.95) * factor * 100) / 100)
+    return b.with_(threshold=objective_at(b.service, rng.uniform(1.2, 2.0)))
 
 
 def _fault(rng: random.Random, b: _Base) -> _Base:
