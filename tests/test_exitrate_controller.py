@@ -908,6 +908,33 @@ def test_a_rise_the_fitted_lag_explains_is_climbed_before_it_settles() -> None:
     assert rec.rate <= 0.92 * capacity
 
 
+def test_a_rise_slower_than_any_candidate_lag_waits_for_the_readings_to_settle() -> None:
+    """Browsers taking 10 minutes to reach checkout, past the longest lag fitted (5 minutes):
+    a lag too short credits the rate too early and an early estimate reads capacity high
+    (5,098/min for 4,000). With the longest candidate fitting best, the controller waits for
+    the readings to settle, says why, and its first step rests on a capacity not over the
+    true one."""
+    controller = ExitRateController(replace(CONFIG, learn_lag=True, admission_lag_spread=0.5))
+    rate, t, holds = 1000.0, 0.0, []
+    while t < 1800:
+        u = _rising(t, rate, 4000, 600.0, 0.5)
+        rec = controller.recommend(healthy(t, rate, utilisation=max(u, 0.0)))
+        if rec.action != "hold":
+            break
+        holds.append(rec.reason)
+        t += 15
+    assert rec.action == "increase", rec.reason
+    assert "still rising" not in rec.reason
+    assert any(
+        h.endswith("5m or more to reach checkout: waiting for the readings to settle")
+        for h in holds
+    )
+    estimate = controller.capacity_estimate
+    assert estimate is not None
+    assert estimate <= 4000
+    assert rec.rate <= 0.92 * 4000
+
+
 def test_readings_no_lag_explains_wait_to_settle() -> None:
     """Readings that rise while jumping about (no lag makes them agree) give no early
     estimate: the controller waits for them to settle, as before."""
