@@ -15,7 +15,9 @@ on-sales of one family (``steady`` by default) and moves one thing outside those
 - ``wide-browse``: browse times' log sigma 0.6 wider (1.1-1.8; the families: 0.5-1.2);
 - ``stray-errors``: 0.01% of checkouts fail at rest (1x burn at the default 99.99%
   objective; the families: 0.001%);
-- ``cadence-30``: the controller, the scrape and the rule evaluation every 30 s.
+- ``cadence-30``: the controller, the scrape and the rule evaluation every 30 s;
+- ``no-utilisation``: a deployment that exports no utilisation of the backend (the
+  contract makes it optional): the controller has burn, latency and the queue alone.
 
 Each on-sale runs under ours, AIMD, the oracle (0.9 of the true capacity) and fixed rates at
 0.8x and 0.9x, on the same users. The table gives the mean and worst drain ratio and share of
@@ -73,6 +75,7 @@ VARIANTS: dict[str, Callable[[Scenario], Scenario]] = {
     "wide-browse": _browse(1.0, 0.6),
     "stray-errors": _stray_errors,
     "cadence-30": lambda s: _at(s, 30.0),
+    "no-utilisation": lambda s: replace(s, telemetry=replace(s.telemetry, utilisation=False)),
 }
 
 

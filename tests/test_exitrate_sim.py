@@ -188,3 +188,20 @@ def test_minutes_and_timeline_json(small: Scenario) -> None:
         "capacity",
         "good",
     }
+
+
+def test_a_deployment_without_utilisation_runs_on_burn_latency_and_queue() -> None:
+    """``telemetry.utilisation: false`` (the signal is optional in the contract): ours never
+    sees a utilisation, steps blind (its reasons say so) and still drains; the same on-sale
+    with the signal reads it."""
+    blind = scenario_from_data({**SMALL, "telemetry": {"utilisation": False}})
+    assert blind.telemetry.utilisation is False
+    run = run_scenario(blind, ["ours"], seed=3).ours
+    assert run is not None
+    reasons = [t["reason"] for t in run.timeline]
+    assert any("no utilisation signal" in r for r in reasons)
+    assert not any("utilisation 0." in r for r in reasons)
+    assert run.drain_ratio < 2
+    seen = run_scenario(scenario_from_data(SMALL), ["ours"], seed=3).ours
+    assert seen is not None
+    assert not any("no utilisation signal" in t["reason"] for t in seen.timeline)

@@ -139,6 +139,8 @@ class Telemetry:
     long_window: float = 300.0
     latency_window: float = 60.0
     outages: tuple[tuple[float, float], ...] = ()
+    #: Whether the controller sees the backend's utilisation (a deployment may export none).
+    utilisation: bool = True
 
     def data_time(self, t: float) -> float:
         """Time of the newest data point behind a reading taken at ``t``. Taken at its
@@ -297,6 +299,7 @@ def scenario_from_data(data: Any, *, file: str = "<scenario>") -> Scenario:
                 )
                 for i, o in enumerate(tel.outages)
             ),
+            utilisation=tel.utilisation,
         ),
         controller=dict(m.controller),
         source=file,

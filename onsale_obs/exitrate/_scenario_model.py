@@ -140,6 +140,9 @@ class TelemetryModel(_Strict):
     long_window: Duration = "5m"
     latency_window: Duration = "1m"
     outages: list[OutageModel] = Field(default_factory=list)
+    #: Whether the deployment exports the backend's utilisation (false: the controller runs
+    #: on burn, latency and the queue alone, as ``serve`` does without ``--utilisation-query``).
+    utilisation: bool = True
 
 
 class ScenarioModel(_Strict):

@@ -212,8 +212,9 @@ def reading(
     utilisation: Callable[[int], float | None] | None = None,
 ) -> Signals:
     """What a controller reads at ``t`` from ``series`` as Prometheus would show it (nothing
-    but the rate during a telemetry outage); ``utilisation`` (of the data time) replaces the
-    series' own busy share, e.g. a shared backend's."""
+    but the rate during a telemetry outage, no utilisation where the deployment exports
+    none); ``utilisation`` (of the data time) replaces the series' own busy share, e.g. a
+    shared backend's."""
     if tel.in_outage(t):
         return Signals(time=t, current_rate=rate)
     d = int(tel.data_time(t))
@@ -225,7 +226,9 @@ def reading(
         latency_p95=series.quantile(d, tel.latency_window, slo.latency_quantile),
         latency_threshold=slo.latency_threshold,
         queue_length=series.queue_at(d),
-        utilisation=series.utilisation(d, tel.latency_window)
+        utilisation=None
+        if not tel.utilisation
+        else series.utilisation(d, tel.latency_window)
         if utilisation is None
         else utilisation(d),
         arrivals=series.arrivals(d, 60.0),
