@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from onsale_obs.cli import app
 from onsale_obs.exceptions import BadInputError
+from onsale_obs.exitrate import _mixed as mixed
 from onsale_obs.exitrate._families import (
     FAMILIES,
     FAMILY_NAMES,
@@ -371,3 +372,29 @@ def test_events_that_started_apart_drain_together(monkeypatch: pytest.MonkeyPatc
     assert split.whole.drain_time is not None
     assert _drain_spread(split) < 0.5 * _drain_spread(whole)
     assert split.whole.drain_time < whole.whole.drain_time
+
+
+def test_the_guard_has_no_utilisation_where_the_deployment_exports_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``telemetry.utilisation: false``: the guard is shown no utilisation either (as
+    ``serve`` without ``--utilisation-query``), so it never finds room on a reading the
+    controllers could not see; with the signal it reads the shared workers' busy share."""
+    seen: list[float | None] = []
+
+    def spy(rec: Recommendation, shared: float | None, **kw: object) -> Recommendation:
+        seen.append(kw["utilisation"])  # type: ignore[arg-type]
+        return shared_guard(rec, shared, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mixed, "shared_guard", spy)
+    drawn = MIXED.draw(SMALL_SEED)
+    for exported in (False, True):
+        s = replace(drawn, telemetry=replace(drawn.telemetry, utilisation=exported))
+        controllers = [make_controller("ours", s.event_view(i)) for i in range(len(s.events))]
+        seen.clear()
+        simulate_mixed(s, controllers, name="ours", seed=1, guard=True)
+        assert seen
+        if exported:
+            assert any(u is not None for u in seen)
+        else:
+            assert all(u is None for u in seen)

@@ -423,9 +423,7 @@ class _Mixed:
                     window=self.s.telemetry.short_window,
                     saturation=self.saturation,
                     latency_margin=self.latency_margin,
-                    utilisation=self.whole.utilisation(
-                        int(self.s.telemetry.data_time(t)), self.s.telemetry.latency_window
-                    ),
+                    utilisation=self._shared_utilisation(t),
                 )
             room.rate = rec.rate
             room.readings.append(signals)
@@ -457,6 +455,15 @@ class _Mixed:
         if tel.in_outage(t):
             return None
         return self.whole.burn_rate(int(tel.data_time(t)), tel.short_window, s.slo.objective)
+
+    def _shared_utilisation(self, t: int) -> float | None:
+        """The shared workers' busy share as the guard reads it at ``t`` (none during an
+        outage, or where the deployment exports none: ``serve`` without
+        ``--utilisation-query``)."""
+        tel = self.s.telemetry
+        if not tel.utilisation or tel.in_outage(t):
+            return None
+        return self.whole.utilisation(int(tel.data_time(t)), tel.latency_window)
 
     def _signals(self, t: int, room: _Room, *, split: bool = False) -> Signals:
         """Its own burn, p95 and queue; the shared workers' busy share, split by demand as

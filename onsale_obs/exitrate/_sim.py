@@ -228,9 +228,7 @@ def reading(
         queue_length=series.queue_at(d),
         utilisation=None
         if not tel.utilisation
-        else series.utilisation(d, tel.latency_window)
-        if utilisation is None
-        else utilisation(d),
+        else (series.utilisation(d, tel.latency_window) if utilisation is None else utilisation(d)),
         arrivals=series.arrivals(d, 60.0),
         observed_at=float(d),
     )
