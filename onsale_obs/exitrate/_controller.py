@@ -190,9 +190,12 @@ class ExitRateController:
        that has no utilisation signal at all (then no further than the capacity prior).
        Readings still rising after a change do not hold when the fitted lag explains them:
        the lowest capacity they give under every lag that fits is an early estimate, and
-       the step aims at the target share of it (not when the longest candidate lag, 5
-       minutes, fits: the true one may be longer, and a lag too short reads capacity high). The first step after a cut on errors is
-       at most +25%: the readings right after an overload under-read the load.
+       the step aims at the target share of it (not while the longest candidate lag, 5
+       minutes, fits best: the true one may be longer, and a lag too short reads capacity
+       high). Without any utilisation signal the blind step holds while p95 has grown 10%
+       past the on-sale's lowest on each of the last three readings. The first step after
+       a cut on errors is at most +25%: the readings right after an overload under-read
+       the load.
 
     The capacity estimate is Little's law turned around: the exit rate behind a reading
     (past rates weighted by the admission-to-checkout lag, itself fitted to the
@@ -446,7 +449,7 @@ class ExitRateController:
                     scores.append((spread_of, median, spread))
         if not scores:
             return
-        best = min(score for score, _, _ in scores)
+        best, best_median, _ = min(scores)  # ties: the shorter lag
         ties = [(m, s) for score, m, s in scores if score <= best * _FIT_TIE + 1e-6]
         self._lag = max(ties, key=lambda lag: lag[0] * math.exp(1.2816 * lag[1]))
         self._plausible = [(m, s) for score, m, s in scores if score <= best * _EARLY_TIE + 1e-6]
@@ -456,7 +459,7 @@ class ExitRateController:
         # can pick a short lag (240 s, even 30 s) and read capacity 1.7x high (a 400 s / 0.9
         # lag). Once alone, only until the next fit: one such fit comes of a capacity change
         # mid-rise, and the fits after it find the lag again.
-        at_edge = min(scores)[1] >= _LAG_MEDIANS[-1]
+        at_edge = best_median >= _LAG_MEDIANS[-1]
         self._lag_at_edge = self._lag_at_edge or (at_edge and self._last_fit_at_edge)
         self._last_fit_at_edge = at_edge
 
