@@ -17,7 +17,9 @@ on-sales of one family (``steady`` by default) and moves one thing outside those
   objective; the families: 0.001%);
 - ``cadence-30``: the controller, the scrape and the rule evaluation every 30 s;
 - ``no-utilisation``: a deployment that exports no utilisation of the backend (the
-  contract makes it optional): the controller has burn, latency and the queue alone.
+  contract makes it optional): the controller has burn, latency and the queue alone;
+- ``under-reading``: the exported utilisation reads 0.7 when the backend is full (it
+  measures the service's CPU while a database behind it fills; the families: 1.0).
 
 Each on-sale runs under ours, AIMD, the oracle (0.9 of the true capacity) and fixed rates at
 0.8x and 0.9x, on the same users. The table gives the mean and worst drain ratio and share of
@@ -76,6 +78,7 @@ VARIANTS: dict[str, Callable[[Scenario], Scenario]] = {
     "stray-errors": _stray_errors,
     "cadence-30": lambda s: _at(s, 30.0),
     "no-utilisation": lambda s: replace(s, telemetry=replace(s.telemetry, utilisation=False)),
+    "under-reading": lambda s: replace(s, telemetry=replace(s.telemetry, utilisation_scale=0.7)),
 }
 
 

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate import (
     FixedRate,
     OracleRate,
+    Recommendation,
     Scenario,
+    Signals,
     evaluate,
     make_controller,
     physical_limit,
@@ -205,3 +208,36 @@ def test_a_deployment_without_utilisation_runs_on_burn_latency_and_queue() -> No
     seen = run_scenario(scenario_from_data(SMALL), ["ours"], seed=3).ours
     assert seen is not None
     assert not any("no utilisation signal" in t["reason"] for t in seen.timeline)
+
+
+class _Recorder:
+    """A fixed rate that keeps the utilisation of every reading it is given."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.seen: list[float | None] = []
+
+    def recommend(self, signals: Signals) -> Recommendation:
+        self.seen.append(signals.utilisation)
+        return Recommendation(self.rate, "fixed", "hold", self.rate, signals.time, signals)
+
+
+def test_an_under_reading_utilisation_shows_its_share_of_the_backends_busy_share() -> None:
+    """``telemetry.utilisation_scale: 0.7`` (the exported utilisation measures something that
+    is not what fills): the same users at the same rate read 0.7 of the busy share."""
+    under = scenario_from_data({**SMALL, "telemetry": {"utilisation_scale": 0.7}})
+    assert under.telemetry.utilisation_scale == 0.7
+    rate = 0.8 * under.capacity_rate(0)
+    full, scaled = _Recorder(rate), _Recorder(rate)
+    simulate(scenario_from_data(SMALL), full, seed=3)
+    simulate(under, scaled, seed=3)
+    pairs = [(f, s) for f, s in zip(full.seen, scaled.seen, strict=True) if f and s]
+    assert len(pairs) > 10
+    assert all(s == pytest.approx(0.7 * f) for f, s in pairs)
+    assert max(f for f, _ in pairs) > 0.5
+
+
+@pytest.mark.parametrize("scale", [0, 1.5, "most"])
+def test_an_utilisation_scale_outside_zero_to_one_is_refused(scale: object) -> None:
+    with pytest.raises(BadInputError, match="utilisation_scale"):
+        scenario_from_data({**SMALL, "telemetry": {"utilisation_scale": scale}})

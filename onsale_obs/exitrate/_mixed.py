@@ -463,7 +463,8 @@ class _Mixed:
         tel = self.s.telemetry
         if not tel.utilisation or tel.in_outage(t):
             return None
-        return self.whole.utilisation(int(tel.data_time(t)), tel.latency_window)
+        busy = self.whole.utilisation(int(tel.data_time(t)), tel.latency_window)
+        return None if busy is None else busy * tel.utilisation_scale
 
     def _signals(self, t: int, room: _Room, *, split: bool = False) -> Signals:
         """Its own burn, p95 and queue; the shared workers' busy share, split by demand as

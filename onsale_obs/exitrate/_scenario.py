@@ -141,6 +141,10 @@ class Telemetry:
     outages: tuple[tuple[float, float], ...] = ()
     #: Whether the controller sees the backend's utilisation (a deployment may export none).
     utilisation: bool = True
+    #: The share of the bottleneck's busy share the exported utilisation shows: under 1
+    #: when it measures something that is not what fills (the service's CPU while its
+    #: database is the bottleneck), so it reads 0.7 when the backend is full at 0.7.
+    utilisation_scale: float = 1.0
 
     def data_time(self, t: float) -> float:
         """Time of the newest data point behind a reading taken at ``t``. Taken at its
@@ -300,6 +304,7 @@ def scenario_from_data(data: Any, *, file: str = "<scenario>") -> Scenario:
                 for i, o in enumerate(tel.outages)
             ),
             utilisation=tel.utilisation,
+            utilisation_scale=tel.utilisation_scale,
         ),
         controller=dict(m.controller),
         source=file,

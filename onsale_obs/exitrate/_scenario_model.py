@@ -143,6 +143,9 @@ class TelemetryModel(_Strict):
     #: Whether the deployment exports the backend's utilisation (false: the controller runs
     #: on burn, latency and the queue alone, as ``serve`` does without ``--utilisation-query``).
     utilisation: bool = True
+    #: What the exported utilisation reads when the bottleneck is full (under 1: it measures
+    #: something else, e.g. the service's CPU while the database fills).
+    utilisation_scale: float = Field(default=1.0, gt=0, le=1)
 
 
 class ScenarioModel(_Strict):
