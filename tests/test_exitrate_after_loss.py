@@ -783,3 +783,67 @@ def test_a_saturation_cut_that_bounds_the_estimate_anchors_its_ceiling_there() -
     rates.append((600.0, cut.rate))
     after = _run(controller, rates, 2100, 615, 900)
     assert max(a.rate for a in after) > 1840 * 1.01, [a.reason for a in after]
+
+
+# -- a utilisation that under-reads the bottleneck ------------------------------------------
+
+
+def _broke_at(utilisation: float) -> tuple[ExitRateController, Recommendation]:
+    """Held at 1,000/min (``max_rate``) on a measured 2,000 (utilisation 0.5), then a latency
+    break at ``utilisation``: a capacity loss, the estimate having said there was room."""
+    controller = _held_at(2000, replace(CONFIG, max_rate=1000))
+    rec = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=utilisation))
+    assert rec.action == "decrease"
+    assert "the capacity fell under a rate it had room for" in rec.reason
+    return controller, rec
+
+
+def _after_cut(controller: ExitRateController, rate: float, utilisation: float) -> list[str]:
+    """Actions of healthy readings at ``utilisation`` from the cut until well past its lag."""
+    actions: list[str] = []
+    for t in range(330, 900, 15):
+        rec = controller.recommend(healthy(t, rate, utilisation=utilisation))
+        actions.append(rec.action)
+        rate = rec.rate
+    return actions
+
+
+def test_a_capacity_loss_at_a_low_utilisation_reads_the_utilisation_against_it() -> None:
+    """Latency broke at a rate the estimate had room for while the utilisation read 0.6: the
+    signal under-reads the bottleneck (the service's CPU, a database filling), so 0.6 counts
+    as full from then on and 0.55 is near the target: no probe back into the overload."""
+    controller, rec = _broke_at(0.6)
+    assert rec.reason.endswith(
+        "the capacity fell under a rate it had room for, at utilisation 0.60: the utilisation "
+        "under-reads the bottleneck, 0.60 counts as full from now on, cut at least -30% while "
+        "the users already admitted arrive: probes aim at 0.89 from now on: -30%"
+    ), rec.reason
+    assert "increase" not in _after_cut(controller, rec.rate, 0.55)
+
+
+@pytest.mark.parametrize("utilisation", [0.85, 0.35])
+def test_a_loss_at_a_usual_or_an_idle_utilisation_does_not_recalibrate(utilisation: float) -> None:
+    """A break at 0.85 is a knee a signal of the bottleneck has; one at 0.35 is no knee of any
+    utilisation: neither changes how it is read, and 0.55 leaves room to probe."""
+    controller, rec = _broke_at(utilisation)
+    assert "under-reads" not in rec.reason
+    assert "increase" in _after_cut(controller, rec.rate, 0.55)
+
+
+@pytest.mark.parametrize(
+    ("changes", "undone"),
+    [
+        ({}, True),
+        ({"latency_p95": 1.2}, False),  # latency over its threshold: the knee, not past it
+        ({"burn_short": 5.0}, False),  # errors past what a probe allows
+    ],
+)
+def test_a_healthy_reading_past_the_recalibrated_full_reads_as_exported_again(
+    changes: dict[str, float], undone: bool
+) -> None:
+    """After the break at 0.6, a healthy reading at 0.7 says 0.6 was not full (a reading
+    across a capacity fall): utilisation is read as exported again, and 0.55 has room. A
+    reading at 0.7 with latency or errors over what a probe allows says nothing of that."""
+    controller, rec = _broke_at(0.6)
+    controller.recommend(healthy(315, rec.rate, utilisation=0.7, **changes))
+    assert ("increase" in _after_cut(controller, rec.rate, 0.55)) is undone

@@ -112,6 +112,20 @@ _OWN_LATENCY_JUMP = 1.5
 #: ... and that lowest is at most this many times the threshold: a p95 pinned far over it
 #: (a timeout, a histogram's top bucket) is more likely an overload than a service's pace.
 _OWN_LATENCY_MAX = 2.0
+#: A utilisation signal may under-read the bottleneck (it measures the service's CPU while a
+#: database behind it is what fills): a capacity loss counted at a reading under this
+#: utilisation says the backend is full at that reading, and utilisation is read against it
+#: from then on. Trusted as it was, such a signal put the capacity 1.4x high after every cut
+#: and probes went back into the overload every 6 minutes (a signal reading 0.7 at full,
+#: tuning seeds 1-20: 74-79% of good minutes). No loss on tuning seeds 1-40 of any family
+#: came at a reading this low: a signal that measures the bottleneck rises to full first.
+#: Not when the reading is lower than the ones before it (the load at the break was lighter).
+_UNDER_READ = 0.8
+#: A healthy reading this far past that says the break was not the signal's knee (a reading
+#: across a capacity fall): utilisation is read as exported again.
+_OVER_FULL = 1.1
+#: ... and never below this (a break at less load than this is no utilisation's knee).
+_LEAST_FULL = 0.4
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
 #: not come back), so the capacity they suggest is high.
@@ -279,6 +293,9 @@ class ExitRateController:
         #: When a latency-only cut at that latency, already over its threshold, left the
         #: ceiling, and the capacity bound it set: both go once it shows as the service's own.
         self._own_cut: tuple[float, float | None] | None = None
+        #: The raw utilisation reading at which the backend is full (1 unless a capacity
+        #: loss at a lower reading said otherwise).
+        self._full = 1.0
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -472,13 +489,27 @@ class ExitRateController:
             return _Reading(None, None, None, None, None, None, stale_for, observed)
         threshold = usable(signals.latency_threshold)
         utilisation = usable(signals.utilisation)
+        burn_short = usable(signals.burn_short)
+        p95 = usable(signals.latency_p95)
+        if (
+            utilisation is not None
+            and utilisation > self._full * _OVER_FULL
+            and burn_short is not None
+            and burn_short <= self.config.probe_max_burn_short
+            and p95 is not None
+            and threshold
+            and p95 <= threshold
+        ):
+            # a healthy reading well past what a break said was full: that break was not
+            # the utilisation's knee (a reading across a capacity fall), the signal reads on
+            self._rescale(1.0)
         return _Reading(
-            burn_short=usable(signals.burn_short),
+            burn_short=burn_short,
             burn_long=usable(signals.burn_long),
-            latency_p95=usable(signals.latency_p95),
+            latency_p95=p95,
             latency_threshold=threshold if threshold else None,
             queue_length=usable(signals.queue_length),
-            utilisation=None if utilisation is None else min(utilisation, 1.0),
+            utilisation=None if utilisation is None else min(utilisation / self._full, 1.0),
             stale_for=None,
             observed_at=observed,
             shared_burn=usable(signals.shared_burn),
@@ -775,6 +806,7 @@ class ExitRateController:
                 self._losses += 1
                 self._last_loss = (now, base)
                 why += "; the capacity fell under a rate it had room for"
+                why += self._under_reads(r)
                 # the users admitted before the loss keep arriving for a browse time: the
                 # cut must leave room for the backlog they build to drain (a -10% cut on
                 # latency left it growing until errors cut again, minutes later)
@@ -823,6 +855,37 @@ class ExitRateController:
             self._ceiling_capacity = None if believed is None else self._capacity
             self._ceiling_at = now
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
+
+    def _under_reads(self, r: _Reading) -> str:
+        """Recalibrate the utilisation on a second capacity loss at a low reading (see
+        ``_UNDER_READ``); what it says for the reason, or nothing."""
+        u = r.utilisation
+        if u is None or u >= _UNDER_READ:
+            return ""
+        raw = u * self._full
+        if raw < _LEAST_FULL:
+            return ""
+        # the load at the break no lighter than just before it (the reading is the newest
+        # sample, when it is one): a utilisation that fell as latency broke is no knee
+        earlier = [v for at, v in self._samples if at < self._read_at[-1]][-3:]
+        if earlier and u < max(earlier) - _SETTLE_BAND:
+            return ""
+        self._rescale(raw)
+        return (
+            f", at utilisation {fmt.share(raw)}: the utilisation under-reads the bottleneck, "
+            f"{fmt.share(raw)} counts as full from now on"
+        )
+
+    def _rescale(self, full: float) -> None:
+        """Read utilisation against ``full`` from now on, and the samples kept so far too."""
+        scale = self._full / full
+        self._full = full
+        self._samples = [
+            (at, v * scale) for at, v in self._samples if v * scale < self.config.saturation
+        ]
+        if self._flat_range is not None:
+            low, high = self._flat_range
+            self._flat_range = (min(low * scale, 1.0), min(high * scale, 1.0))
 
     def _why(
         self, wants: list[tuple[float, str, int]], failing: float, seen: float, base: float
