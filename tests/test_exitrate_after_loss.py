@@ -788,11 +788,13 @@ def test_a_saturation_cut_that_bounds_the_estimate_anchors_its_ceiling_there() -
 # -- a utilisation that under-reads the bottleneck ------------------------------------------
 
 
-def _broke_at(utilisation: float) -> tuple[ExitRateController, Recommendation]:
+def _broke_at(utilisation: float, **changes: float) -> tuple[ExitRateController, Recommendation]:
     """Held at 1,000/min (``max_rate``) on a measured 2,000 (utilisation 0.5), then a latency
     break at ``utilisation``: a capacity loss, the estimate having said there was room."""
     controller = _held_at(2000, replace(CONFIG, max_rate=1000))
-    rec = controller.recommend(healthy(300, 1000, latency_p95=1.5, utilisation=utilisation))
+    rec = controller.recommend(
+        healthy(300, 1000, latency_p95=1.5, utilisation=utilisation, **changes)
+    )
     assert rec.action == "decrease"
     assert "the capacity fell under a rate it had room for" in rec.reason
     return controller, rec
@@ -831,19 +833,67 @@ def test_a_loss_at_a_usual_or_an_idle_utilisation_does_not_recalibrate(utilisati
 
 
 @pytest.mark.parametrize(
-    ("changes", "undone"),
+    ("changes", "then", "increases"),
     [
-        ({}, True),
-        ({"latency_p95": 1.2}, False),  # latency over its threshold: the knee, not past it
-        ({"burn_short": 5.0}, False),  # errors past what a probe allows
+        ({}, 0.55, True),  # the level rises to 0.7: 0.55 reads 0.79, room to probe
+        ({"latency_p95": 1.2}, 0.55, True),  # whatever the reading's health
+        ({}, 0.66, False),  # to 0.7, not back to as exported: 0.66 reads 0.94
+        ({"utilisation": 0.99, "latency_p95": 3.0}, 0.66, True),  # an overload reading full:
+        # the break was a reading across a capacity fall, read as exported again
     ],
 )
-def test_a_healthy_reading_past_the_recalibrated_full_reads_as_exported_again(
-    changes: dict[str, float], undone: bool
+def test_a_reading_past_the_recalibrated_level_raises_it(
+    changes: dict[str, float], then: float, increases: bool
 ) -> None:
-    """After the break at 0.6, a healthy reading at 0.7 says 0.6 was not full (a reading
-    across a capacity fall): utilisation is read as exported again, and 0.55 has room. A
-    reading at 0.7 with latency or errors over what a probe allows says nothing of that."""
+    """After the break at 0.6, a reading at 0.7 says the signal reads higher than 0.6 at
+    full: the level rises to the reading (to 1.0 when an overload reads full)."""
     controller, rec = _broke_at(0.6)
-    controller.recommend(healthy(315, rec.rate, utilisation=0.7, **changes))
-    assert ("increase" in _after_cut(controller, rec.rate, 0.55)) is undone
+    controller.recommend(healthy(315, rec.rate, **{"utilisation": 0.7, **changes}))
+    assert ("increase" in _after_cut(controller, rec.rate, then)) is increases
+
+
+def test_a_break_at_a_load_already_read_healthy_does_not_recalibrate() -> None:
+    """Held healthy at utilisation 0.5 for five minutes, latency breaks at 0.5: the knee
+    cannot sit at a load the service already took well (a fault's first reading, a reading
+    from before a step the latency shows), so 0.5 is not taken as full."""
+    controller, rec = _broke_at(0.5)
+    assert "under-reads" not in rec.reason
+    assert "increase" in _after_cut(controller, rec.rate, 0.55)
+
+
+def test_the_level_is_set_once_a_later_loss_does_not_lower_it() -> None:
+    """Recalibrated at 0.6, a later loss at a reading under 0.8 (0.45 raw) does not set the
+    level lower again (each loss would ratchet it down and cut the target 3 points)."""
+    controller, rec = _broke_at(0.6)
+    rate = rec.rate
+    for t in range(315, 900, 15):  # a reading at 0.42 raw is 0.7 of the level: room
+        rate = controller.recommend(healthy(t, rate, utilisation=0.42)).rate
+    again = controller.recommend(healthy(900, rate, latency_p95=1.5, utilisation=0.45))
+    assert again.action == "decrease"
+    assert "under-reads" not in again.reason
+
+
+def test_a_loss_taken_back_as_a_fault_takes_its_recalibration_back() -> None:
+    """A fault's first reading (errors, a latency blip, utilisation 0.6) is counted as a loss
+    and recalibrates; the next reading (errors without latency, at 0.45) shows the fault, the
+    loss is taken back, and so is the level: after the fault 0.55 reads as exported, room."""
+    controller, rec = _broke_at(0.6, burn_short=20.0, burn_long=20.0)
+    rate = rec.rate
+    held = controller.recommend(
+        healthy(315, rate, burn_short=20.0, burn_long=20.0, utilisation=0.45)
+    )
+    assert "software fault" in held.reason, held.reason
+    actions: list[Recommendation] = []
+    for t in range(330, 1200, 15):
+        clear = t >= 600
+        answer = controller.recommend(
+            healthy(
+                t,
+                held.rate if not actions else actions[-1].rate,
+                burn_short=0.0 if clear else 20.0,
+                burn_long=0.5 if clear else 20.0,
+                utilisation=0.55,
+            )
+        )
+        actions.append(answer)
+    assert not any(a.action == "decrease" for a in actions), [a.reason for a in actions]

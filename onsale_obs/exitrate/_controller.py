@@ -114,17 +114,16 @@ _OWN_LATENCY_JUMP = 1.5
 _OWN_LATENCY_MAX = 2.0
 #: A utilisation signal may under-read the bottleneck (it measures the service's CPU while a
 #: database behind it is what fills): a capacity loss counted at a reading under this
-#: utilisation says the backend is full at that reading, and utilisation is read against it
-#: from then on. Trusted as it was, such a signal put the capacity 1.4x high after every cut
-#: and probes went back into the overload every 6 minutes (a signal reading 0.7 at full,
-#: tuning seeds 1-20: 74-79% of good minutes). No loss on tuning seeds 1-40 of any family
-#: came at a reading this low: a signal that measures the bottleneck rises to full first.
-#: Not when the reading is lower than the ones before it (the load at the break was lighter).
+#: utilisation, and over any reading that was healthy, says the backend is full at that
+#: reading, and utilisation is read against it from then on (once per on-sale). Trusted as
+#: it was, such a signal put the capacity 1.4x high after every cut and probes went back
+#: into the overload every 6 minutes (a signal reading 0.7 at full, tuning seeds 1-20:
+#: 74-79% of good minutes). A signal that measures the bottleneck rises to full first; a
+#: reading across a capacity fall can still read under this (held-out `capacity-drop`).
 _UNDER_READ = 0.8
-#: A healthy reading this far past that says the break was not the signal's knee (a reading
-#: across a capacity fall): utilisation is read as exported again.
-_OVER_FULL = 1.1
-#: ... and never below this (a break at less load than this is no utilisation's knee).
+#: The level is never set below this (a break at less load than this is no utilisation's
+#: knee). Any reading past the level raises it to that reading: after a break across a
+#: capacity fall, the overload that follows reads 1.0, and utilisation is read as exported.
 _LEAST_FULL = 0.4
 #: The first probe after a cut on errors steps up at most this much: the readings right
 #: after an overload under-read the load (users whose checkout failed and who gave up do
@@ -296,6 +295,10 @@ class ExitRateController:
         #: The raw utilisation reading at which the backend is full (1 unless a capacity
         #: loss at a lower reading said otherwise).
         self._full = 1.0
+        #: The highest raw utilisation of a reading with burn and p95 within limits, and
+        #: whether the last capacity loss recalibrated (undone if a fault takes it back).
+        self._healthy_peak = 0.0
+        self._calibrated_loss = False
         if self.config.capacity_prior is not None:
             self._capacity = self.config.capacity_prior
             self._from_prior = True
@@ -491,18 +494,20 @@ class ExitRateController:
         utilisation = usable(signals.utilisation)
         burn_short = usable(signals.burn_short)
         p95 = usable(signals.latency_p95)
+        if utilisation is not None and self._full < 1.0 and utilisation > self._full:
+            # a reading past the level a break set: the signal reads higher than that (up to
+            # full again, when the break was a reading across a capacity fall and the
+            # overload after it reads 1.0)
+            self._rescale(min(utilisation, 1.0))
         if (
             utilisation is not None
-            and utilisation > self._full * _OVER_FULL
             and burn_short is not None
             and burn_short <= self.config.probe_max_burn_short
             and p95 is not None
             and threshold
             and p95 <= threshold
         ):
-            # a healthy reading well past what a break said was full: that break was not
-            # the utilisation's knee (a reading across a capacity fall), the signal reads on
-            self._rescale(1.0)
+            self._healthy_peak = max(self._healthy_peak, utilisation)
         return _Reading(
             burn_short=burn_short,
             burn_long=usable(signals.burn_long),
@@ -607,6 +612,8 @@ class ExitRateController:
                 if loss is not None and now - loss[0] < self._cut_interval():
                     self._losses -= 1
                     self._last_loss = None
+                    if self._calibrated_loss:
+                        self._rescale(1.0)  # the break was the fault's, not a knee
                     # and so was that loss's cut: back to the rate it was cut from
                     self._fault_rate = max(self._fault_rate, loss[1])
             assert r.burn_short is not None
@@ -805,6 +812,7 @@ class ExitRateController:
                 before = self._target()
                 self._losses += 1
                 self._last_loss = (now, base)
+                self._calibrated_loss = False
                 why += "; the capacity fell under a rate it had room for"
                 why += self._under_reads(r)
                 # the users admitted before the loss keep arriving for a browse time: the
@@ -857,19 +865,17 @@ class ExitRateController:
         return wanted, "decrease", f"{why}: {fmt.change(wanted / base - 1)}"
 
     def _under_reads(self, r: _Reading) -> str:
-        """Recalibrate the utilisation on a second capacity loss at a low reading (see
+        """Recalibrate the utilisation on a capacity loss at a low reading (see
         ``_UNDER_READ``); what it says for the reason, or nothing."""
         u = r.utilisation
-        if u is None or u >= _UNDER_READ:
+        if u is None or u >= _UNDER_READ or self._full < 1.0:
+            return ""  # a usual knee, or calibrated already (never lower on a later loss)
+        raw = u
+        # a knee cannot sit at or under a load already read healthy (a fault's first
+        # readings, a reading from before a step the latency shows)
+        if raw < _LEAST_FULL or raw <= self._healthy_peak:
             return ""
-        raw = u * self._full
-        if raw < _LEAST_FULL:
-            return ""
-        # the load at the break no lighter than just before it (the reading is the newest
-        # sample, when it is one): a utilisation that fell as latency broke is no knee
-        earlier = [v for at, v in self._samples if at < self._read_at[-1]][-3:]
-        if earlier and u < max(earlier) - _SETTLE_BAND:
-            return ""
+        self._calibrated_loss = True
         self._rescale(raw)
         return (
             f", at utilisation {fmt.share(raw)}: the utilisation under-reads the bottleneck, "
@@ -877,7 +883,8 @@ class ExitRateController:
         )
 
     def _rescale(self, full: float) -> None:
-        """Read utilisation against ``full`` from now on, and the samples kept so far too."""
+        """Read utilisation against ``full`` from now on, and the samples kept so far and the
+        estimates made of them too (a cut's bound is a rate, not a reading: kept)."""
         scale = self._full / full
         self._full = full
         self._samples = [
@@ -885,7 +892,11 @@ class ExitRateController:
         ]
         if self._flat_range is not None:
             low, high = self._flat_range
-            self._flat_range = (min(low * scale, 1.0), min(high * scale, 1.0))
+            self._flat_range = (low * scale, high * scale)  # only their ratio is read
+        if self._capacity is not None and not self._bound_only and not self._from_prior:
+            self._capacity /= scale
+        if self._ceiling_capacity is not None:
+            self._ceiling_capacity /= scale
 
     def _why(
         self, wants: list[tuple[float, str, int]], failing: float, seen: float, base: float
