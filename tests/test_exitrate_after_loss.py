@@ -897,3 +897,32 @@ def test_a_loss_taken_back_as_a_fault_takes_its_recalibration_back() -> None:
         )
         actions.append(answer)
     assert not any(a.action == "decrease" for a in actions), [a.reason for a in actions]
+
+
+def _measured_after_the_break() -> tuple[ExitRateController, float, Recommendation]:
+    """Recalibrated at 0.6, then ten minutes at the rate the cut left with the utilisation
+    at 0.45 raw (0.75 of the level): the estimate is measured again."""
+    controller, rec = _broke_at(0.6)
+    rate, answer = rec.rate, rec
+    for t in range(315, 915, 15):
+        answer = controller.recommend(healthy(t, rate, utilisation=0.45))
+        rate = answer.rate
+    assert answer.capacity_estimate is not None
+    return controller, rate, answer
+
+
+def test_a_new_level_rescales_what_was_read_against_the_old_one() -> None:
+    """Everything kept in the old level's units moves to the new one's: the utilisation
+    samples (x 0.6/0.7), the measured estimate and the ceiling's reference estimate (x 0.7/0.6,
+    so a change of units alone lifts no ceiling); a cut's bound, a rate, would be kept."""
+    controller, _, before = _measured_after_the_break()
+    samples = list(controller._samples)
+    ceiling = controller._ceiling_capacity
+    assert samples
+    assert ceiling is not None
+    assert before.capacity_estimate is not None
+    controller._rescale(0.7)
+    assert [at for at, _ in controller._samples] == [at for at, _ in samples]
+    assert [u for _, u in controller._samples] == pytest.approx([u * 0.6 / 0.7 for _, u in samples])
+    assert controller.capacity_estimate == pytest.approx(before.capacity_estimate * 0.7 / 0.6)
+    assert controller._ceiling_capacity == pytest.approx(ceiling * 0.7 / 0.6)
