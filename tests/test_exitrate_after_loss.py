@@ -788,10 +788,13 @@ def test_a_saturation_cut_that_bounds_the_estimate_anchors_its_ceiling_there() -
 # -- a utilisation that under-reads the bottleneck ------------------------------------------
 
 
-def _broke_at(utilisation: float, **changes: float) -> tuple[ExitRateController, Recommendation]:
-    """Held at 1,000/min (``max_rate``) on a measured 2,000 (utilisation 0.5), then a latency
-    break at ``utilisation``: a capacity loss, the estimate having said there was room."""
-    controller = _held_at(2000, replace(CONFIG, max_rate=1000))
+def _broke_at(
+    utilisation: float, capacity: float = 2000, **changes: float
+) -> tuple[ExitRateController, Recommendation]:
+    """Held at 1,000/min (``max_rate``) on a measured ``capacity`` (utilisation 0.5 on the
+    default 2,000), then a latency break at ``utilisation``: a capacity loss, the estimate
+    having said there was room."""
+    controller = _held_at(capacity, replace(CONFIG, max_rate=1000))
     rec = controller.recommend(
         healthy(300, 1000, latency_p95=1.5, utilisation=utilisation, **changes)
     )
@@ -823,13 +826,16 @@ def test_a_capacity_loss_at_a_low_utilisation_reads_the_utilisation_against_it()
     assert "increase" not in _after_cut(controller, rec.rate, 0.55)
 
 
-@pytest.mark.parametrize("utilisation", [0.85, 0.35])
-def test_a_loss_at_a_usual_or_an_idle_utilisation_does_not_recalibrate(utilisation: float) -> None:
-    """A break at 0.85 is a knee a signal of the bottleneck has; one at 0.35 is no knee of any
-    utilisation: neither changes how it is read, and 0.55 leaves room to probe."""
-    controller, rec = _broke_at(utilisation)
+@pytest.mark.parametrize(("utilisation", "capacity"), [(0.85, 2000), (0.35, 4000)])
+def test_a_loss_at_a_usual_or_an_idle_utilisation_does_not_recalibrate(
+    utilisation: float, capacity: float
+) -> None:
+    """A break at 0.85 is a knee a signal of the bottleneck has; one at 0.35 (held healthy
+    at 0.25 before it) is no knee of any utilisation: neither changes how it is read, and
+    0.3 leaves room to probe."""
+    controller, rec = _broke_at(utilisation, capacity)
     assert "under-reads" not in rec.reason
-    assert "increase" in _after_cut(controller, rec.rate, 0.55)
+    assert "increase" in _after_cut(controller, rec.rate, 0.3)
 
 
 @pytest.mark.parametrize(
