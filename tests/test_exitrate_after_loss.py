@@ -880,29 +880,52 @@ def test_the_level_is_set_once_a_later_loss_does_not_lower_it() -> None:
 
 
 def test_a_loss_taken_back_as_a_fault_takes_its_recalibration_back() -> None:
-    """A fault's first reading (errors, a latency blip, utilisation 0.6) is counted as a loss
-    and recalibrates; the next reading (errors without latency, at 0.45) shows the fault, the
-    loss is taken back, and so is the level: after the fault 0.55 reads as exported, room."""
-    controller, rec = _broke_at(0.6, burn_short=20.0, burn_long=20.0)
-    rate = rec.rate
+    """Latency breaks at utilisation 0.6 (a loss, recalibrated), and the next reading shows
+    errors without latency at 0.45: a software fault, whose first reading the break was.
+    The loss is taken back and so is the level: after the fault 0.55 reads as exported."""
+    controller, rec = _broke_at(0.6)
+    assert "under-reads" in rec.reason
     held = controller.recommend(
-        healthy(315, rate, burn_short=20.0, burn_long=20.0, utilisation=0.45)
+        healthy(315, rec.rate, burn_short=20.0, burn_long=20.0, utilisation=0.45)
     )
     assert "software fault" in held.reason, held.reason
-    actions: list[Recommendation] = []
+    answers = _through_a_fault(controller, held.rate, 0.55)
+    assert not any(a.action == "decrease" for a in answers), [a.reason for a in answers]
+
+
+def test_a_break_with_errors_is_no_under_read_a_fault_at_the_same_load_is_held() -> None:
+    """A fault's first reading shows errors and a latency blip at utilisation 0.6: counted
+    as a loss, but not taken as the signal's full (read against 0.6, the fault's next
+    readings at 0.6 would look saturated, and the fault would be cut as an overload)."""
+    controller, rec = _broke_at(0.6, burn_short=20.0, burn_long=20.0)
+    assert "under-reads" not in rec.reason
+    held = controller.recommend(
+        healthy(315, rec.rate, burn_short=20.0, burn_long=20.0, utilisation=0.6)
+    )
+    assert "software fault" in held.reason, held.reason
+    answers = _through_a_fault(controller, held.rate, 0.6)
+    assert not any(a.action == "decrease" for a in answers), [a.reason for a in answers]
+
+
+def _through_a_fault(
+    controller: ExitRateController, rate: float, utilisation: float
+) -> list[Recommendation]:
+    """Readings of a fault failing 20x until 600 s, then clear, at ``utilisation``."""
+    answers: list[Recommendation] = []
     for t in range(330, 1200, 15):
         clear = t >= 600
         answer = controller.recommend(
             healthy(
                 t,
-                held.rate if not actions else actions[-1].rate,
+                rate,
                 burn_short=0.0 if clear else 20.0,
                 burn_long=0.5 if clear else 20.0,
-                utilisation=0.55,
+                utilisation=utilisation,
             )
         )
-        actions.append(answer)
-    assert not any(a.action == "decrease" for a in actions), [a.reason for a in actions]
+        answers.append(answer)
+        rate = answer.rate
+    return answers
 
 
 def _measured_after_the_break() -> tuple[ExitRateController, float, Recommendation]:

@@ -114,8 +114,8 @@ _OWN_LATENCY_JUMP = 1.5
 _OWN_LATENCY_MAX = 2.0
 #: A utilisation signal may under-read the bottleneck (it measures the service's CPU while a
 #: database behind it is what fills): a capacity loss counted at a reading under this
-#: utilisation, and over any reading that was healthy, says the backend is full at that
-#: reading, and utilisation is read against it from then on (once per on-sale). Trusted as
+#: utilisation, on latency alone, and over any reading that was healthy, says the backend is
+#: full at that reading, and utilisation is read against it from then on (once per on-sale). Trusted as
 #: it was, such a signal put the capacity 1.4x high after every cut and probes went back
 #: into the overload every 6 minutes (a signal reading 0.7 at full, tuning seeds 1-20:
 #: 74-79% of good minutes). A signal that measures the bottleneck rises to full first; a
@@ -870,6 +870,11 @@ class ExitRateController:
         u = r.utilisation
         if u is None or u >= _UNDER_READ or self._full < 1.0:
             return ""  # a usual knee, or calibrated already (never lower on a later loss)
+        if r.burn_short is None or r.burn_short > self.config.probe_max_burn_short:
+            # errors with it may be a software fault's first reading (its latency a blip):
+            # read against that level, the fault's next readings would look saturated and
+            # never be told from an overload; an overload shows as latency first
+            return ""
         raw = u
         # a knee cannot sit at or under a load already read healthy (a fault's first
         # readings, a reading from before a step the latency shows)
