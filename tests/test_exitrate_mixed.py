@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from onsale_obs.cli import app
 from onsale_obs.exceptions import BadInputError
 from onsale_obs.exitrate import _mixed as mixed
+from onsale_obs.exitrate._baselines import FixedRate
 from onsale_obs.exitrate._families import (
     FAMILIES,
     FAMILY_NAMES,
@@ -398,3 +399,29 @@ def test_the_guard_has_no_utilisation_where_the_deployment_exports_none(
             assert any(u is not None for u in seen)
         else:
             assert all(u is None for u in seen)
+
+
+def test_the_guard_reads_an_under_reading_utilisation_as_exported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``telemetry.utilisation_scale: 0.7``: the guard is shown what the deployment exports,
+    0.7 of the shared workers' busy share, as ``serve`` reads it from Prometheus."""
+    seen: list[float | None] = []
+
+    def spy(rec: Recommendation, shared: float | None, **kw: object) -> Recommendation:
+        seen.append(kw["utilisation"])  # type: ignore[arg-type]
+        return shared_guard(rec, shared, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mixed, "shared_guard", spy)
+    drawn = MIXED.draw(SMALL_SEED)
+    runs: dict[float, list[float | None]] = {}
+    for scale in (1.0, 0.7):
+        s = replace(drawn, telemetry=replace(drawn.telemetry, utilisation_scale=scale))
+        # the same fixed rates both times, so the backend is as busy in both runs
+        controllers = [FixedRate(1000.0) for _ in s.events]
+        seen.clear()
+        simulate_mixed(s, controllers, name="fixed", seed=1, guard=True)
+        runs[scale] = list(seen)
+    pairs = [(f, u) for f, u in zip(runs[1.0], runs[0.7], strict=True) if f and u]
+    assert pairs
+    assert all(u == pytest.approx(0.7 * f) for f, u in pairs)
