@@ -375,12 +375,8 @@ def test_events_that_started_apart_drain_together(monkeypatch: pytest.MonkeyPatc
     assert split.whole.drain_time < whole.whole.drain_time
 
 
-def test_the_guard_has_no_utilisation_where_the_deployment_exports_none(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``telemetry.utilisation: false``: the guard is shown no utilisation either (as
-    ``serve`` without ``--utilisation-query``), so it never finds room on a reading the
-    controllers could not see; with the signal it reads the shared workers' busy share."""
+def _guard_utilisations(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """The utilisation each call of the shared-backend guard is shown, as it is made."""
     seen: list[float | None] = []
 
     def spy(rec: Recommendation, shared: float | None, **kw: object) -> Recommendation:
@@ -388,6 +384,16 @@ def test_the_guard_has_no_utilisation_where_the_deployment_exports_none(
         return shared_guard(rec, shared, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mixed, "shared_guard", spy)
+    return seen
+
+
+def test_the_guard_has_no_utilisation_where_the_deployment_exports_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``telemetry.utilisation: false``: the guard is shown no utilisation either (as
+    ``serve`` without ``--utilisation-query``), so it never finds room on a reading the
+    controllers could not see; with the signal it reads the shared workers' busy share."""
+    seen = _guard_utilisations(monkeypatch)
     drawn = MIXED.draw(SMALL_SEED)
     for exported in (False, True):
         s = replace(drawn, telemetry=replace(drawn.telemetry, utilisation=exported))
@@ -406,13 +412,7 @@ def test_the_guard_reads_an_under_reading_utilisation_as_exported(
 ) -> None:
     """``telemetry.utilisation_scale: 0.7``: the guard is shown what the deployment exports,
     0.7 of the shared workers' busy share, as ``serve`` reads it from Prometheus."""
-    seen: list[float | None] = []
-
-    def spy(rec: Recommendation, shared: float | None, **kw: object) -> Recommendation:
-        seen.append(kw["utilisation"])  # type: ignore[arg-type]
-        return shared_guard(rec, shared, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(mixed, "shared_guard", spy)
+    seen = _guard_utilisations(monkeypatch)
     drawn = MIXED.draw(SMALL_SEED)
     runs: dict[float, list[float | None]] = {}
     for scale in (1.0, 0.7):

@@ -115,9 +115,9 @@ _OWN_LATENCY_MAX = 2.0
 #: A utilisation signal may under-read the bottleneck (it measures the service's CPU while a
 #: database behind it is what fills): a capacity loss counted at a reading under this
 #: utilisation, on latency alone, and over any reading that was healthy, says the backend is
-#: full at that reading, and utilisation is read against it from then on (once per on-sale). Trusted as
-#: it was, such a signal put the capacity 1.4x high after every cut and probes went back
-#: into the overload every 6 minutes (a signal reading 0.7 at full, tuning seeds 1-20:
+#: full at that reading, and utilisation is read against it from then on (once per
+#: on-sale). Trusted as it was, such a signal put the capacity 1.4x high after every cut
+#: and probes went back into the overload every 6 minutes (a signal reading 0.7 at full, tuning seeds 1-20:
 #: 74-79% of good minutes). A signal that measures the bottleneck rises to full first; a
 #: reading across a capacity fall can still read under this (held-out `capacity-drop`).
 _UNDER_READ = 0.8
@@ -875,16 +875,16 @@ class ExitRateController:
             # read against that level, the fault's next readings would look saturated and
             # never be told from an overload; an overload shows as latency first
             return ""
-        raw = u
-        # a knee cannot sit at or under a load already read healthy (a fault's first
-        # readings, a reading from before a step the latency shows)
-        if raw < _LEAST_FULL or raw <= self._healthy_peak:
+        # (not calibrated yet: ``u`` is the raw reading) a knee cannot sit at or under a load
+        # already read healthy (a fault's first readings, a reading from before a step the
+        # latency shows)
+        if u < _LEAST_FULL or u <= self._healthy_peak:
             return ""
         self._calibrated_loss = True
-        self._rescale(raw)
+        self._rescale(u)
         return (
-            f", at utilisation {fmt.share(raw)}: the utilisation under-reads the bottleneck, "
-            f"{fmt.share(raw)} counts as full from now on"
+            f", at utilisation {fmt.share(u)}: the utilisation under-reads the bottleneck, "
+            f"{fmt.share(u)} counts as full from now on"
         )
 
     def _rescale(self, full: float) -> None:

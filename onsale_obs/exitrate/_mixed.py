@@ -461,10 +461,9 @@ class _Mixed:
         outage, or where the deployment exports none: ``serve`` without
         ``--utilisation-query``)."""
         tel = self.s.telemetry
-        if not tel.utilisation or tel.in_outage(t):
+        if tel.in_outage(t):
             return None
-        busy = self.whole.utilisation(int(tel.data_time(t)), tel.latency_window)
-        return None if busy is None else busy * tel.utilisation_scale
+        return tel.exported(self.whole.utilisation(int(tel.data_time(t)), tel.latency_window))
 
     def _signals(self, t: int, room: _Room, *, split: bool = False) -> Signals:
         """Its own burn, p95 and queue; the shared workers' busy share, split by demand as

@@ -146,6 +146,11 @@ class Telemetry:
     #: database is the bottleneck), so it reads 0.7 when the backend is full at 0.7.
     utilisation_scale: float = 1.0
 
+    def exported(self, busy: float | None) -> float | None:
+        """The utilisation the deployment exports for the busy share ``busy``: none where it
+        exports none, else ``utilisation_scale`` of it."""
+        return None if busy is None or not self.utilisation else busy * self.utilisation_scale
+
     def data_time(self, t: float) -> float:
         """Time of the newest data point behind a reading taken at ``t``. Taken at its
         worst: the rule evaluation read was about to be replaced, and the scrape it used

@@ -218,11 +218,6 @@ def reading(
     if tel.in_outage(t):
         return Signals(time=t, current_rate=rate)
     d = int(tel.data_time(t))
-    busy = (
-        None
-        if not tel.utilisation
-        else (series.utilisation(d, tel.latency_window) if utilisation is None else utilisation(d))
-    )
     return Signals(
         time=t,
         current_rate=rate,
@@ -231,7 +226,9 @@ def reading(
         latency_p95=series.quantile(d, tel.latency_window, slo.latency_quantile),
         latency_threshold=slo.latency_threshold,
         queue_length=series.queue_at(d),
-        utilisation=None if busy is None else busy * tel.utilisation_scale,
+        utilisation=tel.exported(
+            series.utilisation(d, tel.latency_window) if utilisation is None else utilisation(d)
+        ),
         arrivals=series.arrivals(d, 60.0),
         observed_at=float(d),
     )
